@@ -1,0 +1,29 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Numeric targets are built with `-march=x86-64-v3` (AVX2/FMA) in release; not `native`, so a binary
+// built on one CI machine runs on another.
+let package = Package(
+    name: "Lethe",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "lethe", targets: ["lethe"]),
+        .library(name: "LetheSpec", targets: ["LetheSpec"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .target(
+            name: "LetheSpec",
+            dependencies: ["CYAML", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .executableTarget(
+            name: "lethe",
+            dependencies: ["LetheSpec", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
+    ]
+)

@@ -1,0 +1,33 @@
+/// A YAML document that could not be loaded, with the place that broke it.
+public struct YAMLError: Error, Sendable, CustomStringConvertible {
+    public var mark: SourceMark
+    public var message: String
+
+    public init(_ message: String, at mark: SourceMark) {
+        self.mark = mark
+        self.message = message
+    }
+
+    public var description: String { "\(mark): \(message)" }
+}
+
+/// Limits that keep a hostile or mistaken document from exhausting memory.
+public struct YAMLLimits: Sendable {
+    /// Deepest nesting of sequences and mappings.
+    public var maxDepth: Int
+    /// Nodes that aliases may add in one document (a "billion laughs" document trips this).
+    public var maxAliasNodes: Int
+    /// What to do with a tag Lethe does not know (`!foo`, `!!binary`).
+    public var unknownTags: UnknownTagPolicy
+
+    public enum UnknownTagPolicy: Sendable { case reject, ignore }
+
+    public init(maxDepth: Int = 64, maxAliasNodes: Int = 100_000, unknownTags: UnknownTagPolicy = .reject) {
+        self.maxDepth = maxDepth
+        self.maxAliasNodes = maxAliasNodes
+        self.unknownTags = unknownTags
+    }
+
+    /// Run specs: small documents, strict tags.
+    public static let spec = YAMLLimits()
+}
