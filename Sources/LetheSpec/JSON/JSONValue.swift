@@ -13,7 +13,8 @@ public enum JSONValue: Sendable, Hashable {
         switch (lhs, rhs) {
         case (.null, .null): return true
         case let (.bool(a), .bool(b)): return a == b
-        case let (.string(a), .string(b)): return a == b
+        // By code points: Swift's `==` on String folds canonically equivalent forms, JSON does not.
+        case let (.string(a), .string(b)): return a.unicodeScalars.elementsEqual(b.unicodeScalars)
         case let (.array(a), .array(b)): return a == b
         case let (.object(a), .object(b)): return a == b
         default:
@@ -31,7 +32,7 @@ public enum JSONValue: Sendable, Hashable {
         case .bool(let b): hasher.combine(b)
         case .integer(let i): hasher.combine(Double(i))
         case .number(let d): hasher.combine(d)
-        case .string(let s): hasher.combine(s)
+        case .string(let s): s.unicodeScalars.forEach { hasher.combine($0.value) }
         case .array(let a): hasher.combine(a)
         case .object(let o): hasher.combine(o)
         }

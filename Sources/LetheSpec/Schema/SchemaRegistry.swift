@@ -6,8 +6,11 @@ public struct SchemaRegistry: Sendable {
         var base: String
     }
 
-    private(set) var resources: [String: JSONValue] = [:]
+    /// Resources by absolute URI; `base` is the base URI in effect around each one, so evaluating it
+    /// applies its own `$id` exactly once.
+    private(set) var resources: [String: Located] = [:]
     private(set) var anchors: [String: Located] = [:]
+    private(set) var dynamicAnchors: [String: Located] = [:]
 
     public init() {}
 
@@ -19,56 +22,65 @@ public struct SchemaRegistry: Sendable {
     static let schemaArrayKeywords: Set<String> = ["allOf", "anyOf", "oneOf", "prefixItems"]
     static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
 
-    /// Registers `schema` under `uri` (its `$id`, if it has one, wins).
-    public mutating func register(_ schema: JSONValue, uri: String) {
-        let base = schema["$id"]?.stringValue.map { URIReference.resolve($0, against: uri) } ?? uri
-        let root = URIReference.split(base).base
-        resources[root] = schema
-        if root != uri { resources[URIReference.split(uri).base] = schema }
-        index(schema, base: root)
+    /// The base URI inside `schema`, given the base around it.
+    static func ownBase(_ schema: JSONValue, outer: String) -> String {
+        guard let id = schema["$id"]?.stringValue else { return outer }
+        return URIReference.split(URIReference.resolve(id, against: outer)).base
     }
 
-    private mutating func index(_ schema: JSONValue, base: String) {
+    /// Registers `schema` as retrieved from `uri` (its own `$id`, if any, is registered too).
+    public mutating func register(_ schema: JSONValue, uri: String) {
+        let retrieval = URIReference.split(uri).base
+        resources[retrieval] = Located(schema: schema, base: retrieval)
+        index(schema, outer: retrieval)
+    }
+
+    private mutating func index(_ schema: JSONValue, outer: String) {
         guard case .object(let obj) = schema else { return }
-        var base = base
-        if let id = obj["$id"]?.stringValue {
-            base = URIReference.split(URIReference.resolve(id, against: base)).base
-            resources[base] = schema
+        let base = Self.ownBase(schema, outer: outer)
+        if obj["$id"] != nil { resources[base] = Located(schema: schema, base: outer) }
+        if let anchor = obj["$anchor"]?.stringValue {
+            anchors[base + "#" + anchor] = Located(schema: schema, base: outer)
         }
-        for key in ["$anchor", "$dynamicAnchor"] {
-            if let anchor = obj[key]?.stringValue {
-                anchors[base + "#" + anchor] = Located(schema: schema, base: base)
-            }
+        if let anchor = obj["$dynamicAnchor"]?.stringValue {
+            anchors[base + "#" + anchor] = Located(schema: schema, base: outer)
+            dynamicAnchors[base + "#" + anchor] = Located(schema: schema, base: outer)
         }
         for (key, value) in obj {
             if Self.singleSchemaKeywords.contains(key) {
-                index(value, base: base)
+                index(value, outer: base)
             } else if Self.schemaArrayKeywords.contains(key), case .array(let items) = value {
-                items.forEach { index($0, base: base) }
+                items.forEach { index($0, outer: base) }
             } else if Self.schemaMapKeywords.contains(key), case .object(let map) = value {
-                map.forEach { index($0.value, base: base) }
+                map.forEach { index($0.value, outer: base) }
             }
         }
     }
 
-    /// The schema a reference names, with the base URI that applies inside it.
+    /// The schema a reference names, with the base URI around it.
     func resolve(_ reference: String, base: String) -> Located? {
         let absolute = URIReference.resolve(reference, against: base)
         let (uri, fragment) = URIReference.split(absolute)
         guard let resource = resources[uri] else { return nil }
-        guard let fragment, !fragment.isEmpty else { return Located(schema: resource, base: uri) }
+        guard let fragment, !fragment.isEmpty else { return resource }
         if fragment.hasPrefix("/") {
             guard let pointer = try? JSONPointer(parsing: fragment) else { return nil }
-            return walk(resource, base: uri, pointer: pointer)
+            return walk(resource, pointer: pointer)
         }
         return anchors[uri + "#" + fragment]
     }
 
+    /// The dynamic anchor `name` declared by the resource at `base`, if it declares one.
+    func dynamicAnchor(_ name: String, inResource base: String) -> Located? {
+        dynamicAnchors[base + "#" + name]
+    }
+
     /// Follows a JSON pointer inside a resource, picking up any `$id` it passes.
-    private func walk(_ root: JSONValue, base: String, pointer: JSONPointer) -> Located? {
-        var current = root
-        var base = base
+    private func walk(_ start: Located, pointer: JSONPointer) -> Located? {
+        var current = start.schema
+        var outer = start.base
         for token in pointer.tokens {
+            let inner = Self.ownBase(current, outer: outer)
             switch current {
             case .object(let o):
                 guard let next = o[token] else { return nil }
@@ -79,10 +91,8 @@ public struct SchemaRegistry: Sendable {
             default:
                 return nil
             }
-            if let id = current["$id"]?.stringValue {
-                base = URIReference.split(URIReference.resolve(id, against: base)).base
-            }
+            outer = inner
         }
-        return Located(schema: current, base: base)
+        return Located(schema: current, base: outer)
     }
 }

@@ -21,7 +21,7 @@ public struct SchemaViolation: Sendable, Hashable {
 /// `prefixItems`, `contains` with min/max, `uniqueItems`, object keywords (`properties`,
 /// `patternProperties`, `additionalProperties`, `required`, `propertyNames`, `dependentRequired`,
 /// `dependentSchemas`, min/max properties), `allOf`/`anyOf`/`oneOf`/`not`, `if`/`then`/`else`, `$ref`,
-/// `$defs`, `$id`, `$anchor`. `$dynamicRef` resolves statically, like `$ref`. Deliberately not supported:
+/// `$defs`, `$id`, `$anchor`, `$dynamicRef`/`$dynamicAnchor`. Deliberately not supported:
 /// `unevaluatedItems`, `unevaluatedProperties` (annotation collection), `$vocabulary`, and `format` as an
 /// assertion (it is an annotation, as the spec's default says). Lethe's own schemas use none of them.
 public struct SchemaValidator: Sendable {
@@ -29,7 +29,7 @@ public struct SchemaValidator: Sendable {
     public let rootURI: String
     private static let maxDepth = 200
 
-    public static let unsupportedKeywords = ["unevaluatedItems", "unevaluatedProperties", "$dynamicRef (resolved statically)", "$vocabulary", "format (assertion)"]
+    public static let unsupportedKeywords = ["unevaluatedItems", "unevaluatedProperties", "$vocabulary", "format (assertion)"]
 
     public init(registry: SchemaRegistry, rootURI: String) {
         self.registry = registry
@@ -43,7 +43,7 @@ public struct SchemaValidator: Sendable {
         }
         var run = Run(registry: registry)
         var out: [SchemaViolation] = []
-        run.check(root.schema, instance, base: root.base, at: .root, depth: 0, into: &out)
+        run.check(root.schema, instance, base: root.base, scope: [], at: .root, depth: 0, into: &out)
         return out
     }
 
@@ -63,13 +63,13 @@ struct Run {
         return (try? regex.firstMatch(in: s)) != nil
     }
 
-    mutating func isValid(_ schema: JSONValue, _ instance: JSONValue, base: String, at path: JSONPointer, depth: Int) -> Bool {
+    mutating func isValid(_ schema: JSONValue, _ instance: JSONValue, base: String, scope: [String], at path: JSONPointer, depth: Int) -> Bool {
         var errs: [SchemaViolation] = []
-        check(schema, instance, base: base, at: path, depth: depth, into: &errs)
+        check(schema, instance, base: base, scope: scope, at: path, depth: depth, into: &errs)
         return errs.isEmpty
     }
 
-    mutating func check(_ schema: JSONValue, _ instance: JSONValue, base: String, at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
+    mutating func check(_ schema: JSONValue, _ instance: JSONValue, base outer: String, scope outerScope: [String], at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
         func fail(_ keyword: String, _ message: String, at p: JSONPointer = path, key: Bool = false) {
             out.append(SchemaViolation(instancePath: p, keyword: keyword, message: message, concernsKey: key))
         }
@@ -81,15 +81,21 @@ struct Run {
         }
         guard depth < 200 else { fail("$ref", "schema recursion deeper than 200 levels"); return }
         guard case .object(let s) = schema else { return }
-        var base = base
-        if let id = s["$id"]?.stringValue { base = URIReference.split(URIReference.resolve(id, against: base)).base }
+        let base = SchemaRegistry.ownBase(schema, outer: outer)
+        let scope = outerScope.last == base ? outerScope : outerScope + [base]
 
-        for refKey in ["$ref", "$dynamicRef"] {
-            guard let ref = s[refKey]?.stringValue else { continue }
+        if let ref = s["$ref"]?.stringValue {
             if let target = registry.resolve(ref, base: base) {
-                check(target.schema, instance, base: target.base, at: path, depth: depth + 1, into: &out)
+                check(target.schema, instance, base: target.base, scope: scope, at: path, depth: depth + 1, into: &out)
             } else {
-                fail(refKey, "cannot resolve schema reference \(ref)")
+                fail("$ref", "cannot resolve schema reference \(ref)")
+            }
+        }
+        if let ref = s["$dynamicRef"]?.stringValue {
+            if let target = resolveDynamic(ref, base: base, scope: scope) {
+                check(target.schema, instance, base: target.base, scope: scope, at: path, depth: depth + 1, into: &out)
+            } else {
+                fail("$dynamicRef", "cannot resolve schema reference \(ref)")
             }
         }
 
@@ -130,20 +136,20 @@ struct Run {
         }
 
         if case .array(let items) = instance {
-            checkArray(s, items, base: base, at: path, depth: depth, into: &out)
+            checkArray(s, items, base: base, scope: scope, at: path, depth: depth, into: &out)
         }
         if case .object(let obj) = instance {
-            checkObject(s, obj, base: base, at: path, depth: depth, into: &out)
+            checkObject(s, obj, base: base, scope: scope, at: path, depth: depth, into: &out)
         }
 
         if let all = s["allOf"]?.arrayValue {
-            for sub in all { check(sub, instance, base: base, at: path, depth: depth + 1, into: &out) }
+            for sub in all { check(sub, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &out) }
         }
         if let any = s["anyOf"]?.arrayValue {
             var branches: [[SchemaViolation]] = []
             for sub in any {
                 var errs: [SchemaViolation] = []
-                check(sub, instance, base: base, at: path, depth: depth + 1, into: &errs)
+                check(sub, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &errs)
                 if errs.isEmpty { branches = []; break }
                 branches.append(errs)
             }
@@ -154,22 +160,36 @@ struct Run {
             var passed = 0
             for sub in one {
                 var errs: [SchemaViolation] = []
-                check(sub, instance, base: base, at: path, depth: depth + 1, into: &errs)
+                check(sub, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &errs)
                 if errs.isEmpty { passed += 1 } else { branches.append(errs) }
             }
             if passed == 0 { reportClosest(branches, keyword: "oneOf", at: path, into: &out) }
             if passed > 1 { fail("oneOf", "matches \(passed) of the alternatives; it must match exactly one") }
         }
-        if let not = s["not"], isValid(not, instance, base: base, at: path, depth: depth + 1) {
+        if let not = s["not"], isValid(not, instance, base: base, scope: scope, at: path, depth: depth + 1) {
             fail("not", "must not match \(Self.render(not))")
         }
         if let cond = s["if"] {
-            if isValid(cond, instance, base: base, at: path, depth: depth + 1) {
-                if let then = s["then"] { check(then, instance, base: base, at: path, depth: depth + 1, into: &out) }
+            if isValid(cond, instance, base: base, scope: scope, at: path, depth: depth + 1) {
+                if let then = s["then"] { check(then, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &out) }
             } else if let els = s["else"] {
-                check(els, instance, base: base, at: path, depth: depth + 1, into: &out)
+                check(els, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &out)
             }
         }
+    }
+
+    /// `$dynamicRef`: where the static target is a `$dynamicAnchor`, the outermost resource in the
+    /// dynamic scope that declares the same anchor wins.
+    private func resolveDynamic(_ ref: String, base: String, scope: [String]) -> SchemaRegistry.Located? {
+        guard let target = registry.resolve(ref, base: base) else { return nil }
+        let fragment = URIReference.split(ref).fragment ?? ""
+        guard !fragment.isEmpty, !fragment.hasPrefix("/"), target.schema["$dynamicAnchor"]?.stringValue == fragment else {
+            return target
+        }
+        for resource in scope {
+            if let found = registry.dynamicAnchor(fragment, inResource: resource) { return found }
+        }
+        return target
     }
 
     /// When no alternative fits, the alternative that came closest explains the problem best.
@@ -182,7 +202,7 @@ struct Run {
         }
     }
 
-    private mutating func checkArray(_ s: JSONObject, _ items: [JSONValue], base: String, at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
+    private mutating func checkArray(_ s: JSONObject, _ items: [JSONValue], base: String, scope: [String], at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
         if let m = s["minItems"]?.intValue, items.count < m { out.append(.init(instancePath: path, keyword: "minItems", message: "must have at least \(m) items; found \(items.count)")) }
         if let m = s["maxItems"]?.intValue, items.count > m { out.append(.init(instancePath: path, keyword: "maxItems", message: "must have at most \(m) items; found \(items.count)")) }
         if s["uniqueItems"]?.boolValue == true {
@@ -195,23 +215,23 @@ struct Run {
         }
         let prefix = s["prefixItems"]?.arrayValue ?? []
         for (i, sub) in prefix.enumerated() where i < items.count {
-            check(sub, items[i], base: base, at: path.appending(i), depth: depth + 1, into: &out)
+            check(sub, items[i], base: base, scope: scope, at: path.appending(i), depth: depth + 1, into: &out)
         }
         if let rest = s["items"] {
             for i in items.indices where i >= prefix.count {
-                check(rest, items[i], base: base, at: path.appending(i), depth: depth + 1, into: &out)
+                check(rest, items[i], base: base, scope: scope, at: path.appending(i), depth: depth + 1, into: &out)
             }
         }
         if let contains = s["contains"] {
             var count = 0
-            for (i, item) in items.enumerated() where isValid(contains, item, base: base, at: path.appending(i), depth: depth + 1) { count += 1 }
+            for (i, item) in items.enumerated() where isValid(contains, item, base: base, scope: scope, at: path.appending(i), depth: depth + 1) { count += 1 }
             let minC = s["minContains"]?.intValue ?? 1
             if count < minC { out.append(.init(instancePath: path, keyword: "contains", message: "must contain at least \(minC) matching item(s); found \(count)")) }
             if let maxC = s["maxContains"]?.intValue, count > maxC { out.append(.init(instancePath: path, keyword: "maxContains", message: "must contain at most \(maxC) matching item(s); found \(count)")) }
         }
     }
 
-    private mutating func checkObject(_ s: JSONObject, _ obj: JSONObject, base: String, at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
+    private mutating func checkObject(_ s: JSONObject, _ obj: JSONObject, base: String, scope: [String], at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
         if let m = s["minProperties"]?.intValue, obj.count < m { out.append(.init(instancePath: path, keyword: "minProperties", message: "must have at least \(m) members")) }
         if let m = s["maxProperties"]?.intValue, obj.count > m { out.append(.init(instancePath: path, keyword: "maxProperties", message: "must have at most \(m) members")) }
         if let required = s["required"]?.arrayValue {
@@ -228,7 +248,7 @@ struct Run {
         }
         if let dependent = s["dependentSchemas"]?.objectValue {
             for (trigger, sub) in dependent where obj[trigger] != nil {
-                check(sub, .object(obj), base: base, at: path, depth: depth + 1, into: &out)
+                check(sub, .object(obj), base: base, scope: scope, at: path, depth: depth + 1, into: &out)
             }
         }
         let properties = s["properties"]?.objectValue ?? JSONObject()
@@ -237,11 +257,11 @@ struct Run {
             var matched = false
             if let sub = properties[name] {
                 matched = true
-                check(sub, value, base: base, at: path.appending(name), depth: depth + 1, into: &out)
+                check(sub, value, base: base, scope: scope, at: path.appending(name), depth: depth + 1, into: &out)
             }
             for (pattern, sub) in patterns where matches(name, pattern: pattern) == true {
                 matched = true
-                check(sub, value, base: base, at: path.appending(name), depth: depth + 1, into: &out)
+                check(sub, value, base: base, scope: scope, at: path.appending(name), depth: depth + 1, into: &out)
             }
             if !matched, let additional = s["additionalProperties"] {
                 if additional == .bool(false) {
@@ -253,12 +273,12 @@ struct Run {
                     }
                     out.append(.init(instancePath: path.appending(name), keyword: "additionalProperties", message: message, concernsKey: true))
                 } else {
-                    check(additional, value, base: base, at: path.appending(name), depth: depth + 1, into: &out)
+                    check(additional, value, base: base, scope: scope, at: path.appending(name), depth: depth + 1, into: &out)
                 }
             }
             if let names = s["propertyNames"] {
                 var errs: [SchemaViolation] = []
-                check(names, .string(name), base: base, at: path.appending(name), depth: depth + 1, into: &errs)
+                check(names, .string(name), base: base, scope: scope, at: path.appending(name), depth: depth + 1, into: &errs)
                 out.append(contentsOf: errs.map { var e = $0; e.concernsKey = true; e.message = "key name: " + e.message; return e })
             }
         }

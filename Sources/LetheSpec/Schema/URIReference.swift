@@ -21,6 +21,12 @@ enum URIReference {
         if reference.hasPrefix("#") { return baseNoFragment + reference }
         // Authority and path of the base.
         guard let schemeEnd = baseNoFragment.firstRange(of: "://") else {
+            if baseNoFragment.hasPrefix("/") {
+                // A path-only base: resolve as a path.
+                if reference.hasPrefix("/") { return reference }
+                let directory = baseNoFragment.lastIndex(of: "/").map { String(baseNoFragment[...$0]) } ?? "/"
+                return directory + reference
+            }
             // Non-hierarchical base (urn:...): only fragments resolve against it.
             return reference
         }
