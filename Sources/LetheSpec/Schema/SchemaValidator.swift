@@ -75,7 +75,13 @@ struct Run {
         }
         switch schema {
         case .bool(true): return
-        case .bool(false): fail("false", "no value is allowed here"); return
+        case .bool(false):
+            if let key = path.last {
+                fail("false", "'\(key)' is not allowed here (given the other settings of \(path.parent))", key: true)
+            } else {
+                fail("false", "no value is allowed here")
+            }
+            return
         case .object: break
         default: return
         }

@@ -2,10 +2,13 @@
 public struct YAMLError: Error, Sendable, CustomStringConvertible {
     public var mark: SourceMark
     public var message: String
+    /// Where in the document tree the problem is (member names and indices), when known.
+    public var path: [String]
 
-    public init(_ message: String, at mark: SourceMark) {
+    public init(_ message: String, at mark: SourceMark, path: [String] = []) {
         self.mark = mark
         self.message = message
+        self.path = path
     }
 
     public var description: String { "\(mark): \(message)" }

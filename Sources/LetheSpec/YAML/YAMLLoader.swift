@@ -133,6 +133,19 @@ struct TreeBuilder {
         }
     }
 
+    /// The member names and indices leading to the collection being built (called while that
+    /// collection's frame is popped off the stack).
+    private var currentPath: [String] {
+        var path: [String] = []
+        for frame in stack {
+            switch frame {
+            case .sequence(let items, _, _, _): path.append(String(items.count))
+            case .mapping(_, let pending, _, _, _): path.append(pending?.key.keyText ?? "?")
+            }
+        }
+        return path
+    }
+
     private mutating func push(_ frame: Frame, at: SourceMark) throws(YAMLError) {
         if stack.count >= limits.maxDepth {
             throw YAMLError("nesting deeper than \(limits.maxDepth) levels", at: at)
@@ -154,7 +167,8 @@ struct TreeBuilder {
             if var entry = pending {
                 entry.value = node
                 if !entry.isMerge, entry.key.keyText != nil, let clash = entries.first(where: { !$0.isMerge && $0.key == entry.key }) {
-                    throw YAMLError("duplicate key \(Self.describeKey(entry.key)) (first at line \(clash.key.mark.line), column \(clash.key.mark.column))", at: entry.key.mark)
+                    throw YAMLError("duplicate key \(Self.describeKey(entry.key)) (first at line \(clash.key.mark.line), column \(clash.key.mark.column))",
+                                    at: entry.key.mark, path: currentPath + [entry.key.keyText ?? ""])
                 }
                 entries.append(entry)
                 stack.append(.mapping(entries: entries, pendingKey: nil, mark: mark, anchor: anchor, count: total + count))

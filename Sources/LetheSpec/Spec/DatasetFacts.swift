@@ -1,0 +1,83 @@
+import Foundation
+
+/// What the planner must know of a data set before any image is decoded: its classes, its size,
+/// its channel count and the files whose content is part of a run's identity.
+public struct DatasetFacts: Sendable {
+    public var classCount: Int?
+    public var trainCount: Int?
+    public var channels: Int?
+    public var files: [String]
+    public var root: String
+
+    /// Debian's dataset-fashion-mnist layout.
+    public static let fashionMNISTFiles = [
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz",
+    ]
+
+    public enum Problem: Error, Sendable { case missing(String) }
+
+    public static func inspect(dataset: String, root: String) throws(Problem) -> DatasetFacts {
+        switch dataset {
+        case "fashion-mnist":
+            let files = fashionMNISTFiles.map { root + "/" + $0 }
+            if let absent = files.first(where: { !FileSystem.exists($0, directory: false) }) {
+                throw .missing("\(absent) does not exist; install Debian's dataset-fashion-mnist (`make setup`) or point data.root at a copy")
+            }
+            return DatasetFacts(classCount: 10, trainCount: 60_000, channels: 1, files: files, root: root)
+        case "image-folder":
+            guard FileSystem.exists(root, directory: true) else { throw .missing("folder \(root) does not exist") }
+            let trainRoot = FileSystem.exists(root + "/train", directory: true) ? root + "/train" : root
+            let classes = ((try? FileManager.default.contentsOfDirectory(atPath: trainRoot)) ?? [])
+                .filter { FileSystem.exists(trainRoot + "/" + $0, directory: true) && $0 != "test" }.sorted()
+            guard !classes.isEmpty else { throw .missing("\(trainRoot) has no class sub-folders") }
+            var files: [String] = []
+            let walker = FileManager.default.enumerator(atPath: root)
+            while let rel = walker?.nextObject() as? String {
+                if rel.lowercased().hasSuffix(".png") { files.append(root + "/" + rel) }
+            }
+            files.sort()
+            let trainFiles = files.filter { $0.hasPrefix(trainRoot + "/") && !$0.hasPrefix(root + "/test/") }
+            return DatasetFacts(classCount: classes.count, trainCount: trainFiles.count,
+                                channels: files.first.flatMap(pngChannels), files: files, root: root)
+        default:
+            guard FileSystem.exists(root, directory: false) else { throw .missing("file \(root) does not exist") }
+            return DatasetFacts(classCount: nil, trainCount: nil, channels: nil, files: [root], root: root)
+        }
+    }
+
+    /// Channels Lethe keeps from a PNG, read from its IHDR chunk: grey (and grey+alpha) 1, colour 3.
+    static func pngChannels(_ path: String) -> Int? {
+        guard let handle = FileHandle(forReadingAtPath: path), let head = try? handle.read(upToCount: 26), head.count == 26 else { return nil }
+        try? handle.close()
+        let colorType = head[25]
+        return colorType == 0 || colorType == 4 ? 1 : 3
+    }
+}
+
+/// A split's index file: one sample index per line; blank lines and `#` comments are allowed.
+public enum IndexFile {
+    public static func read(_ path: String) throws(SpecError) -> [Int] {
+        let start = SourceMark(file: path, line: 1, column: 1)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SpecError("cannot read index file", mark: start)
+        }
+        guard let text = String(data: data, encoding: .utf8) else { throw SpecError("index file is not UTF-8 text", mark: start) }
+        var out: [Int] = []
+        var problems: [Diagnostic] = []
+        for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var line = rawLine
+            if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty { continue }
+            let column = (line.firstIndex { !$0.isWhitespace }.map { line.distance(from: line.startIndex, to: $0) } ?? 0) + 1
+            if let v = Int(trimmed), v >= 0 {
+                out.append(v)
+            } else if problems.count < 20 {
+                problems.append(Diagnostic("'\(trimmed)' is not a sample index (a non-negative integer)", at: .root, mark: SourceMark(file: path, line: n + 1, column: column)))
+            }
+        }
+        if !problems.isEmpty { throw SpecError(problems) }
+        return out
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// A spec file as loaded: its YAML tree (with overrides applied), its JSON value and where each
+/// value came from.
+public struct SpecDocument: Sendable {
+    public var path: String
+    public var bytes: [UInt8]
+    public var json: JSONValue
+    public var sourceMap: SourceMap
+    public var overrides: [Override]
+
+    /// Reads, parses and applies `overrides` in order. YAML problems come back as located errors.
+    public static func load(path: String, overrides: [Override] = []) throws(SpecError) -> SpecDocument {
+        let bytes: [UInt8]
+        do {
+            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw SpecError("cannot read spec: \(FileSystem.reason(error))", mark: SourceMark(file: path, line: 1, column: 1))
+        }
+        return try parse(bytes, path: path, overrides: overrides)
+    }
+
+    public static func parse(_ bytes: [UInt8], path: String, overrides: [Override] = []) throws(SpecError) -> SpecDocument {
+        var root: YAMLNode
+        do {
+            root = try YAMLLoader.loadDocument(bytes, file: path)
+        } catch {
+            throw SpecError(error.message, at: JSONPointer(error.path), mark: error.mark)
+        }
+        for o in overrides { root = try o.apply(to: root) }
+        let json: JSONValue, map: SourceMap
+        do {
+            (json, map) = try root.toJSON()
+        } catch {
+            throw SpecError(error.message, mark: error.mark)
+        }
+        return SpecDocument(path: path, bytes: bytes, json: json, sourceMap: map, overrides: overrides)
+    }
+
+    public func mark(_ pointer: JSONPointer, key: Bool = false) -> SourceMark? {
+        sourceMap.mark(for: pointer, key: key) ?? SourceMark(file: path, line: 1, column: 1)
+    }
+
+    public func diagnostic(_ message: String, at pointer: JSONPointer, key: Bool = false, severity: Diagnostic.Severity = .error) -> Diagnostic {
+        Diagnostic(message, at: pointer, mark: mark(pointer, key: key), severity: severity)
+    }
+
+    /// Schema violations, each placed at the value (or key) it concerns, in source order.
+    public func schemaDiagnostics(_ schema: RunSpecSchema = .embedded) -> [Diagnostic] {
+        var seen = Set<Diagnostic>()
+        let all = schema.validator.validate(json).map {
+            diagnostic($0.message, at: $0.instancePath, key: $0.concernsKey)
+        }.filter { seen.insert($0).inserted }
+        return all.sorted { a, b in
+            let ma = a.mark ?? SourceMark(file: "", line: 0, column: 0), mb = b.mark ?? SourceMark(file: "", line: 0, column: 0)
+            return (ma.line, ma.column, a.pointer.description) < (mb.line, mb.column, b.pointer.description)
+        }
+    }
+}
+
+/// File-system helpers with messages a user can act on.
+public enum FileSystem {
+    public static func reason(_ error: Error) -> String {
+        let ns = error as NSError
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            return String(cString: strerror(Int32(underlying.code)))
+        }
+        if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoSuchFileError { return "no such file" }
+        return ns.localizedDescription
+    }
+
+    public static func exists(_ path: String, directory: Bool? = nil) -> Bool {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return false }
+        return directory.map { $0 == isDir.boolValue } ?? true
+    }
+
+    /// `path` made absolute against `directory` and normalised.
+    public static func resolve(_ path: String, relativeTo directory: String) -> String {
+        let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: directory).appendingPathComponent(path)
+        return url.standardizedFileURL.path
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import LetheSpec
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check run specs against the schemas and the planner's checks.",
+        discussion: "Reports every problem as FILE:LINE:COL: <json-pointer>: <message>. Exits 0 when every spec is valid, 1 otherwise."
+    )
+
+    @Argument(help: "Spec files.", completion: .file(extensions: ["yaml", "yml"]))
+    var specs: [String]
+
+    @OptionGroup var options: SpecOptions
+
+    @Flag(name: .shortAndLong, help: "Print nothing for valid specs.")
+    var quiet = false
+
+    func run() throws {
+        let planner = Planner()
+        var failed = 0
+        for spec in specs {
+            do throws(SpecError) {
+                let plan = try planner.plan(specPath: spec, overrides: try options.parsedOverrides())
+                for w in plan.warnings { printError(w.description) }
+                if !quiet { print("\(spec): valid (config hash \(plan.configHash.prefix(16)))") }
+            } catch {
+                _ = report(error)
+                failed += 1
+            }
+        }
+        if failed > 0 {
+            if specs.count > 1 { printError("\(failed) of \(specs.count) specs are invalid") }
+            throw ExitCode(1)
+        }
+    }
+}
