@@ -8,6 +8,10 @@ public enum YAMLLoader {
     /// Every document in the stream.
     public static func loadStream(_ bytes: [UInt8], file: String, limits: YAMLLimits = .spec) throws(YAMLError) -> [YAMLNode] {
         var builder = TreeBuilder(file: file, limits: limits)
+        return try loadStream(bytes, file: file, limits: limits, into: &builder)
+    }
+
+    private static func loadStream(_ bytes: [UInt8], file: String, limits: YAMLLimits, into builder: inout TreeBuilder) throws(YAMLError) -> [YAMLNode] {
         let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
         defer { parser.deallocate() }
         guard yaml_parser_initialize(parser) == 1 else {
@@ -32,9 +36,10 @@ public enum YAMLLoader {
 
     /// Exactly one document: a run spec is one value, so `---` twice is a mistake worth naming.
     public static func loadDocument(_ bytes: [UInt8], file: String, limits: YAMLLimits = .spec) throws(YAMLError) -> YAMLNode {
-        let docs = try loadStream(bytes, file: file, limits: limits)
+        var builder = TreeBuilder(file: file, limits: limits)
+        let docs = try loadStream(bytes, file: file, limits: limits, into: &builder)
         guard docs.count == 1 else {
-            let mark = docs.count > 1 ? docs[1].mark : SourceMark(file: file, line: 1, column: 1)
+            let mark = docs.count > 1 ? builder.documentStarts[1] : SourceMark(file: file, line: 1, column: 1)
             throw YAMLError(docs.isEmpty ? "the file holds no YAML document" : "expected one YAML document, found \(docs.count); a spec is a single document", at: mark)
         }
         return docs[0]
@@ -58,6 +63,7 @@ struct TreeBuilder {
     let file: String
     let limits: YAMLLimits
     var documents: [YAMLNode] = []
+    var documentStarts: [SourceMark] = []
 
     private enum Frame {
         case sequence(items: [YAMLNode], mark: SourceMark, anchor: String?, count: Int)
@@ -88,6 +94,7 @@ struct TreeBuilder {
         let at = mark(event.start_mark)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
+            documentStarts.append(at)
             anchors = [:]
             aliasNodes = 0
             root = nil

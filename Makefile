@@ -1,0 +1,32 @@
+# Lethe: two commands do everything on a fresh Debian machine.
+#   make demo   set up, build, and run the main job on Fashion-MNIST
+#   make test   set up and run the whole test suite (what CI runs)
+
+SWIFT_RELEASE := -c release -Xcc -march=x86-64-v3
+LETHE := .build/release/lethe
+DEMO_SPEC ?= configs/mae-ours.yaml
+
+.PHONY: setup build demo test schemas validate clean
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	swift build $(SWIFT_RELEASE) --product lethe
+
+demo: build
+	$(LETHE) validate configs/*.yaml
+	$(LETHE) run $(DEMO_SPEC)
+
+test: setup
+	swift test
+
+validate: build
+	$(LETHE) validate configs/*.yaml
+
+# Regenerate the schemas compiled into the binary from schemas/*.json.
+schemas:
+	scripts/embed-schemas.sh
+
+clean:
+	rm -rf .build

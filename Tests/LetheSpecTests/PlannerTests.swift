@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+@testable import LetheSpec
+
+@Suite struct PlannerTests {
+    static let unlearnSpec = """
+    version: 1
+    kind: unlearn
+    data:
+      dataset: image-folder
+      root: data
+      forget: {classes: [0]}
+    model:
+      architecture: mae
+      checkpoint: w.safetensors
+    unlearn:
+      method: ours
+    """
+
+    func setUp() throws -> (TempDir, Planner) {
+        let dir = try TempDir()
+        _ = try dir.imageFolder(classes: 4)
+        try dir.write("w.safetensors", [1, 2, 3])
+        return (dir, Planner(workingDirectory: dir.path))
+    }
+
+    func errors(_ text: String, _ dir: TempDir, _ planner: Planner) -> [Diagnostic] {
+        do {
+            _ = try planner.plan(text: text, in: dir)
+            return []
+        } catch let e as SpecError {
+            return e.diagnostics
+        } catch {
+            return [Diagnostic("\(error)", at: .root, mark: nil)]
+        }
+    }
+
+    @Test func schemaFilesMatchTheEmbeddedCopies() throws {
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: Repo.path("schemas")).filter { $0.hasSuffix(".schema.json") }.sorted()
+        #expect(onDisk == EmbeddedSchemas.files.map(\.name).sorted(), "run `make schemas`")
+        for file in EmbeddedSchemas.files {
+            let text = try String(contentsOfFile: Repo.path("schemas/\(file.name)"), encoding: .utf8)
+            #expect(text.trimmingCharacters(in: .whitespacesAndNewlines) == file.text, "\(file.name) drifted from the binary; run `make schemas`")
+            _ = try JSONParser.parse(file.text, file: file.name)
+        }
+    }
+
+    @Test func retainDefaultsToEveryOtherClassAndTheCheckpointIsHashed() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let plan = try planner.plan(text: Self.unlearnSpec, in: dir)
+        #expect(plan.resolved["data"]?["retain"]?["classes"] == .array([.integer(1), .integer(2), .integer(3)]))
+        #expect(plan.inputs.contains { $0.role == "model.checkpoint" && $0.sha256 == Digest.sha256([1, 2, 3] as [UInt8]) })
+        let spelled = try planner.plan(text: Self.unlearnSpec.replacing("forget: {classes: [0]}", with: "forget: {classes: [0]}\n  retain: {classes: [1, 2, 3]}"), in: dir, name: "b.yaml")
+        #expect(spelled.configHash == plan.configHash)
+        #expect(plan.stages.map(\.name) == ["classifier", "unlearn"])
+    }
+
+    @Test func noiseDefaultsFollowTheCovarianceKind() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let iso = try planner.plan(text: Self.unlearnSpec + "\n  noise: {covariance: isotropic}", in: dir)
+        #expect(iso.resolved["unlearn"]?["noise"]?["sigma"] == .number(1))
+        #expect(iso.resolved["unlearn"]?["noise"]?["mean"] == .integer(0))
+        let batch = try planner.plan(text: Self.unlearnSpec + "\n  noise: {covariance: per_batch}", in: dir, name: "b.yaml")
+        #expect(batch.resolved["unlearn"]?["noise"]?["clamp"] == .array([.integer(0), .integer(1)]))
+        #expect(batch.resolved["unlearn"]?["noise"]?["mean"] == .string("estimate"))
+        let d = errors(Self.unlearnSpec + "\n  noise: {covariance: identity, sigma: 2}", dir, planner)
+        #expect(d.contains { $0.pointer == JSONPointer(["unlearn", "noise", "sigma"]) && $0.message.contains("not allowed") })
+    }
+
+    @Test func explicitCovarianceMustBeSymmetricPSDOfTheRightShape() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let spec = Self.unlearnSpec.replacing("root: data", with: "root: data\n  image_size: 8")
+        #expect(CovarianceCheck.check([[2, 1], [1, 2]]) == nil)
+        #expect(CovarianceCheck.check([[1, 0], [0, 0]]) == nil, "semi-definite is fine")
+        #expect(CovarianceCheck.check([[1, 2], [2, 1]]) == .notPSD(pivot: 1))
+        #expect(CovarianceCheck.check([[1, 2], [0, 1]]) == .asymmetric(1, 0))
+        #expect(CovarianceCheck.check([[1, 0], [0]]) == .notSquare(row: 1, length: 1))
+        let d = errors(spec + "\n  noise: {covariance: full, matrix: [[1, 2], [2, 1]]}", dir, planner)
+        #expect(d.contains { $0.message.contains("needs 64x64") })
+        #expect(d.contains { $0.message.contains("not positive semi-definite") })
+        let diag = errors(spec + "\n  noise: {covariance: diagonal, diagonal: [1, 2, 3]}", dir, planner)
+        #expect(diag.contains { $0.pointer == JSONPointer(["unlearn", "noise", "diagonal"]) && $0.message.contains("needs 64") })
+    }
+
+    @Test func indexFileSplitsAreReadCheckedAndHashed() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        try dir.write("forget.txt", "# forget these\n0\n1\n")
+        try dir.write("retain.txt", "2\n3\n1\n")
+        let spec = Self.unlearnSpec.replacing("forget: {classes: [0]}", with: "forget: {index_file: forget.txt}\n  retain: {index_file: retain.txt}")
+        let d = errors(spec, dir, planner)
+        #expect(d.count == 1)
+        #expect(d.first?.message.contains("share 1 sample(s) (first: 1)") == true)
+        try dir.write("retain.txt", "2\n3\nseven\n")
+        let bad = errors(spec, dir, planner)
+        #expect(bad.first?.mark == SourceMark(file: dir.path + "/retain.txt", line: 3, column: 1))
+        try dir.write("retain.txt", "2\n3\n99\n")
+        #expect(errors(spec, dir, planner).first?.message.contains("the training set has 8 samples") == true)
+        try dir.write("retain.txt", "2\n3\n")
+        let plan = try planner.plan(text: spec, in: dir)
+        #expect(plan.inputs.map(\.role).sorted() == ["data", "data.forget.index_file", "data.retain.index_file", "model.checkpoint"])
+        try dir.write("retain.txt", "2\n4\n")
+        #expect(try planner.plan(text: spec, in: dir).configHash != plan.configHash)
+    }
+
+    @Test func unlearnNeedsItsOriginalModelAndForgetSet() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let d = errors(Self.unlearnSpec.replacing("  checkpoint: w.safetensors\n", with: "").replacing("  forget: {classes: [0]}\n", with: ""), dir, planner)
+        #expect(d.contains { $0.message.contains("needs the original model") })
+        #expect(d.contains { $0.message.contains("needs data.forget") })
+    }
+
+    @Test func pretrainDependenciesArePlannedAndCyclesRefused() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        try dir.write("pre.yaml", "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae}\n")
+        let spec = Self.unlearnSpec.replacing("checkpoint: w.safetensors", with: "pretrain: pre.yaml")
+        let plan = try planner.plan(text: spec, in: dir)
+        #expect(plan.stages.map(\.name) == ["pretrain", "classifier", "unlearn"])
+        #expect(plan.identity["spec"]?["model"]?["pretrain"] == .string("config:" + plan.dependencies[0].configHash))
+        try dir.write("pre.yaml", "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae, mae: {width: 32}}\n")
+        #expect(errors(spec, dir, planner).first?.message.contains("differs at model.mae.width") == true)
+        try dir.write("pre.yaml", "version: 1\nkind: unlearn\nunlearn: {method: ours}\ndata: {dataset: image-folder, root: data, forget: {classes: [1]}}\nmodel: {architecture: mae, pretrain: spec.yaml}\n")
+        let cyc = errors(spec, dir, planner)
+        #expect(cyc.contains { $0.description.contains("cycle") }, "\(cyc)")
+    }
+
+    @Test func modelShapesAreChecked() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let d = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  mae: {patch_size: 5, width: 130, heads: 4}"), dir, planner)
+        #expect(d.contains { $0.message.contains("not a multiple of patch_size 5") })
+        #expect(d.contains { $0.message.contains("width 130 is not divisible by heads 4") })
+        let v = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32]}"), dir, planner)
+        #expect(v.contains { $0.pointer == JSONPointer(["model", "vqgan", "latent_size"]) })
+    }
+
+    @Test func otherArchitecturesKeysAreRefused() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let d = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  vqgan: {}"), dir, planner)
+        #expect(d.contains { $0.pointer == JSONPointer(["model", "vqgan"]) && $0.message.contains("'vqgan' is not allowed here") })
+    }
+}
