@@ -3,12 +3,18 @@ import PackageDescription
 
 // Numeric targets are built with `-march=x86-64-v3` (AVX2/FMA) in release; not `native`, so a binary
 // built on one CI machine runs on another.
+/// Generic kernels must specialise for Float in the modules that call them.
+let numericSwiftSettings: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "Lethe",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "lethe", targets: ["lethe"]),
         .library(name: "LetheSpec", targets: ["LetheSpec"]),
+        .library(name: "LetheTensor", targets: ["LetheTensor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -16,6 +22,13 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(
+            name: "LetheTensor",
+            dependencies: ["CBLAS"],
+            swiftSettings: numericSwiftSettings,
+            linkerSettings: [.linkedLibrary("m")]
+        ),
         .target(
             name: "LetheSpec",
             dependencies: ["CYAML", .product(name: "Crypto", package: "swift-crypto")]
@@ -25,5 +38,6 @@ let package = Package(
             dependencies: ["LetheSpec", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
+        .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
     ]
 )

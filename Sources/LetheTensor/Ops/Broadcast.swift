@@ -1,0 +1,67 @@
+/// NumPy / PyTorch broadcasting: shapes align on the right; a dimension of 1 stretches.
+enum Broadcast {
+    static func shape(_ a: [Int], _ b: [Int]) -> [Int]? {
+        let n = max(a.count, b.count)
+        var out = [Int](repeating: 1, count: n)
+        for i in 0..<n {
+            let x = i < n - a.count ? 1 : a[i - (n - a.count)]
+            let y = i < n - b.count ? 1 : b[i - (n - b.count)]
+            guard x == y || x == 1 || y == 1 else { return nil }
+            out[i] = max(x, y)
+        }
+        return out
+    }
+
+    /// Strides of `shape` seen from an `outShape` view: 0 where the dimension is broadcast.
+    static func strides(_ shape: [Int], in outShape: [Int]) -> [Int] {
+        let n = outShape.count
+        var strides = [Int](repeating: 0, count: n)
+        var s = 1
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            let o = i + (n - shape.count)
+            strides[o] = shape[i] == 1 ? 0 : s
+            s *= shape[i]
+        }
+        return strides
+    }
+
+    /// Calls `body(outIndex, aIndex, bIndex)` for every element of the broadcast output, in order.
+    @inline(__always)
+    static func forEach(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], _ body: (Int, Int, Int) -> Void) {
+        let n = outShape.count
+        let total = outShape.reduce(1, *)
+        guard total > 0 else { return }
+        if n == 0 { body(0, 0, 0); return }
+        let inner = outShape[n - 1], sa = aStrides[n - 1], sb = bStrides[n - 1]
+        var counter = [Int](repeating: 0, count: n)
+        var ai = 0, bi = 0, o = 0
+        while o < total {
+            for j in 0..<inner { body(o + j, ai + j * sa, bi + j * sb) }
+            o += inner
+            var d = n - 2
+            while d >= 0 {
+                counter[d] += 1
+                ai += aStrides[d]
+                bi += bStrides[d]
+                if counter[d] < outShape[d] { break }
+                ai -= aStrides[d] * outShape[d]
+                bi -= bStrides[d] * outShape[d]
+                counter[d] = 0
+                d -= 1
+            }
+        }
+    }
+
+    /// Sums a gradient of `outShape` back down to `shape` (over the broadcast dimensions).
+    static func reduce<T: TensorScalar>(_ g: [T], from outShape: [Int], to shape: [Int]) -> [T] {
+        if outShape == shape { return g }
+        var out = [T](repeating: 0, count: shape.reduce(1, *))
+        let s = strides(shape, in: outShape)
+        out.withUnsafeMutableBufferPointer { o in
+            g.withUnsafeBufferPointer { gp in
+                forEach(outShape, s, s) { i, a, _ in o[a] += gp[i] }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,95 @@
+// Elementwise operations with broadcasting. Each forward sits beside its backward.
+
+extension Tensor {
+    /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
+    static func binary(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
+                       da: @escaping (T, T) -> T, db: @escaping (T, T) -> T) -> Tensor {
+        guard let shape = Broadcast.shape(a.shape, b.shape) else {
+            preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
+        }
+        let sa = Broadcast.strides(a.shape, in: shape), sb = Broadcast.strides(b.shape, in: shape)
+        var out = [T](repeating: 0, count: shape.reduce(1, *))
+        out.withUnsafeMutableBufferPointer { o in
+            a.storage.withUnsafeBufferPointer { x in
+                b.storage.withUnsafeBufferPointer { y in
+                    if a.shape == b.shape {
+                        for i in 0..<o.count { o[i] = f(x[i], y[i]) }
+                    } else {
+                        Broadcast.forEach(shape, sa, sb) { i, ia, ib in o[i] = f(x[ia], y[ib]) }
+                    }
+                }
+            }
+        }
+        return make(out, shape: shape, inputs: [a, b]) { g in
+            var ga = a.requiresGrad ? [T](repeating: 0, count: out.count) : []
+            var gb = b.requiresGrad ? [T](repeating: 0, count: out.count) : []
+            a.storage.withUnsafeBufferPointer { x in
+                b.storage.withUnsafeBufferPointer { y in
+                    Broadcast.forEach(shape, sa, sb) { i, ia, ib in
+                        if a.requiresGrad { ga[i] = g[i] * da(x[ia], y[ib]) }
+                        if b.requiresGrad { gb[i] = g[i] * db(x[ia], y[ib]) }
+                    }
+                }
+            }
+            if a.requiresGrad { a.accumulate(Broadcast.reduce(ga, from: shape, to: a.shape)) }
+            if b.requiresGrad { b.accumulate(Broadcast.reduce(gb, from: shape, to: b.shape)) }
+        }
+    }
+
+    /// out = f(x); `df(x, y)` is d out / d x given the input and the output.
+    func unary(_ f: (T) -> T, _ df: @escaping (T, T) -> T) -> Tensor {
+        var out = storage
+        out.withUnsafeMutableBufferPointer { o in
+            for i in 0..<o.count { o[i] = f(o[i]) }
+        }
+        let x = storage
+        return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
+            var gx = g
+            for i in 0..<gx.count { gx[i] *= df(x[i], out[i]) }
+            accumulate(gx)
+        }
+    }
+
+    public static func + (a: Tensor, b: Tensor) -> Tensor { binary(a, b, +, da: { _, _ in 1 }, db: { _, _ in 1 }) }
+    public static func - (a: Tensor, b: Tensor) -> Tensor { binary(a, b, -, da: { _, _ in 1 }, db: { _, _ in -1 }) }
+    public static func * (a: Tensor, b: Tensor) -> Tensor { binary(a, b, *, da: { _, y in y }, db: { x, _ in x }) }
+    public static func / (a: Tensor, b: Tensor) -> Tensor { binary(a, b, /, da: { _, y in 1 / y }, db: { x, y in -x / (y * y) }) }
+
+    public static func + (a: Tensor, s: T) -> Tensor { a.unary({ $0 + s }, { _, _ in 1 }) }
+    public static func - (a: Tensor, s: T) -> Tensor { a.unary({ $0 - s }, { _, _ in 1 }) }
+    public static func * (a: Tensor, s: T) -> Tensor { a.unary({ $0 * s }, { _, _ in s }) }
+    public static func * (s: T, a: Tensor) -> Tensor { a * s }
+    public static func / (a: Tensor, s: T) -> Tensor { a * (1 / s) }
+    public static prefix func - (a: Tensor) -> Tensor { a * -1 }
+
+    public func exp() -> Tensor { unary(T.exp, { _, y in y }) }
+    public func log() -> Tensor { unary(T.log, { x, _ in 1 / x }) }
+    public func sqrt() -> Tensor { unary({ $0.squareRoot() }, { _, y in 1 / (2 * y) }) }
+    public func square() -> Tensor { unary({ $0 * $0 }, { x, _ in 2 * x }) }
+    public func abs() -> Tensor { unary({ Swift.abs($0) }, { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) }) }
+    public func tanh() -> Tensor { unary(T.tanh, { _, y in 1 - y * y }) }
+    public func sigmoid() -> Tensor { unary({ 1 / (1 + T.exp(-$0)) }, { _, y in y * (1 - y) }) }
+    public func relu() -> Tensor { unary({ $0 > 0 ? $0 : 0 }, { x, _ in x > 0 ? 1 : 0 }) }
+
+    /// SiLU (swish): x * sigmoid(x).
+    public func silu() -> Tensor {
+        unary({ $0 / (1 + T.exp(-$0)) }, { x, _ in
+            let s = 1 / (1 + T.exp(-x))
+            return s * (1 + x * (1 - s))
+        })
+    }
+
+    /// GELU with the exact erf form, PyTorch's default: x * Phi(x).
+    public func gelu() -> Tensor {
+        let invSqrt2 = T(0.70710678118654752440)
+        let invSqrt2Pi = T(0.39894228040143267794)
+        return unary({ $0 * (1 + T.erf($0 * invSqrt2)) / 2 }, { x, _ in
+            (1 + T.erf(x * invSqrt2)) / 2 + x * invSqrt2Pi * T.exp(-x * x / 2)
+        })
+    }
+
+    /// Clamps values into [lo, hi]; the gradient passes where the value was inside.
+    public func clamped(_ lo: T, _ hi: T) -> Tensor {
+        unary({ Swift.min(Swift.max($0, lo), hi) }, { x, _ in x >= lo && x <= hi ? 1 : 0 })
+    }
+}

@@ -1,0 +1,101 @@
+// Matrix products on BLAS gemm. Shapes in comments: (B..., M, K) x (K, N) -> (B..., M, N).
+
+extension Tensor {
+    /// Batched matrix product. `b` is (K, N), shared by every batch, or (B..., K, N) with the same
+    /// batch dimensions as `a`.
+    public func matmul(_ b: Tensor) -> Tensor {
+        precondition(rank >= 2 && b.rank >= 2, "matmul needs matrices: \(shape) x \(b.shape)")
+        let m = shape[rank - 2], k = shape[rank - 1], n = b.shape[b.rank - 1]
+        precondition(b.shape[b.rank - 2] == k, "matmul inner dimensions differ: \(shape) x \(b.shape)")
+        let batch = shape[..<(rank - 2)].reduce(1, *)
+        let shared = b.rank == 2
+        precondition(shared || Array(b.shape.dropLast(2)) == Array(shape.dropLast(2)), "matmul batch dimensions differ: \(shape) x \(b.shape)")
+        var out = [T](repeating: 0, count: batch * m * n)
+        let a = self
+        if shared {
+            // One gemm over all batch rows: (B*M, K) x (K, N).
+            gemm(a.storage, b.storage, into: &out, m: batch * m, n: n, k: k)
+        } else {
+            for i in 0..<batch {
+                gemm(a.storage, b.storage, into: &out, m: m, n: n, k: k, aOffset: i * m * k, bOffset: i * k * n, cOffset: i * m * n)
+            }
+        }
+        return Tensor.make(out, shape: Array(shape.dropLast()) + [n], inputs: [a, b]) { g in
+            if a.requiresGrad {
+                var ga = [T](repeating: 0, count: a.count)
+                if shared {
+                    gemm(g, b.storage, into: &ga, m: batch * m, n: k, k: n, transB: true)
+                } else {
+                    for i in 0..<batch {
+                        gemm(g, b.storage, into: &ga, m: m, n: k, k: n, transB: true, aOffset: i * m * n, bOffset: i * k * n, cOffset: i * m * k)
+                    }
+                }
+                a.accumulate(ga)
+            }
+            if b.requiresGrad {
+                var gb = [T](repeating: 0, count: b.count)
+                if shared {
+                    gemm(a.storage, g, into: &gb, m: k, n: n, k: batch * m, transA: true)
+                } else {
+                    for i in 0..<batch {
+                        gemm(a.storage, g, into: &gb, m: k, n: n, k: m, transA: true, aOffset: i * m * k, bOffset: i * m * n, cOffset: i * k * n)
+                    }
+                }
+                b.accumulate(gb)
+            }
+        }
+    }
+
+    /// PyTorch's `F.linear`: x (..., in), weight (out, in), bias (out) -> (..., out).
+    public func linear(_ weight: Tensor, _ bias: Tensor? = nil) -> Tensor {
+        let inF = shape[rank - 1], outF = weight.shape[0]
+        precondition(weight.shape == [outF, inF], "linear: input \(shape) with weight \(weight.shape)")
+        let rows = count / inF
+        var out = [T](repeating: 0, count: rows * outF)
+        if let bias {
+            precondition(bias.shape == [outF])
+            for r in 0..<rows { for j in 0..<outF { out[r * outF + j] = bias.storage[j] } }
+        }
+        gemm(storage, weight.storage, into: &out, m: rows, n: outF, k: inF, transB: true, beta: bias == nil ? 0 : 1)
+        let x = self
+        let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
+        return Tensor.make(out, shape: Array(shape.dropLast()) + [outF], inputs: inputs) { g in
+            if x.requiresGrad {
+                var gx = [T](repeating: 0, count: x.count)
+                gemm(g, weight.storage, into: &gx, m: rows, n: inF, k: outF)   // (rows, out) x (out, in)
+                x.accumulate(gx)
+            }
+            if weight.requiresGrad {
+                var gw = [T](repeating: 0, count: weight.count)
+                gemm(g, x.storage, into: &gw, m: outF, n: inF, k: rows, transA: true)  // (out, rows) x (rows, in)
+                weight.accumulate(gw)
+            }
+            if let bias, bias.requiresGrad {
+                var gb = [T](repeating: 0, count: outF)
+                for r in 0..<rows { for j in 0..<outF { gb[j] += g[r * outF + j] } }
+                bias.accumulate(gb)
+            }
+        }
+    }
+}
+
+/// C[cOffset...] = alpha * op(A) op(B) + beta * C, row-major, on slices of flat arrays.
+func gemm<T: TensorScalar>(_ a: [T], _ b: [T], into c: inout [T], m: Int, n: Int, k: Int,
+                           transA: Bool = false, transB: Bool = false, beta: T = 0,
+                           aOffset: Int = 0, bOffset: Int = 0, cOffset: Int = 0) {
+    guard m > 0 && n > 0 else { return }
+    a.withUnsafeBufferPointer { ap in
+        b.withUnsafeBufferPointer { bp in
+            c.withUnsafeMutableBufferPointer { cp in
+                if k == 0 {
+                    for i in 0..<(m * n) { cp[cOffset + i] *= beta }
+                    return
+                }
+                T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
+                       a: ap.baseAddress! + aOffset, lda: transA ? m : k,
+                       b: bp.baseAddress! + bOffset, ldb: transB ? k : n,
+                       beta: beta, c: cp.baseAddress! + cOffset, ldc: n)
+            }
+        }
+    }
+}

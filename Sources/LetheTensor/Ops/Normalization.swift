@@ -1,0 +1,117 @@
+// Softmax and normalisations over rows. Forward saves what backward needs (llm.c style).
+
+extension Tensor {
+    /// Softmax over the last dimension.
+    public func softmax() -> Tensor {
+        let n = shape[rank - 1], rows = count / Swift.max(n, 1)
+        var out = storage
+        for r in 0..<rows {
+            var mx = -T.infinity
+            for j in 0..<n { mx = Swift.max(mx, out[r * n + j]) }
+            var z: T = 0
+            for j in 0..<n { let e = T.exp(out[r * n + j] - mx); out[r * n + j] = e; z += e }
+            for j in 0..<n { out[r * n + j] /= z }
+        }
+        return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
+            // dx = y * (g - sum(g * y))
+            var gx = [T](repeating: 0, count: count)
+            for r in 0..<rows {
+                var dot: T = 0
+                for j in 0..<n { dot += g[r * n + j] * out[r * n + j] }
+                for j in 0..<n { gx[r * n + j] = out[r * n + j] * (g[r * n + j] - dot) }
+            }
+            accumulate(gx)
+        }
+    }
+
+    /// log(softmax) over the last dimension, computed stably.
+    public func logSoftmax() -> Tensor {
+        let n = shape[rank - 1], rows = count / Swift.max(n, 1)
+        var out = storage
+        for r in 0..<rows {
+            var mx = -T.infinity
+            for j in 0..<n { mx = Swift.max(mx, out[r * n + j]) }
+            var z: T = 0
+            for j in 0..<n { z += T.exp(out[r * n + j] - mx) }
+            let lse = mx + T.log(z)
+            for j in 0..<n { out[r * n + j] -= lse }
+        }
+        return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
+            // dx = g - softmax * sum(g)
+            var gx = [T](repeating: 0, count: count)
+            for r in 0..<rows {
+                var s: T = 0
+                for j in 0..<n { s += g[r * n + j] }
+                for j in 0..<n { gx[r * n + j] = g[r * n + j] - T.exp(out[r * n + j]) * s }
+            }
+            accumulate(gx)
+        }
+    }
+
+    /// `F.layer_norm` over the last dimension with an affine weight and bias of that size.
+    public func layerNorm(_ weight: Tensor?, _ bias: Tensor?, eps: T = 1e-5) -> Tensor {
+        let n = shape[rank - 1]
+        return Tensor.normalize(self, groups: count / n, groupSize: n, channelOf: { $0 % n }, channels: n, weight: weight, bias: bias, eps: eps)
+    }
+
+    /// `F.group_norm` on (N, C, H, W...): statistics per sample over C/groups channels.
+    public func groupNorm(groups: Int, _ weight: Tensor?, _ bias: Tensor?, eps: T = 1e-5) -> Tensor {
+        let c = shape[1], spatial = shape[2...].reduce(1, *)
+        precondition(c % groups == 0, "group_norm: \(c) channels in \(groups) groups")
+        return Tensor.normalize(self, groups: shape[0] * groups, groupSize: (c / groups) * spatial,
+                                channelOf: { ($0 / spatial) % c }, channels: c, weight: weight, bias: bias, eps: eps)
+    }
+
+    /// y = (x - mean) * rstd * w[c] + b[c] over contiguous groups; the shared core of both norms.
+    static func normalize(_ x: Tensor, groups: Int, groupSize m: Int, channelOf: @escaping (Int) -> Int, channels: Int,
+                          weight: Tensor?, bias: Tensor?, eps: T) -> Tensor {
+        var xhat = [T](repeating: 0, count: x.count)
+        var rstd = [T](repeating: 0, count: groups)
+        for g in 0..<groups {
+            var mean: T = 0
+            for i in 0..<m { mean += x.storage[g * m + i] }
+            mean /= T(m)
+            var v: T = 0
+            for i in 0..<m { let d = x.storage[g * m + i] - mean; v += d * d }
+            let r = 1 / (v / T(m) + eps).squareRoot()
+            rstd[g] = r
+            for i in 0..<m { xhat[g * m + i] = (x.storage[g * m + i] - mean) * r }
+        }
+        var out = xhat
+        if weight != nil || bias != nil {
+            for i in 0..<out.count {
+                let c = channelOf(i)
+                out[i] = out[i] * (weight?.storage[c] ?? 1) + (bias?.storage[c] ?? 0)
+            }
+        }
+        let inputs = [x] + [weight, bias].compactMap { $0 }
+        return make(out, shape: x.shape, inputs: inputs) { g in
+            if let weight, weight.requiresGrad {
+                var gw = [T](repeating: 0, count: channels)
+                for i in 0..<g.count { gw[channelOf(i)] += g[i] * xhat[i] }
+                weight.accumulate(gw)
+            }
+            if let bias, bias.requiresGrad {
+                var gb = [T](repeating: 0, count: channels)
+                for i in 0..<g.count { gb[channelOf(i)] += g[i] }
+                bias.accumulate(gb)
+            }
+            guard x.requiresGrad else { return }
+            // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+            var gx = [T](repeating: 0, count: x.count)
+            for grp in 0..<groups {
+                var meanD: T = 0, meanDX: T = 0
+                for i in (grp * m)..<((grp + 1) * m) {
+                    let d = g[i] * (weight?.storage[channelOf(i)] ?? 1)
+                    gx[i] = d
+                    meanD += d
+                    meanDX += d * xhat[i]
+                }
+                meanD /= T(m)
+                meanDX /= T(m)
+                for i in (grp * m)..<((grp + 1) * m) { gx[i] = rstd[grp] * (gx[i] - meanD - xhat[i] * meanDX) }
+            }
+            x.accumulate(gx)
+        }
+    }
+}

@@ -1,0 +1,57 @@
+// Reductions. Sums run in a fixed order, so their bits do not depend on threading.
+
+extension Tensor {
+    func normalizedAxis(_ axis: Int) -> Int {
+        let a = axis < 0 ? axis + rank : axis
+        precondition(a >= 0 && a < rank, "axis \(axis) out of range for shape \(shape)")
+        return a
+    }
+
+    /// (outer, n, inner) around `axis`.
+    func split(at axis: Int) -> (Int, Int, Int) {
+        (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
+    }
+
+    /// Sum of every element.
+    public func sum() -> Tensor {
+        var total: T = 0
+        for v in storage { total += v }
+        return Tensor.make([total], shape: [], inputs: [self]) { [self] g in
+            accumulate([T](repeating: g[0], count: count))
+        }
+    }
+
+    public func mean() -> Tensor { sum() * (1 / T(Swift.max(count, 1))) }
+
+    /// Sum over one axis. (outer, n, inner) -> (outer, inner), or (outer, 1, inner) with `keepDims`.
+    public func sum(axis: Int, keepDims: Bool = false) -> Tensor {
+        let ax = normalizedAxis(axis)
+        let (outer, n, inner) = split(at: ax)
+        var out = [T](repeating: 0, count: outer * inner)
+        storage.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
+                for a in 0..<outer {
+                    for j in 0..<n {
+                        let base = (a * n + j) * inner
+                        for i in 0..<inner { o[a * inner + i] += x[base + i] }
+                    }
+                }
+            }
+        }
+        var outShape = shape
+        if keepDims { outShape[ax] = 1 } else { outShape.remove(at: ax) }
+        return Tensor.make(out, shape: outShape, inputs: [self]) { [self] g in
+            var gx = [T](repeating: 0, count: count)
+            for a in 0..<outer {
+                for j in 0..<n {
+                    for i in 0..<inner { gx[(a * n + j) * inner + i] = g[a * inner + i] }
+                }
+            }
+            accumulate(gx)
+        }
+    }
+
+    public func mean(axis: Int, keepDims: Bool = false) -> Tensor {
+        sum(axis: axis, keepDims: keepDims) * (1 / T(shape[normalizedAxis(axis)]))
+    }
+}
