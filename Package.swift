@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "lethe", targets: ["lethe"]),
+        .library(name: "LetheJSON", targets: ["LetheJSON"]),
         .library(name: "LetheSpec", targets: ["LetheSpec"]),
         .library(name: "LetheTensor", targets: ["LetheTensor"]),
     ],
@@ -25,13 +26,14 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(
             name: "LetheTensor",
-            dependencies: ["CBLAS"],
+            dependencies: ["CBLAS", "LetheJSON"],
             swiftSettings: numericSwiftSettings,
             linkerSettings: [.linkedLibrary("m")]
         ),
+        .target(name: "LetheJSON"),
         .target(
             name: "LetheSpec",
-            dependencies: ["CYAML", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CYAML", "LetheJSON", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .executableTarget(
             name: "lethe",

@@ -42,6 +42,13 @@ public enum CanonicalJSON {
         }
     }
 
+    /// `s` as a JSON string with RFC 8785's minimal escapes.
+    public static func quoted(_ s: String) -> String {
+        var out = ""
+        writeString(s, into: &out)
+        return out
+    }
+
     static func writeString(_ s: String, into out: inout String) {
         out += "\""
         for scalar in s.unicodeScalars {

@@ -1,0 +1,2 @@
+// Spec users work with JSON values, pointers and source marks; they come with LetheSpec.
+@_exported import LetheJSON
