@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "LetheJSON", targets: ["LetheJSON"]),
         .library(name: "LetheSpec", targets: ["LetheSpec"]),
         .library(name: "LetheTensor", targets: ["LetheTensor"]),
+        .library(name: "LetheModels", targets: ["LetheModels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -35,11 +36,13 @@ let package = Package(
             name: "LetheSpec",
             dependencies: ["CYAML", "LetheJSON", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .target(name: "LetheModels", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .executableTarget(
             name: "lethe",
             dependencies: ["LetheSpec", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], swiftSettings: numericSwiftSettings),
     ]
 )

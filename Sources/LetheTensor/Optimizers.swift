@@ -1,0 +1,167 @@
+import Foundation
+
+/// Optimisers with PyTorch's exact update rules (torch.optim, single-tensor, non-foreach path),
+/// evaluated in the same order so Float results track PyTorch's float32 ones.
+public protocol Optimizer {
+    associatedtype T: TensorScalar
+    var parameters: [Tensor<T>] { get }
+    var learningRate: Double { get set }
+    /// One update from the parameters' accumulated gradients (parameters without one are skipped).
+    mutating func step()
+}
+
+extension Optimizer {
+    public func zeroGrad() { parameters.forEach { $0.zeroGrad() } }
+}
+
+/// `torch.optim.SGD(params, lr, momentum, dampening=0, weight_decay, nesterov)`.
+public struct SGD<T: TensorScalar>: Optimizer {
+    public let parameters: [Tensor<T>]
+    public var learningRate: Double
+    public var momentum: Double
+    public var weightDecay: Double
+    public var nesterov: Bool
+    private var buffers: [[T]?]
+
+    public init(_ parameters: [Tensor<T>], lr: Double, momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) {
+        self.parameters = parameters
+        self.learningRate = lr
+        self.momentum = momentum
+        self.weightDecay = weightDecay
+        self.nesterov = nesterov
+        self.buffers = Array(repeating: nil, count: parameters.count)
+    }
+
+    public mutating func step() {
+        let lr = T(learningRate), mu = T(momentum), wd = T(weightDecay)
+        for (i, p) in parameters.enumerated() {
+            guard var d = p.grad else { continue }
+            if weightDecay != 0 { for j in d.indices { d[j] += wd * p.storage[j] } }
+            if momentum != 0 {
+                if var b = buffers[i] {
+                    for j in b.indices { b[j] = mu * b[j] + d[j] }
+                    buffers[i] = b
+                } else {
+                    buffers[i] = d
+                }
+                let b = buffers[i]!
+                if nesterov { for j in d.indices { d[j] += mu * b[j] } } else { d = b }
+            }
+            var values = p.storage
+            for j in values.indices { values[j] -= lr * d[j] }
+            p.assign(values)
+        }
+    }
+}
+
+/// `torch.optim.Adam` (`decoupled: false`, weight decay added to the gradient) and
+/// `torch.optim.AdamW` (`decoupled: true`, p *= 1 - lr * wd before the Adam step).
+public struct Adam<T: TensorScalar>: Optimizer {
+    public let parameters: [Tensor<T>]
+    public var learningRate: Double
+    public var beta1: Double
+    public var beta2: Double
+    public var eps: Double
+    public var weightDecay: Double
+    public let decoupled: Bool
+    public private(set) var stepCount = 0
+    private var m: [[T]]
+    private var v: [[T]]
+
+    public init(_ parameters: [Tensor<T>], lr: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+                weightDecay: Double = 0, decoupled: Bool = false) {
+        self.parameters = parameters
+        self.learningRate = lr
+        (beta1, beta2) = betas
+        self.eps = eps
+        self.weightDecay = weightDecay
+        self.decoupled = decoupled
+        m = parameters.map { [T](repeating: 0, count: $0.count) }
+        v = parameters.map { [T](repeating: 0, count: $0.count) }
+    }
+
+    /// AdamW with PyTorch's default weight decay of 0.01.
+    public static func adamW(_ parameters: [Tensor<T>], lr: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, weightDecay: Double = 0.01) -> Adam {
+        Adam(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
+    }
+
+    public mutating func step() {
+        stepCount += 1
+        // Scalars are formed in Double, as Python forms them, then cast.
+        let oneMinusB1 = T(1 - beta1), b2 = T(beta2), oneMinusB2 = T(1 - beta2), wd = T(weightDecay)
+        let decay = T(1 - learningRate * weightDecay)
+        let bias1 = 1 - Foundation.pow(beta1, Double(stepCount))
+        let bias2 = 1 - Foundation.pow(beta2, Double(stepCount))
+        let stepSize = T(learningRate / bias1)
+        let bias2Sqrt = T(bias2.squareRoot())
+        let epsT = T(eps)
+        for (i, p) in parameters.enumerated() {
+            guard let g0 = p.grad else { continue }
+            var values = p.storage
+            var g = g0
+            if weightDecay != 0 {
+                if decoupled {
+                    for j in values.indices { values[j] *= decay }
+                } else {
+                    for j in g.indices { g[j] += wd * values[j] }
+                }
+            }
+            for j in values.indices {
+                m[i][j] += (g[j] - m[i][j]) * oneMinusB1           // exp_avg.lerp_(grad, 1 - beta1)
+                v[i][j] = v[i][j] * b2 + oneMinusB2 * g[j] * g[j]  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                let denom = v[i][j].squareRoot() / bias2Sqrt + epsT
+                values[j] -= stepSize * (m[i][j] / denom)
+            }
+            p.assign(values)
+        }
+    }
+}
+
+/// `torch.nn.utils.clip_grad_norm_`: scales every gradient by max_norm / (total_norm + 1e-6) when the
+/// global L2 norm exceeds `maxNorm`. Returns the norm before clipping.
+@discardableResult
+public func clipGradNorm<T: TensorScalar>(_ parameters: [Tensor<T>], maxNorm: Double) -> Double {
+    var total = 0.0
+    for p in parameters { if let g = p.grad { for x in g { total += Double(x) * Double(x) } } }
+    total = total.squareRoot()
+    let coef = maxNorm / (total + 1e-6)
+    if coef < 1 {
+        for p in parameters {
+            guard var g = p.grad else { continue }
+            for j in g.indices { g[j] *= T(coef) }
+            p.grad = g
+        }
+    }
+    return total
+}
+
+/// Learning rate at a step: linear warm-up from lr/warmup to lr over `warmup` steps, then constant or
+/// cosine decay to `minLR` at the last step.
+public struct LRSchedule: Sendable, Equatable {
+    public enum Kind: String, Sendable { case constant, cosine }
+    public var kind: Kind
+    public var baseLR: Double
+    public var warmupSteps: Int
+    public var totalSteps: Int
+    public var minLR: Double
+
+    public init(kind: Kind, baseLR: Double, warmupSteps: Int = 0, totalSteps: Int, minLR: Double = 0) {
+        self.kind = kind
+        self.baseLR = baseLR
+        self.warmupSteps = warmupSteps
+        self.totalSteps = totalSteps
+        self.minLR = minLR
+    }
+
+    /// The rate for 0-based `step`.
+    public func rate(at step: Int) -> Double {
+        if step < warmupSteps { return baseLR * Double(step + 1) / Double(warmupSteps) }
+        switch kind {
+        case .constant: return baseLR
+        case .cosine:
+            let span = max(1, totalSteps - warmupSteps - 1)
+            let progress = min(1, Double(step - warmupSteps) / Double(span))
+            return minLR + (baseLR - minLR) * 0.5 * (1 + cos(.pi * progress))
+        }
+    }
+}

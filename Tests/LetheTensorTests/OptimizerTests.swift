@@ -1,0 +1,98 @@
+import Foundation
+import Testing
+@testable import LetheTensor
+
+@Suite struct OptimizerTests {
+    func param(_ values: [Double], grad: [Double]) -> Tensor<Double> {
+        let p = Tensor<Double>(values, shape: [values.count], requiresGrad: true)
+        (p * Tensor(grad, shape: [grad.count])).sum().backward()
+        return p
+    }
+
+    @Test func adamMatchesTheHandComputedUpdate() {
+        let p = param([1.0, -2.0], grad: [0.5, -0.1])
+        var adam = Adam([p], lr: 0.1, betas: (0.9, 0.99), eps: 1e-8)
+        adam.step()
+        // Step 1: m = 0.1 g, v = 0.01 g^2, m_hat = g, v_hat = g^2: p -= lr * g / (|g| + eps).
+        #expect(abs(p.storage[0] - (1.0 - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-12)
+        #expect(abs(p.storage[1] - (-2.0 + 0.1 * 0.1 / (0.1 + 1e-8))) < 1e-12)
+        adam.step()   // the same gradient again: m_hat = g, v_hat = g^2 once more
+        #expect(abs(p.storage[0] - (1.0 - 2 * 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-9)
+        #expect(adam.stepCount == 2)
+    }
+
+    @Test func adamWDecaysDecoupledAndAdamCouplesDecay() {
+        let a = param([2.0], grad: [0.0])
+        var adamW = Adam.adamW([a], lr: 0.1, weightDecay: 0.5)
+        adamW.step()
+        #expect(abs(a.storage[0] - 2.0 * (1 - 0.1 * 0.5)) < 1e-12, "zero gradient: only the decoupled decay moves p")
+        let b = param([2.0], grad: [0.0])
+        var adam = Adam([b], lr: 0.1, weightDecay: 0.5)
+        adam.step()
+        // Coupled: g = 0.5 * 2 = 1, so the first step moves p by lr.
+        #expect(abs(b.storage[0] - (2.0 - 0.1 * 1 / (1 + 1e-8))) < 1e-12)
+    }
+
+    @Test func sgdMomentumAndNesterovFollowPyTorch() {
+        let p = param([1.0], grad: [1.0])
+        var sgd = SGD([p], lr: 0.1, momentum: 0.9)
+        sgd.step()          // buf = 1: p = 0.9
+        sgd.step()          // buf = 1.9: p = 0.71
+        #expect(abs(p.storage[0] - 0.71) < 1e-12)
+        let q = param([1.0], grad: [1.0])
+        var nesterov = SGD([q], lr: 0.1, momentum: 0.9, weightDecay: 0.1, nesterov: true)
+        nesterov.step()     // d = 1 + 0.1 = 1.1, buf = 1.1, d = 1.1 + 0.99 = 2.09
+        #expect(abs(q.storage[0] - (1 - 0.209)) < 1e-12)
+    }
+
+    @Test func clippingScalesToTheMaximumNorm() {
+        let a = param([0, 0], grad: [3, 0]), b = param([0], grad: [4])
+        let norm = clipGradNorm([a, b], maxNorm: 1)
+        #expect(norm == 5)
+        #expect(abs(a.grad![0] - 3 / (5 + 1e-6)) < 1e-12)
+        #expect(abs(b.grad![0] - 4 / (5 + 1e-6)) < 1e-12)
+        let c = param([0], grad: [0.5])
+        clipGradNorm([c], maxNorm: 1)
+        #expect(c.grad == [0.5])
+    }
+
+    @Test func scheduleWarmsUpThenFollowsTheCosine() {
+        let s = LRSchedule(kind: .cosine, baseLR: 1, warmupSteps: 4, totalSteps: 14, minLR: 0.1)
+        #expect(s.rate(at: 0) == 0.25)
+        #expect(s.rate(at: 3) == 1)
+        #expect(abs(s.rate(at: 4) - 1) < 1e-12)
+        #expect(abs(s.rate(at: 13) - 0.1) < 1e-12)
+        #expect(abs(s.rate(at: 8) - (0.1 + 0.9 * 0.5 * (1 + cos(Double.pi * 4 / 9)))) < 1e-12)
+        #expect(LRSchedule(kind: .constant, baseLR: 0.3, totalSteps: 5).rate(at: 4) == 0.3)
+    }
+}
+
+@Suite struct PhiloxTests {
+    @Test func streamsAreReproducibleAndIndependent() {
+        var a = Philox(seed: 5), b = Philox(seed: 5)
+        #expect((0..<10).map { _ in a.next() } == (0..<10).map { _ in b.next() })
+        var x = Philox(seed: 5).split("init"), y = Philox(seed: 5).split("init"), z = Philox(seed: 5).split("noise")
+        let xs = (0..<4).map { _ in x.next() }
+        #expect(xs == (0..<4).map { _ in y.next() })
+        #expect(xs != (0..<4).map { _ in z.next() })
+    }
+
+    @Test func philoxMatchesTheReferenceKnownAnswer() {
+        // Random123 known-answer test for philox4x32-10 with counter and key all zero.
+        let r = Philox.rounds((0, 0, 0, 0), key: (0, 0))
+        #expect([r.0, r.1, r.2, r.3] == [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8])
+    }
+
+    @Test func normalsHaveUnitMomentsAndPermutationsArePermutations() {
+        var rng = Philox(seed: 11)
+        let xs = (0..<20000).map { _ in rng.normal() }
+        let mean = xs.reduce(0, +) / Double(xs.count)
+        let variance = xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count)
+        #expect(abs(mean) < 0.03)
+        #expect(abs(variance - 1) < 0.04)
+        let p = rng.permutation(50)
+        #expect(p.sorted() == Array(0..<50))
+        #expect(p != Array(0..<50))
+        #expect((0..<1000).allSatisfy { _ in (0..<7).contains(rng.int(below: 7)) })
+    }
+}
