@@ -6,7 +6,7 @@ SWIFT_RELEASE := -c release -Xcc -march=x86-64-v3
 LETHE := .build/release/lethe
 DEMO_SPEC ?= configs/mae-ours.yaml
 
-.PHONY: setup build demo test schemas validate clean
+.PHONY: setup build demo test bench schemas validate clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,11 @@ demo: build
 
 test: setup
 	swift test
+
+# Op timings against this machine's sgemm peak, at 1 and 2 threads.
+bench: build
+	$(LETHE) bench --threads 1
+	$(LETHE) bench --threads 2
 
 validate: build
 	$(LETHE) validate configs/*.yaml

@@ -39,7 +39,8 @@ let package = Package(
         .target(name: "LetheModels", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .executableTarget(
             name: "lethe",
-            dependencies: ["LetheSpec", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["LetheSpec", "LetheTensor", "LetheModels", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: numericSwiftSettings
         ),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),

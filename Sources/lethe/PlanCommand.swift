@@ -16,13 +16,7 @@ struct PlanCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let plan: Plan
-        do throws(SpecError) {
-            plan = try Planner().plan(specPath: spec, overrides: try options.parsedOverrides())
-        } catch {
-            throw report(error)
-        }
-        for w in plan.warnings { printError(w.description) }
+        let plan = try options.plan(spec)
         if json {
             print(JSONPrinter.pretty(plan.json))
         } else {

@@ -12,13 +12,7 @@ struct Run: ParsableCommand {
     @OptionGroup var options: SpecOptions
 
     func run() throws {
-        let plan: Plan
-        do throws(SpecError) {
-            plan = try Planner().plan(specPath: spec, overrides: try options.parsedOverrides())
-        } catch {
-            throw report(error)
-        }
-        for w in plan.warnings { printError(w.description) }
+        let plan = try options.plan(spec)
         print(PlanText.render(plan))
         print("")
         print("lethe \(LetheVersion.current): the executor (models, unlearning, evaluation) is not built yet; stopping after the plan.")

@@ -12,6 +12,18 @@ struct SpecOptions: ParsableArguments {
         for text in overrides { out.append(try Override(parsing: text)) }
         return out
     }
+
+    /// Plans `spec`, printing its warnings; a spec with errors becomes their report and exit code 1.
+    func plan(_ spec: String) throws -> Plan {
+        let plan: Plan
+        do throws(SpecError) {
+            plan = try Planner().plan(specPath: spec, overrides: try parsedOverrides())
+        } catch {
+            throw report(error)
+        }
+        for w in plan.warnings { printError(w.description) }
+        return plan
+    }
 }
 
 /// Prints a spec's diagnostics on standard error, one per line, and fails the command.

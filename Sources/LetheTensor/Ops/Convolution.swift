@@ -54,46 +54,37 @@ extension Tensor {
 
     /// cols[b][(ci, ki, kj)][(oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj] (0 outside).
     static func im2col(_ x: [T], into cols: inout [T], n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, geo: Conv2dGeometry) {
-        let ck = c * kh * kw, hw = ho * wo
         x.withUnsafeBufferPointer { xp in
             cols.withUnsafeMutableBufferPointer { cp in
-                for b in 0..<n {
-                    for row in 0..<ck {
-                        let ci = row / (kh * kw), ki = (row / kw) % kh, kj = row % kw
-                        let dst = (b * ck + row) * hw
-                        let src = (b * c + ci) * h * w
-                        for oy in 0..<ho {
-                            let iy = oy * geo.stride - geo.padding + ki
-                            guard iy >= 0 && iy < h else { continue }
-                            for ox in 0..<wo {
-                                let ix = ox * geo.stride - geo.padding + kj
-                                if ix >= 0 && ix < w { cp[dst + oy * wo + ox] = xp[src + iy * w + ix] }
-                            }
-                        }
-                    }
-                }
+                forEachPatchElement(n: n, c: c, h: h, w: w, kh: kh, kw: kw, ho: ho, wo: wo, geo: geo) { col, pixel in cp[col] = xp[pixel] }
             }
         }
     }
 
     /// The adjoint of im2col: scatter-adds columns back into the image.
     static func col2im(_ cols: [T], into x: inout [T], n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, geo: Conv2dGeometry) {
-        let ck = c * kh * kw, hw = ho * wo
         cols.withUnsafeBufferPointer { cp in
             x.withUnsafeMutableBufferPointer { xp in
-                for b in 0..<n {
-                    for row in 0..<ck {
-                        let ci = row / (kh * kw), ki = (row / kw) % kh, kj = row % kw
-                        let src = (b * ck + row) * hw
-                        let dst = (b * c + ci) * h * w
-                        for oy in 0..<ho {
-                            let iy = oy * geo.stride - geo.padding + ki
-                            guard iy >= 0 && iy < h else { continue }
-                            for ox in 0..<wo {
-                                let ix = ox * geo.stride - geo.padding + kj
-                                if ix >= 0 && ix < w { xp[dst + iy * w + ix] += cp[src + oy * wo + ox] }
-                            }
-                        }
+                forEachPatchElement(n: n, c: c, h: h, w: w, kh: kh, kw: kw, ho: ho, wo: wo, geo: geo) { col, pixel in xp[pixel] += cp[col] }
+            }
+        }
+    }
+
+    /// Visits every (column index, pixel index) pair of im2col that lies inside the image.
+    @inline(__always)
+    static func forEachPatchElement(n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, geo: Conv2dGeometry, _ body: (Int, Int) -> Void) {
+        let ck = c * kh * kw, hw = ho * wo
+        for b in 0..<n {
+            for row in 0..<ck {
+                let ci = row / (kh * kw), ki = (row / kw) % kh, kj = row % kw
+                let colBase = (b * ck + row) * hw
+                let pixelBase = (b * c + ci) * h * w
+                for oy in 0..<ho {
+                    let iy = oy * geo.stride - geo.padding + ki
+                    guard iy >= 0 && iy < h else { continue }
+                    for ox in 0..<wo {
+                        let ix = ox * geo.stride - geo.padding + kj
+                        if ix >= 0 && ix < w { body(colBase + oy * wo + ox, pixelBase + iy * w + ix) }
                     }
                 }
             }

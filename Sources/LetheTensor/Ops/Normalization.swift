@@ -1,13 +1,18 @@
 // Softmax and normalisations over rows. Forward saves what backward needs (llm.c style).
 
 extension Tensor {
+    /// The largest value of each row of the last dimension (the shift that keeps exp finite).
+    private func rowMaxima(rows: Int, n: Int) -> [T] {
+        (0..<rows).map { r in storage[(r * n)..<((r + 1) * n)].max() ?? 0 }
+    }
+
     /// Softmax over the last dimension.
     public func softmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
+        let maxima = rowMaxima(rows: rows, n: n)
         var out = storage
         for r in 0..<rows {
-            var mx = -T.infinity
-            for j in 0..<n { mx = Swift.max(mx, out[r * n + j]) }
+            let mx = maxima[r]
             var z: T = 0
             for j in 0..<n { let e = T.exp(out[r * n + j] - mx); out[r * n + j] = e; z += e }
             for j in 0..<n { out[r * n + j] /= z }
@@ -27,10 +32,10 @@ extension Tensor {
     /// log(softmax) over the last dimension, computed stably.
     public func logSoftmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
+        let maxima = rowMaxima(rows: rows, n: n)
         var out = storage
         for r in 0..<rows {
-            var mx = -T.infinity
-            for j in 0..<n { mx = Swift.max(mx, out[r * n + j]) }
+            let mx = maxima[r]
             var z: T = 0
             for j in 0..<n { z += T.exp(out[r * n + j] - mx) }
             let lse = mx + T.log(z)
