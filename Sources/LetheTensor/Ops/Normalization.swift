@@ -56,7 +56,7 @@ extension Tensor {
     /// `F.layer_norm` over the last dimension with an affine weight and bias of that size.
     public func layerNorm(_ weight: Tensor?, _ bias: Tensor?, eps: T = 1e-5) -> Tensor {
         let n = shape[rank - 1]
-        return Tensor.normalize(self, groups: count / n, groupSize: n, channelOf: { $0 % n }, channels: n, weight: weight, bias: bias, eps: eps)
+        return Tensor.normalize(self, groups: count / n, groupSize: n, spatial: 1, channels: n, weight: weight, bias: bias, eps: eps)
     }
 
     /// `F.group_norm` on (N, C, H, W...): statistics per sample over C/groups channels.
@@ -64,57 +64,65 @@ extension Tensor {
         let c = shape[1], spatial = shape[2...].reduce(1, *)
         precondition(c % groups == 0, "group_norm: \(c) channels in \(groups) groups")
         return Tensor.normalize(self, groups: shape[0] * groups, groupSize: (c / groups) * spatial,
-                                channelOf: { ($0 / spatial) % c }, channels: c, weight: weight, bias: bias, eps: eps)
+                                spatial: spatial, channels: c, weight: weight, bias: bias, eps: eps)
     }
 
-    /// y = (x - mean) * rstd * w[c] + b[c] over contiguous groups; the shared core of both norms.
-    static func normalize(_ x: Tensor, groups: Int, groupSize m: Int, channelOf: @escaping (Int) -> Int, channels: Int,
+    /// y = (x - mean) * rstd * w[c] + b[c] over contiguous groups of `m` elements, where element i
+    /// belongs to channel (i / spatial) % channels; the shared core of both norms.
+    static func normalize(_ x: Tensor, groups: Int, groupSize m: Int, spatial: Int, channels: Int,
                           weight: Tensor?, bias: Tensor?, eps: T) -> Tensor {
         var xhat = [T](repeating: 0, count: x.count)
         var rstd = [T](repeating: 0, count: groups)
-        for g in 0..<groups {
-            var mean: T = 0
-            for i in 0..<m { mean += x.storage[g * m + i] }
-            mean /= T(m)
-            var v: T = 0
-            for i in 0..<m { let d = x.storage[g * m + i] - mean; v += d * d }
-            let r = 1 / (v / T(m) + eps).squareRoot()
-            rstd[g] = r
-            for i in 0..<m { xhat[g * m + i] = (x.storage[g * m + i] - mean) * r }
+        let w = weight?.storage, b = bias?.storage
+        var out = [T](repeating: 0, count: x.count)
+        x.storage.withUnsafeBufferPointer { xs in
+            xhat.withUnsafeMutableBufferPointer { xh in
+                for g in 0..<groups {
+                    var mean: T = 0
+                    for i in (g * m)..<((g + 1) * m) { mean += xs[i] }
+                    mean /= T(m)
+                    var v: T = 0
+                    for i in (g * m)..<((g + 1) * m) { let d = xs[i] - mean; v += d * d }
+                    let r = 1 / (v / T(m) + eps).squareRoot()
+                    rstd[g] = r
+                    for i in (g * m)..<((g + 1) * m) { xh[i] = (xs[i] - mean) * r }
+                }
+            }
         }
-        var out = xhat
-        if weight != nil || bias != nil {
-            for i in 0..<out.count {
-                let c = channelOf(i)
-                out[i] = out[i] * (weight?.storage[c] ?? 1) + (bias?.storage[c] ?? 0)
+        out.withUnsafeMutableBufferPointer { o in
+            for i in 0..<o.count {
+                let c = (i / spatial) % channels
+                o[i] = xhat[i] * (w?[c] ?? 1) + (b?[c] ?? 0)
             }
         }
         let inputs = [x] + [weight, bias].compactMap { $0 }
         return make(out, shape: x.shape, inputs: inputs) { g in
             if let weight, weight.requiresGrad {
                 var gw = [T](repeating: 0, count: channels)
-                for i in 0..<g.count { gw[channelOf(i)] += g[i] * xhat[i] }
+                for i in 0..<g.count { gw[(i / spatial) % channels] += g[i] * xhat[i] }
                 weight.accumulate(gw)
             }
             if let bias, bias.requiresGrad {
                 var gb = [T](repeating: 0, count: channels)
-                for i in 0..<g.count { gb[channelOf(i)] += g[i] }
+                for i in 0..<g.count { gb[(i / spatial) % channels] += g[i] }
                 bias.accumulate(gb)
             }
             guard x.requiresGrad else { return }
             // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
             var gx = [T](repeating: 0, count: x.count)
-            for grp in 0..<groups {
-                var meanD: T = 0, meanDX: T = 0
-                for i in (grp * m)..<((grp + 1) * m) {
-                    let d = g[i] * (weight?.storage[channelOf(i)] ?? 1)
-                    gx[i] = d
-                    meanD += d
-                    meanDX += d * xhat[i]
+            gx.withUnsafeMutableBufferPointer { d in
+                for grp in 0..<groups {
+                    var meanD: T = 0, meanDX: T = 0
+                    for i in (grp * m)..<((grp + 1) * m) {
+                        let v = g[i] * (w?[(i / spatial) % channels] ?? 1)
+                        d[i] = v
+                        meanD += v
+                        meanDX += v * xhat[i]
+                    }
+                    meanD /= T(m)
+                    meanDX /= T(m)
+                    for i in (grp * m)..<((grp + 1) * m) { d[i] = rstd[grp] * (d[i] - meanD - xhat[i] * meanDX) }
                 }
-                meanD /= T(m)
-                meanDX /= T(m)
-                for i in (grp * m)..<((grp + 1) * m) { gx[i] = rstd[grp] * (gx[i] - meanD - xhat[i] * meanDX) }
             }
             x.accumulate(gx)
         }
