@@ -25,7 +25,8 @@ struct Bench: ParsableCommand {
         func row(_ name: String, _ shape: String, flops: Double, _ body: () -> Void) {
             let t = best(body)
             let gflops = flops / t / 1e9
-            print(name.padding(37) + shape.padding(31) + String(format: "%7.3f  %8.1f  %5.1f%%", t * 1e3, gflops, 100 * gflops / peak))
+            let rate = flops > 0 ? String(format: "%8.1f  %5.1f%%", gflops, 100 * gflops / peak) : "       —       —"
+            print(name.padding(37) + shape.padding(31) + String(format: "%7.3f  ", t * 1e3) + rate)
         }
         func param(_ s: [Int]) -> Tensor<Float> { Tensor.randn(s, rng: &rng, requiresGrad: true) }
 
