@@ -2,7 +2,7 @@ import Foundation
 
 /// Optimisers with PyTorch's exact update rules (torch.optim, single-tensor, non-foreach path),
 /// evaluated in the same order so Float results track PyTorch's float32 ones.
-public protocol Optimizer {
+public protocol Optimizer<T> {
     associatedtype T: TensorScalar
     var parameters: [Tensor<T>] { get }
     var learningRate: Double { get set }
