@@ -52,7 +52,7 @@ public final class Tensor<T: TensorScalar>: @unchecked Sendable {
         } else {
             grad!.withUnsafeMutableBufferPointer { dst in
                 g.withUnsafeBufferPointer { src in
-                    for i in 0..<dst.count { dst[i] += src[i] }
+                    Parallel.chunks(dst.count, grain: Parallel.elementGrain) { r in for i in r { dst[i] += src[i] } }
                 }
             }
         }

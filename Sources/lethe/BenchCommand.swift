@@ -11,13 +11,16 @@ struct Bench: ParsableCommand {
     @Option(help: "OpenBLAS threads.")
     var threads: Int = 1
 
+    @Option(help: "Numerics mode: fast (OpenBLAS threads) or strict (bitwise identical for any thread count).")
+    var mode: Numerics.Mode = .fast
+
     @Option(help: "Seconds to spend on each measurement (the best iteration is reported).")
     var seconds: Double = 1.0
 
     func run() throws {
-        BLAS.setThreads(threads)
+        Numerics.configure(threads: threads, mode: mode)
         var rng = Philox(seed: 0)
-        print("lethe bench: \(threads) thread(s), best of ~\(seconds)s per row")
+        print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per row")
         let peak = measureSgemmPeak()
         print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
         print("")
@@ -66,7 +69,10 @@ struct Bench: ParsableCommand {
         return bestTime
     }
 
+    /// The peak of OpenBLAS at this thread count (strict mode runs it single-threaded per block).
     func measureSgemmPeak() -> Double {
+        BLAS.setThreads(threads)
+        defer { Numerics.configure(threads: threads, mode: mode) }
         let n = 1024
         let a = [Float](repeating: 1, count: n * n), b = [Float](repeating: 0.5, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
@@ -83,3 +89,5 @@ struct Bench: ParsableCommand {
         return 2 * Double(n * n * n) / t / 1e9
     }
 }
+
+extension Numerics.Mode: ExpressibleByArgument {}

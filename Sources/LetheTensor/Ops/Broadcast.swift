@@ -28,16 +28,32 @@ enum Broadcast {
     /// Calls `body(outIndex, aIndex, bIndex)` for every element of the broadcast output, in order.
     @inline(__always)
     static func forEach(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], _ body: (Int, Int, Int) -> Void) {
+        let inner = outShape.last ?? 1
+        let rows = inner == 0 ? 0 : outShape.reduce(1, *) / inner
+        forEach(outShape, aStrides, bStrides, rows: 0..<rows, body)
+    }
+
+    /// The same over the rows (runs of the last dimension) `rows`, so disjoint row ranges can run in
+    /// parallel.
+    @inline(__always)
+    static func forEach(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], rows: Range<Int>, _ body: (Int, Int, Int) -> Void) {
         let n = outShape.count
-        let total = outShape.reduce(1, *)
-        guard total > 0 else { return }
-        if n == 0 { body(0, 0, 0); return }
+        if n == 0 { if !rows.isEmpty { body(0, 0, 0) }; return }
         let inner = outShape[n - 1], sa = aStrides[n - 1], sb = bStrides[n - 1]
+        guard inner > 0, !rows.isEmpty else { return }
+        // Mixed-radix digits of the first row over the leading dimensions.
         var counter = [Int](repeating: 0, count: n)
-        var ai = 0, bi = 0, o = 0
-        while o < total {
+        var ai = 0, bi = 0
+        var r = rows.lowerBound
+        for d in stride(from: n - 2, through: 0, by: -1) {
+            counter[d] = r % outShape[d]
+            r /= outShape[d]
+            ai += counter[d] * aStrides[d]
+            bi += counter[d] * bStrides[d]
+        }
+        for row in rows {
+            let o = row * inner
             for j in 0..<inner { body(o + j, ai + j * sa, bi + j * sb) }
-            o += inner
             var d = n - 2
             while d >= 0 {
                 counter[d] += 1
@@ -49,6 +65,15 @@ enum Broadcast {
                 counter[d] = 0
                 d -= 1
             }
+        }
+    }
+
+    /// `forEach` split into fixed chunks of rows over the threads; `body` must write only `outIndex`.
+    static func parallelForEach(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], _ body: (Int, Int, Int) -> Void) {
+        let inner = Swift.max(outShape.last ?? 1, 1)
+        let rows = outShape.isEmpty ? 1 : outShape.reduce(1, *) / inner
+        Parallel.chunks(rows, grain: Swift.max(1, Parallel.elementGrain / inner)) { range in
+            forEach(outShape, aStrides, bStrides, rows: range, body)
         }
     }
 

@@ -8,77 +8,32 @@ public struct Conv2dGeometry: Sendable, Equatable {
     func outSize(_ size: Int, kernel: Int) -> Int { (size + 2 * padding - kernel) / stride + 1 }
 }
 
-extension Tensor {
-    /// `F.conv2d(x, weight, bias, stride, padding)`: (N, C, H, W) -> (N, O, Ho, Wo).
-    public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
-        precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
-        let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        let (o, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3])
-        let ho = geo.outSize(h, kernel: kh), wo = geo.outSize(w, kernel: kw)
-        let ck = c * kh * kw, hw = ho * wo
-        var cols = [T](repeating: 0, count: n * ck * hw)
-        Tensor.im2col(storage, into: &cols, n: n, c: c, h: h, w: w, kh: kh, kw: kw, ho: ho, wo: wo, geo: geo)
-        var out = [T](repeating: 0, count: n * o * hw)
-        if let bias {
-            for b in 0..<n { for oc in 0..<o { for i in 0..<hw { out[(b * o + oc) * hw + i] = bias.storage[oc] } } }
-        }
-        for b in 0..<n {
-            gemm(weight.storage, cols, into: &out, m: o, n: hw, k: ck, beta: bias == nil ? 0 : 1, bOffset: b * ck * hw, cOffset: b * o * hw)
-        }
-        let x = self
-        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
-        return Tensor.make(out, shape: [n, o, ho, wo], inputs: inputs) { g in
-            if weight.requiresGrad {
-                var gw = [T](repeating: 0, count: weight.count)
-                for b in 0..<n {   // (O, HW) x (HW, CK)
-                    gemm(g, cols, into: &gw, m: o, n: ck, k: hw, transB: true, beta: 1, aOffset: b * o * hw, bOffset: b * ck * hw)
-                }
-                weight.accumulate(gw)
-            }
-            if let bias, bias.requiresGrad {
-                var gb = [T](repeating: 0, count: o)
-                for b in 0..<n { for oc in 0..<o { for i in 0..<hw { gb[oc] += g[(b * o + oc) * hw + i] } } }
-                bias.accumulate(gb)
-            }
-            if x.requiresGrad {
-                var gcols = [T](repeating: 0, count: n * ck * hw)
-                for b in 0..<n {   // (CK, O) x (O, HW)
-                    gemm(weight.storage, g, into: &gcols, m: ck, n: hw, k: o, transA: true, bOffset: b * o * hw, cOffset: b * ck * hw)
-                }
-                var gx = [T](repeating: 0, count: x.count)
-                Tensor.col2im(gcols, into: &gx, n: n, c: c, h: h, w: w, kh: kh, kw: kw, ho: ho, wo: wo, geo: geo)
-                x.accumulate(gx)
-            }
-        }
+/// Sizes of one convolution and the index maps between images and columns.
+struct ConvPlan {
+    let n, c, h, w, o, kh, kw, ho, wo: Int
+    let geo: Conv2dGeometry
+    var hw: Int { ho * wo }
+    var ck: Int { c * kh * kw }
+    /// Columns of the im2col matrix: one per output pixel of every image.
+    var columns: Int { n * hw }
+
+    init(input: [Int], kernel: [Int], geo: Conv2dGeometry) {
+        (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        (o, kh, kw) = (kernel[0], kernel[2], kernel[3])
+        self.geo = geo
+        ho = geo.outSize(h, kernel: kh)
+        wo = geo.outSize(w, kernel: kw)
     }
 
-    /// cols[b][(ci, ki, kj)][(oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj] (0 outside).
-    static func im2col(_ x: [T], into cols: inout [T], n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, geo: Conv2dGeometry) {
-        x.withUnsafeBufferPointer { xp in
-            cols.withUnsafeMutableBufferPointer { cp in
-                forEachPatchElement(n: n, c: c, h: h, w: w, kh: kh, kw: kw, ho: ho, wo: wo, geo: geo) { col, pixel in cp[col] = xp[pixel] }
-            }
-        }
-    }
-
-    /// The adjoint of im2col: scatter-adds columns back into the image.
-    static func col2im(_ cols: [T], into x: inout [T], n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, geo: Conv2dGeometry) {
-        cols.withUnsafeBufferPointer { cp in
-            x.withUnsafeMutableBufferPointer { xp in
-                forEachPatchElement(n: n, c: c, h: h, w: w, kh: kh, kw: kw, ho: ho, wo: wo, geo: geo) { col, pixel in xp[pixel] += cp[col] }
-            }
-        }
-    }
-
-    /// Visits every (column index, pixel index) pair of im2col that lies inside the image.
+    /// Visits the (column entry, pixel) pairs of one (image, channel) plane that fall inside the
+    /// image. Planes touch disjoint pixels and disjoint column entries, so they run in parallel.
     @inline(__always)
-    static func forEachPatchElement(n: Int, c: Int, h: Int, w: Int, kh: Int, kw: Int, ho: Int, wo: Int, geo: Conv2dGeometry, _ body: (Int, Int) -> Void) {
-        let ck = c * kh * kw, hw = ho * wo
-        for b in 0..<n {
-            for row in 0..<ck {
-                let ci = row / (kh * kw), ki = (row / kw) % kh, kj = row % kw
-                let colBase = (b * ck + row) * hw
-                let pixelBase = (b * c + ci) * h * w
+    func forEachPatchElement(plane: Int, _ body: (Int, Int) -> Void) {
+        let b = plane / c, ci = plane % c
+        let pixelBase = plane * h * w
+        for ki in 0..<kh {
+            for kj in 0..<kw {
+                let colBase = ((ci * kh + ki) * kw + kj) * columns + b * hw
                 for oy in 0..<ho {
                     let iy = oy * geo.stride - geo.padding + ki
                     guard iy >= 0 && iy < h else { continue }
@@ -87,6 +42,78 @@ extension Tensor {
                         if ix >= 0 && ix < w { body(colBase + oy * wo + ox, pixelBase + iy * w + ix) }
                     }
                 }
+            }
+        }
+    }
+
+    /// cols[(ci, ki, kj)][(b, oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj] (0 outside).
+    func im2col<T: TensorScalar>(_ x: [T], into cols: inout [T]) {
+        x.withUnsafeBufferPointer { xp in
+            cols.withUnsafeMutableBufferPointer { cp in
+                Parallel.run(n * c) { plane in forEachPatchElement(plane: plane) { col, pixel in cp[col] = xp[pixel] } }
+            }
+        }
+    }
+
+    /// The adjoint of im2col: scatter-adds columns back into the images.
+    func col2im<T: TensorScalar>(_ cols: [T], into x: inout [T]) {
+        cols.withUnsafeBufferPointer { cp in
+            x.withUnsafeMutableBufferPointer { xp in
+                Parallel.run(n * c) { plane in forEachPatchElement(plane: plane) { col, pixel in xp[pixel] += cp[col] } }
+            }
+        }
+    }
+
+    /// (O, N, HW) <-> (N, O, HW); adds `bias[o]` on the way when given.
+    func swapBatchAndChannels<T: TensorScalar>(_ src: [T], into dst: inout [T], fromChannelsFirst: Bool, bias: [T]?) {
+        src.withUnsafeBufferPointer { s in
+            dst.withUnsafeMutableBufferPointer { d in
+                Parallel.run(n * o) { job in
+                    let b = job / o, oc = job % o
+                    let channelsFirst = (oc * n + b) * hw, batchFirst = (b * o + oc) * hw
+                    let add = bias?[oc] ?? 0
+                    for i in 0..<hw {
+                        if fromChannelsFirst { d[batchFirst + i] = s[channelsFirst + i] + add } else { d[channelsFirst + i] = s[batchFirst + i] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// `F.conv2d(x, weight, bias, stride, padding)`: (N, C, H, W) -> (N, O, Ho, Wo).
+    /// One gemm per pass: columns are laid out (C k k, N Ho Wo), so the product covers the batch.
+    public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
+        precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
+        let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
+        var cols = [T](repeating: 0, count: p.ck * p.columns)
+        p.im2col(storage, into: &cols)
+        var outT = [T](repeating: 0, count: p.o * p.columns)          // (O, N HW)
+        gemm(weight.storage, cols, into: &outT, m: p.o, n: p.columns, k: p.ck)
+        var out = [T](repeating: 0, count: p.o * p.columns)           // (N, O, HW)
+        p.swapBatchAndChannels(outT, into: &out, fromChannelsFirst: true, bias: bias?.storage)
+        let x = self
+        let inputs = [x, weight] + (bias.map { [$0] } ?? [])
+        return Tensor.make(out, shape: [p.n, p.o, p.ho, p.wo], inputs: inputs) { g in
+            var gT = [T](repeating: 0, count: p.o * p.columns)        // (O, N HW)
+            p.swapBatchAndChannels(g, into: &gT, fromChannelsFirst: false, bias: nil)
+            if weight.requiresGrad {
+                var gw = [T](repeating: 0, count: weight.count)       // (O, N HW) x (N HW, CK)
+                gemm(gT, cols, into: &gw, m: p.o, n: p.ck, k: p.columns, transB: true)
+                weight.accumulate(gw)
+            }
+            if let bias, bias.requiresGrad {
+                var gb = [T](repeating: 0, count: p.o)
+                for oc in 0..<p.o { for i in 0..<p.columns { gb[oc] += gT[oc * p.columns + i] } }
+                bias.accumulate(gb)
+            }
+            if x.requiresGrad {
+                var gcols = [T](repeating: 0, count: p.ck * p.columns)  // (CK, O) x (O, N HW)
+                gemm(weight.storage, gT, into: &gcols, m: p.ck, n: p.columns, k: p.o, transA: true)
+                var gx = [T](repeating: 0, count: x.count)
+                p.col2im(gcols, into: &gx)
+                x.accumulate(gx)
             }
         }
     }

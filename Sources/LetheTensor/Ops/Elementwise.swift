@@ -13,21 +13,28 @@ extension Tensor {
             a.storage.withUnsafeBufferPointer { x in
                 b.storage.withUnsafeBufferPointer { y in
                     if a.shape == b.shape {
-                        for i in 0..<o.count { o[i] = f(x[i], y[i]) }
+                        Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in for i in r { o[i] = f(x[i], y[i]) } }
                     } else {
-                        Broadcast.forEach(shape, sa, sb) { i, ia, ib in o[i] = f(x[ia], y[ib]) }
+                        Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in o[i] = f(x[ia], y[ib]) }
                     }
                 }
             }
         }
+        let needA = a.requiresGrad, needB = b.requiresGrad
         return make(out, shape: shape, inputs: [a, b]) { g in
-            var ga = a.requiresGrad ? [T](repeating: 0, count: out.count) : []
-            var gb = b.requiresGrad ? [T](repeating: 0, count: out.count) : []
+            var ga = needA ? [T](repeating: 0, count: out.count) : []
+            var gb = needB ? [T](repeating: 0, count: out.count) : []
             a.storage.withUnsafeBufferPointer { x in
                 b.storage.withUnsafeBufferPointer { y in
-                    Broadcast.forEach(shape, sa, sb) { i, ia, ib in
-                        if a.requiresGrad { ga[i] = g[i] * da(x[ia], y[ib]) }
-                        if b.requiresGrad { gb[i] = g[i] * db(x[ia], y[ib]) }
+                    g.withUnsafeBufferPointer { gp in
+                        ga.withUnsafeMutableBufferPointer { gap in
+                            gb.withUnsafeMutableBufferPointer { gbp in
+                                Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in
+                                    if needA { gap[i] = gp[i] * da(x[ia], y[ib]) }
+                                    if needB { gbp[i] = gp[i] * db(x[ia], y[ib]) }
+                                }
+                            }
+                        }
                     }
                 }
             }
@@ -40,12 +47,18 @@ extension Tensor {
     func unary(_ f: (T) -> T, _ df: @escaping (T, T) -> T) -> Tensor {
         var out = storage
         out.withUnsafeMutableBufferPointer { o in
-            for i in 0..<o.count { o[i] = f(o[i]) }
+            Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in for i in r { o[i] = f(o[i]) } }
         }
         let x = storage
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             var gx = g
-            for i in 0..<gx.count { gx[i] *= df(x[i], out[i]) }
+            gx.withUnsafeMutableBufferPointer { gp in
+                x.withUnsafeBufferPointer { xp in
+                    out.withUnsafeBufferPointer { yp in
+                        Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in for i in r { gp[i] *= df(xp[i], yp[i]) } }
+                    }
+                }
+            }
             accumulate(gx)
         }
     }

@@ -16,9 +16,7 @@ extension Tensor {
             // One gemm over all batch rows: (B*M, K) x (K, N).
             gemm(a.storage, b.storage, into: &out, m: batch * m, n: n, k: k)
         } else {
-            for i in 0..<batch {
-                gemm(a.storage, b.storage, into: &out, m: m, n: n, k: k, aOffset: i * m * k, bOffset: i * k * n, cOffset: i * m * n)
-            }
+            Tensor.batchedGemm(batch: batch, m: m, n: n, k: k, a.storage, b.storage, into: &out, aStride: m * k, bStride: k * n, cStride: m * n)
         }
         return Tensor.make(out, shape: Array(shape.dropLast()) + [n], inputs: [a, b]) { g in
             if a.requiresGrad {
@@ -26,9 +24,7 @@ extension Tensor {
                 if shared {
                     gemm(g, b.storage, into: &ga, m: batch * m, n: k, k: n, transB: true)
                 } else {
-                    for i in 0..<batch {
-                        gemm(g, b.storage, into: &ga, m: m, n: k, k: n, transB: true, aOffset: i * m * n, bOffset: i * k * n, cOffset: i * m * k)
-                    }
+                    Tensor.batchedGemm(batch: batch, m: m, n: k, k: n, g, b.storage, into: &ga, transB: true, aStride: m * n, bStride: k * n, cStride: m * k)
                 }
                 a.accumulate(ga)
             }
@@ -37,11 +33,30 @@ extension Tensor {
                 if shared {
                     gemm(a.storage, g, into: &gb, m: k, n: n, k: batch * m, transA: true)
                 } else {
-                    for i in 0..<batch {
-                        gemm(a.storage, g, into: &gb, m: k, n: n, k: m, transA: true, aOffset: i * m * k, bOffset: i * m * n, cOffset: i * k * n)
-                    }
+                    Tensor.batchedGemm(batch: batch, m: k, n: n, k: m, a.storage, g, into: &gb, transA: true, aStride: m * k, bStride: m * n, cStride: k * n)
                 }
                 b.accumulate(gb)
+            }
+        }
+    }
+
+    /// Independent products C_i = op(A_i) op(B_i); small ones are spread over threads.
+    static func batchedGemm(batch: Int, m: Int, n: Int, k: Int, _ a: [T], _ b: [T], into c: inout [T],
+                            transA: Bool = false, transB: Bool = false, aStride: Int, bStride: Int, cStride: Int) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    let (aBase, bBase, cBase) = (ap.baseAddress!, bp.baseAddress!, cp.baseAddress!)
+                    let one = { (i: Int, parallel: Bool) in
+                        gemm(aBase + i * aStride, bBase + i * bStride, cBase + i * cStride,
+                             m: m, n: n, k: k, transA: transA, transB: transB, beta: 0, parallel: parallel)
+                    }
+                    if m * n * k <= smallGemmWork || Numerics.mode == .strict {
+                        Parallel.run(batch) { one($0, false) }
+                    } else {
+                        for i in 0..<batch { one(i, true) }
+                    }
+                }
             }
         }
     }
@@ -79,23 +94,46 @@ extension Tensor {
     }
 }
 
-/// C[cOffset...] = alpha * op(A) op(B) + beta * C, row-major, on slices of flat arrays.
+/// C[cOffset...] = op(A) op(B) + beta * C, row-major, on slices of flat arrays.
 func gemm<T: TensorScalar>(_ a: [T], _ b: [T], into c: inout [T], m: Int, n: Int, k: Int,
                            transA: Bool = false, transB: Bool = false, beta: T = 0,
-                           aOffset: Int = 0, bOffset: Int = 0, cOffset: Int = 0) {
+                           aOffset: Int = 0, bOffset: Int = 0, cOffset: Int = 0, parallel: Bool = true) {
     guard m > 0 && n > 0 else { return }
     a.withUnsafeBufferPointer { ap in
         b.withUnsafeBufferPointer { bp in
             c.withUnsafeMutableBufferPointer { cp in
-                if k == 0 {
-                    for i in 0..<(m * n) { cp[cOffset + i] *= beta }
-                    return
-                }
-                T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1,
-                       a: ap.baseAddress! + aOffset, lda: transA ? m : k,
-                       b: bp.baseAddress! + bOffset, ldb: transB ? k : n,
-                       beta: beta, c: cp.baseAddress! + cOffset, ldc: n)
+                gemm(ap.baseAddress! + aOffset, bp.baseAddress! + bOffset, cp.baseAddress! + cOffset,
+                     m: m, n: n, k: k, transA: transA, transB: transB, beta: beta, parallel: parallel)
             }
         }
     }
 }
+
+/// Rows of C per block in strict mode. Fixed, so the blocks (and the bits) never depend on threads.
+let strictGemmBlockRows = 64
+
+/// C (m x n, row-major) = op(A) op(B) + beta * C. In strict mode the product is split into fixed
+/// blocks of rows of C, each a single-threaded gemm over the whole of K.
+func gemm<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int,
+                           transA: Bool, transB: Bool, beta: T, parallel: Bool) {
+    guard m > 0 && n > 0 else { return }
+    if k == 0 {
+        for i in 0..<(m * n) { c[i] *= beta }
+        return
+    }
+    let lda = transA ? m : k, ldb = transB ? k : n
+    guard Numerics.mode == .strict && m > strictGemmBlockRows else {
+        T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
+        return
+    }
+    let blocks = (m + strictGemmBlockRows - 1) / strictGemmBlockRows
+    let block = { (i: Int) in
+        let m0 = i * strictGemmBlockRows, rows = min(strictGemmBlockRows, m - m0)
+        T.gemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: 1,
+               a: transA ? a + m0 : a + m0 * lda, lda: lda, b: b, ldb: ldb, beta: beta, c: c + m0 * n, ldc: n)
+    }
+    if parallel { Parallel.run(blocks, block) } else { for i in 0..<blocks { block(i) } }
+}
+
+/// Products this small run single-threaded inside OpenBLAS, so a batch of them is spread over threads.
+let smallGemmWork = 262_144

@@ -2,6 +2,9 @@
 
 extension Tensor {
     /// The largest value of each row of the last dimension (the shift that keeps exp finite).
+    /// Rows per parallel chunk for row-wise kernels of row length `n`.
+    static func rowGrain(_ n: Int) -> Int { Swift.max(1, Parallel.elementGrain / Swift.max(n, 1)) }
+
     private func rowMaxima(rows: Int, n: Int) -> [T] {
         (0..<rows).map { r in storage[(r * n)..<((r + 1) * n)].max() ?? 0 }
     }
@@ -11,19 +14,27 @@ extension Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
         let maxima = rowMaxima(rows: rows, n: n)
         var out = storage
-        for r in 0..<rows {
-            let mx = maxima[r]
-            var z: T = 0
-            for j in 0..<n { let e = T.exp(out[r * n + j] - mx); out[r * n + j] = e; z += e }
-            for j in 0..<n { out[r * n + j] /= z }
+        out.withUnsafeMutableBufferPointer { o in
+            Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
+                for r in rs {
+                    let mx = maxima[r]
+                    var z: T = 0
+                    for j in 0..<n { let e = T.exp(o[r * n + j] - mx); o[r * n + j] = e; z += e }
+                    for j in 0..<n { o[r * n + j] /= z }
+                }
+            }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             // dx = y * (g - sum(g * y))
             var gx = [T](repeating: 0, count: count)
-            for r in 0..<rows {
-                var dot: T = 0
-                for j in 0..<n { dot += g[r * n + j] * out[r * n + j] }
-                for j in 0..<n { gx[r * n + j] = out[r * n + j] * (g[r * n + j] - dot) }
+            gx.withUnsafeMutableBufferPointer { d in
+                Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
+                    for r in rs {
+                        var dot: T = 0
+                        for j in 0..<n { dot += g[r * n + j] * out[r * n + j] }
+                        for j in 0..<n { d[r * n + j] = out[r * n + j] * (g[r * n + j] - dot) }
+                    }
+                }
             }
             accumulate(gx)
         }
@@ -34,12 +45,16 @@ extension Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
         let maxima = rowMaxima(rows: rows, n: n)
         var out = storage
-        for r in 0..<rows {
-            let mx = maxima[r]
-            var z: T = 0
-            for j in 0..<n { z += T.exp(out[r * n + j] - mx) }
-            let lse = mx + T.log(z)
-            for j in 0..<n { out[r * n + j] -= lse }
+        out.withUnsafeMutableBufferPointer { o in
+            Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
+                for r in rs {
+                    let mx = maxima[r]
+                    var z: T = 0
+                    for j in 0..<n { z += T.exp(o[r * n + j] - mx) }
+                    let lse = mx + T.log(z)
+                    for j in 0..<n { o[r * n + j] -= lse }
+                }
+            }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             // dx = g - softmax * sum(g)
@@ -77,7 +92,8 @@ extension Tensor {
         var out = [T](repeating: 0, count: x.count)
         x.storage.withUnsafeBufferPointer { xs in
             xhat.withUnsafeMutableBufferPointer { xh in
-                for g in 0..<groups {
+              rstd.withUnsafeMutableBufferPointer { rstd in
+                Parallel.chunks(groups, grain: Tensor.rowGrain(m)) { gs in for g in gs {
                     var mean: T = 0
                     for i in (g * m)..<((g + 1) * m) { mean += xs[i] }
                     mean /= T(m)
@@ -86,32 +102,46 @@ extension Tensor {
                     let r = 1 / (v / T(m) + eps).squareRoot()
                     rstd[g] = r
                     for i in (g * m)..<((g + 1) * m) { xh[i] = (xs[i] - mean) * r }
-                }
+                } }
+              }
             }
         }
         out.withUnsafeMutableBufferPointer { o in
-            for i in 0..<o.count {
-                let c = (i / spatial) % channels
-                o[i] = xhat[i] * (w?[c] ?? 1) + (b?[c] ?? 0)
+            Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in
+                for i in r {
+                    let c = (i / spatial) % channels
+                    o[i] = xhat[i] * (w?[c] ?? 1) + (b?[c] ?? 0)
+                }
             }
+        }
+        /// Per-channel sums of term(i) over all elements: fixed-chunk partials added in chunk order.
+        func channelSums(_ total: Int, _ term: (Int) -> T) -> [T] {
+            let grain = Parallel.elementGrain
+            let chunks = (total + grain - 1) / grain
+            var partials = [T](repeating: 0, count: chunks * channels)
+            partials.withUnsafeMutableBufferPointer { p in
+                Parallel.chunks(total, grain: grain) { r in
+                    let base = (r.lowerBound / grain) * channels
+                    for i in r { p[base + (i / spatial) % channels] += term(i) }
+                }
+            }
+            var sums = [T](repeating: 0, count: channels)
+            for c in 0..<chunks { for ch in 0..<channels { sums[ch] += partials[c * channels + ch] } }
+            return sums
         }
         let inputs = [x] + [weight, bias].compactMap { $0 }
         return make(out, shape: x.shape, inputs: inputs) { g in
             if let weight, weight.requiresGrad {
-                var gw = [T](repeating: 0, count: channels)
-                for i in 0..<g.count { gw[(i / spatial) % channels] += g[i] * xhat[i] }
-                weight.accumulate(gw)
+                weight.accumulate(channelSums(g.count) { g[$0] * xhat[$0] })
             }
             if let bias, bias.requiresGrad {
-                var gb = [T](repeating: 0, count: channels)
-                for i in 0..<g.count { gb[(i / spatial) % channels] += g[i] }
-                bias.accumulate(gb)
+                bias.accumulate(channelSums(g.count) { g[$0] })
             }
             guard x.requiresGrad else { return }
             // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
             var gx = [T](repeating: 0, count: x.count)
             gx.withUnsafeMutableBufferPointer { d in
-                for grp in 0..<groups {
+                Parallel.chunks(groups, grain: Tensor.rowGrain(m)) { gs in for grp in gs {
                     var meanD: T = 0, meanDX: T = 0
                     for i in (grp * m)..<((grp + 1) * m) {
                         let v = g[i] * (w?[(i / spatial) % channels] ?? 1)
@@ -122,7 +152,7 @@ extension Tensor {
                     meanD /= T(m)
                     meanDX /= T(m)
                     for i in (grp * m)..<((grp + 1) * m) { d[i] = rstd[grp] * (d[i] - meanD - xhat[i] * meanDX) }
-                }
+                } }
             }
             x.accumulate(gx)
         }

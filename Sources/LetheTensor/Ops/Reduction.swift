@@ -14,8 +14,20 @@ extension Tensor {
 
     /// Sum of every element.
     public func sum() -> Tensor {
+        // Partial sums over fixed chunks, added in chunk order: the same bits for any thread count.
+        let grain = Parallel.elementGrain
+        var partials = [T](repeating: 0, count: (count + grain - 1) / grain)
+        storage.withUnsafeBufferPointer { x in
+            partials.withUnsafeMutableBufferPointer { p in
+                Parallel.chunks(count, grain: grain) { r in
+                    var s: T = 0
+                    for i in r { s += x[i] }
+                    p[r.lowerBound / grain] = s
+                }
+            }
+        }
         var total: T = 0
-        for v in storage { total += v }
+        for p in partials { total += p }
         return Tensor.make([total], shape: [], inputs: [self]) { [self] g in
             accumulate([T](repeating: g[0], count: count))
         }
@@ -30,7 +42,7 @@ extension Tensor {
         var out = [T](repeating: 0, count: outer * inner)
         storage.withUnsafeBufferPointer { x in
             out.withUnsafeMutableBufferPointer { o in
-                for a in 0..<outer {
+                Parallel.run(outer) { a in
                     for j in 0..<n {
                         let base = (a * n + j) * inner
                         for i in 0..<inner { o[a * inner + i] += x[base + i] }

@@ -1,0 +1,77 @@
+import CBLAS
+import Dispatch
+import Synchronization
+
+/// How the numeric core uses the cores. Set once per run (the thread count is part of a run's
+/// provenance):
+/// - `fast`: OpenBLAS uses `threads` threads; results are bitwise reproducible for a given thread
+///   count on a given machine.
+/// - `strict`: OpenBLAS runs single-threaded and Lethe splits every large product into fixed row
+///   blocks run in parallel, so results are bitwise identical for any thread count.
+/// Lethe's own loops split work into chunks whose size never depends on the thread count, so they are
+/// thread-count independent in both modes.
+public enum Numerics {
+    public enum Mode: String, Sendable, CaseIterable { case fast, strict }
+
+    private static let threadCount = Atomic<Int>(1)
+    private static let strictMode = Atomic<Bool>(false)
+
+    public static var threads: Int { threadCount.load(ordering: .relaxed) }
+    public static var mode: Mode { strictMode.load(ordering: .relaxed) ? .strict : .fast }
+
+    public static func configure(threads: Int, mode: Mode) {
+        let n = max(1, threads)
+        threadCount.store(n, ordering: .relaxed)
+        strictMode.store(mode == .strict, ordering: .relaxed)
+        BLAS.setThreads(mode == .strict ? 1 : n)
+    }
+
+    /// OpenBLAS's kernel for this CPU; bits of a product can differ between kernels.
+    public static var blasCore: String {
+        guard let name = openblas_get_corename() else { return "unknown" }
+        return String(cString: name)
+    }
+
+    public static var blasConfig: String {
+        guard let config = openblas_get_config() else { return "unknown" }
+        return String(cString: config)
+    }
+}
+
+enum Parallel {
+    /// Runs `body(i)` for i in 0..<count, dealt round-robin to up to `Numerics.threads` threads.
+    /// Tasks must write disjoint memory.
+    static func run(_ count: Int, _ body: (Int) -> Void) {
+        let threads = min(Numerics.threads, count)
+        if threads <= 1 {
+            for i in 0..<count { body(i) }
+            return
+        }
+        withoutActuallyEscaping(body) { body in
+            // The tasks write disjoint memory, which is what makes sharing `body` across threads safe.
+            let shared = UncheckedSendable(body)
+            DispatchQueue.concurrentPerform(iterations: threads) { t in
+                var i = t
+                while i < count {
+                    shared.value(i)
+                    i += threads
+                }
+            }
+        }
+    }
+
+    /// 0..<n in chunks of `grain` (the last may be shorter).
+    static func chunks(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
+        guard n > 0 else { return }
+        let count = (n + grain - 1) / grain
+        run(count) { i in body((i * grain)..<min(n, (i + 1) * grain)) }
+    }
+
+    /// Elements per chunk for elementwise loops: big enough to amortise scheduling.
+    static let elementGrain = 16_384
+}
+
+struct UncheckedSendable<V>: @unchecked Sendable {
+    let value: V
+    init(_ value: V) { self.value = value }
+}
