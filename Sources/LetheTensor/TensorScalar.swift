@@ -25,7 +25,25 @@ extension Float: TensorScalar {
     @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     @inline(__always) public static func log(_ x: Float) -> Float { Foundation.log(x) }
     @inline(__always) public static func tanh(_ x: Float) -> Float { Foundation.tanh(x) }
-    @inline(__always) public static func erf(_ x: Float) -> Float { Foundation.erf(x) }
+    /// A rational minimax approximation on [-4, 4] (erf is 1 to float precision beyond): within 1e-6
+    /// relative and 5e-7 absolute of libm, branch-free so loops over it vectorise.
+    @inline(__always) public static func erf(_ x: Float) -> Float {
+        let z = Swift.min(Swift.max(x, -4), 4)
+        let z2 = z * z
+        var p: Float = -2.72614225801306e-10
+        p = p * z2 + 2.77068142495902e-08
+        p = p * z2 - 2.10102402082508e-06
+        p = p * z2 - 5.69250639462346e-05
+        p = p * z2 - 7.34990630326855e-04
+        p = p * z2 - 2.95459980854025e-03
+        p = p * z2 - 1.60960333262415e-02
+        var q: Float = -1.45660718464996e-05
+        q = q * z2 - 2.13374055278905e-04
+        q = q * z2 - 1.68282697438203e-03
+        q = q * z2 - 7.37332916720468e-03
+        q = q * z2 - 1.42647390514189e-02
+        return z * p / q
+    }
     public static var dtypeName: String { "F32" }
 }
 

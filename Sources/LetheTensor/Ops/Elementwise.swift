@@ -2,6 +2,7 @@
 
 extension Tensor {
     /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
+    @inline(__always)
     static func binary(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
                        da: @escaping (T, T) -> T, db: @escaping (T, T) -> T) -> Tensor {
         guard let shape = Broadcast.shape(a.shape, b.shape) else {
@@ -44,6 +45,7 @@ extension Tensor {
     }
 
     /// out = f(x); `df(x, y)` is d out / d x given the input and the output.
+    @inline(__always)
     func unary(_ f: (T) -> T, _ df: @escaping (T, T) -> T) -> Tensor {
         var out = storage
         out.withUnsafeMutableBufferPointer { o in
