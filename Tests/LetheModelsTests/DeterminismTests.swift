@@ -62,10 +62,28 @@ final class MixedNet: Module<Float> {
         #expect(Self.train(threads: 1, mode: .fast) == Self.train(threads: 1, mode: .fast))
     }
 
+    /// Output and every gradient of one forward/backward pass, under the given numerics.
+    static func gradients(threads: Int, mode: Numerics.Mode) -> (output: [Float], grads: [[Float]]) {
+        Numerics.configure(threads: threads, mode: mode)
+        defer { Numerics.configure(threads: 1, mode: .fast) }
+        var rng = Philox(seed: 9)
+        let model = MixedNet(rng: &rng)
+        let x = Tensor<Float>.randn([4, 3, 12, 12], rng: &rng)
+        let out = model(x)
+        out.square().mean().backward()
+        return (out.storage, model.parameters.map { $0.grad ?? [] })
+    }
+
+    /// Strict mode changes only summation order: it agrees with fast mode to float rounding. (After
+    /// Adam steps the two may not: the conv bias feeds GroupNorm, which cancels it, so its true
+    /// gradient is zero and Adam's normalised step turns rounding noise into full-size moves.)
     @Test func strictAndFastAgreeClosely() {
-        let strict = Self.train(threads: 2, mode: .strict), fast = Self.train(threads: 2, mode: .fast)
-        for (s, f) in zip(strict, fast) {
-            #expect(TorchCrossCheckTests.relativeError(s, f) < 1e-5)
+        let strict = Self.gradients(threads: 2, mode: .strict), fast = Self.gradients(threads: 2, mode: .fast)
+        #expect(TorchCrossCheckTests.relativeError(strict.output, fast.output) < 1e-5)
+        let scale = fast.grads.map { g in g.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }.max() ?? 1
+        for (s, f) in zip(strict.grads, fast.grads) {
+            let diff = zip(s, f).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+            #expect(diff <= 1e-5 * scale)
         }
     }
 }
