@@ -1,0 +1,127 @@
+import LetheTensor
+
+/// Hyper-parameters of the masked autoencoder (spec: `model.mae`).
+public struct MAEConfig: Sendable, Equatable {
+    public var imageSize = 32, channels = 1, patchSize = 4
+    public var width = 128, depth = 4, heads = 4, mlpRatio = 4.0
+    public var decoderWidth = 64, decoderDepth = 2, decoderHeads = 4
+    public init() {}
+    public var grid: Int { imageSize / patchSize }
+    public var patches: Int { grid * grid }
+    public var patchDim: Int { patchSize * patchSize * channels }
+}
+
+/// timm's `PatchEmbed`: a stride-p convolution, so the state dict reads `patch_embed.proj.weight`.
+public final class PatchEmbed<T: TensorScalar>: Module<T> {
+    public let proj: Conv2d<T>
+    public init(channels: Int, width: Int, patch: Int, rng: inout Philox) {
+        proj = Conv2d(channels, width, kernel: patch, stride: patch, rng: &rng)
+        super.init()
+        register("proj", proj)
+    }
+    /// (B, C, H, W) -> (B, L, width)
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        let y = proj(x)
+        return y.reshaped([y.shape[0], y.shape[1], y.shape[2] * y.shape[3]]).transposed(1, 2)
+    }
+}
+
+/// Masked autoencoder (He et al.) as an I2I generator: the ViT encoder E sees the visible patches of
+/// T(x); the light decoder D puts mask tokens where patches are hidden and predicts every patch.
+/// Parameter paths follow the reference MAE code (no cls token: completion does not use it).
+public final class MAE<T: TensorScalar>: Module<T> {
+    public let config: MAEConfig
+    public let posEmbed: Tensor<T>
+    public let maskToken: Tensor<T>
+    public let decoderPosEmbed: Tensor<T>
+    public let patchEmbed: PatchEmbed<T>
+    public let blocks: ModuleList<T, TransformerBlock<T>>
+    public let norm: LayerNorm<T>
+    public let decoderEmbed: Linear<T>
+    public let decoderBlocks: ModuleList<T, TransformerBlock<T>>
+    public let decoderNorm: LayerNorm<T>
+    public let decoderPred: Linear<T>
+
+    public init(_ c: MAEConfig, rng: inout Philox) {
+        config = c
+        posEmbed = sinCosPositionEmbedding(dim: c.width, grid: c.grid).reshaped([1, c.patches, c.width])
+        decoderPosEmbed = sinCosPositionEmbedding(dim: c.decoderWidth, grid: c.grid).reshaped([1, c.patches, c.decoderWidth])
+        maskToken = Tensor.randn([1, 1, c.decoderWidth], std: 0.02, rng: &rng, requiresGrad: true)
+        patchEmbed = PatchEmbed(channels: c.channels, width: c.width, patch: c.patchSize, rng: &rng)
+        blocks = ModuleList((0..<c.depth).map { _ in TransformerBlock(dim: c.width, heads: c.heads, mlpRatio: c.mlpRatio, rng: &rng) })
+        norm = LayerNorm(c.width, eps: 1e-6)
+        decoderEmbed = Linear(c.width, c.decoderWidth, rng: &rng)
+        decoderBlocks = ModuleList((0..<c.decoderDepth).map { _ in TransformerBlock(dim: c.decoderWidth, heads: c.decoderHeads, mlpRatio: c.mlpRatio, rng: &rng) })
+        decoderNorm = LayerNorm(c.decoderWidth, eps: 1e-6)
+        decoderPred = Linear(c.decoderWidth, c.patchDim, rng: &rng)
+        super.init()
+        // The fixed position embeddings are frozen parameters, as in the reference MAE.
+        register("pos_embed", posEmbed)
+        register("mask_token", maskToken)
+        register("decoder_pos_embed", decoderPosEmbed)
+        register("patch_embed", patchEmbed)
+        register("blocks", blocks)
+        register("norm", norm)
+        register("decoder_embed", decoderEmbed)
+        register("decoder_blocks", decoderBlocks)
+        register("decoder_norm", decoderNorm)
+        register("decoder_pred", decoderPred)
+    }
+
+    /// The encoder E: every parameter the unlearning objective trains.
+    public var encoderParameters: [(path: String, tensor: Tensor<T>)] {
+        patchEmbed.namedParameters(prefix: "patch_embed.") + blocks.namedParameters(prefix: "blocks.") + norm.namedParameters(prefix: "norm.")
+    }
+
+    /// Rows `indices[b]` of each batch item of (B, L, C) -> (B, K, C).
+    static func gatherTokens(_ x: Tensor<T>, _ indices: [[Int]]) -> Tensor<T> {
+        let (b, l, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let flat = indices.enumerated().flatMap { item in item.element.map { item.offset * l + $0 } }
+        return x.reshaped([b * l, c]).gather(rows: flat).reshaped([b, indices[0].count, c])
+    }
+
+    /// E(T(x)): (B, C, H, W) images and the visible patch indices of each -> (B, V, width).
+    public func encode(_ images: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
+        precondition(visible.count == images.shape[0] && Set(visible.map(\.count)).count == 1, "one equally long visible list per image")
+        var h = MAE.gatherTokens(patchEmbed(images) + posEmbed, visible)
+        for block in blocks.items { h = block(h) }
+        return norm(h)
+    }
+
+    /// D: latent (B, V, width) of the visible patches -> every patch predicted, (B, L, p*p*C).
+    public func decode(_ latent: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
+        let (b, v) = (latent.shape[0], latent.shape[1])
+        let l = config.patches
+        let x = decoderEmbed(latent)
+        let masks = maskToken + Tensor(zeros: [b, l - v, config.decoderWidth])
+        // Visible tokens first, then mask tokens; `restore` puts each back at its patch (MAE's ids_restore).
+        let restore: [[Int]] = visible.map { vis in
+            let hidden = (0..<l).filter { !Set(vis).contains($0) }
+            var position = [Int](repeating: 0, count: l)
+            for (i, p) in (vis + hidden).enumerated() { position[p] = i }
+            return position
+        }
+        var h = MAE.gatherTokens(Tensor.concat([x, masks], axis: 1), restore) + decoderPosEmbed
+        for block in decoderBlocks.items { h = block(h) }
+        return decoderPred(decoderNorm(h))
+    }
+
+    /// (B, C, H, W) -> (B, L, p*p*C), MAE's patch order and pixel layout.
+    public func patchify(_ x: Tensor<T>) -> Tensor<T> {
+        let (b, c, p, g) = (x.shape[0], config.channels, config.patchSize, config.grid)
+        return x.reshaped([b, c, g, p, g, p]).permuted([0, 2, 4, 3, 5, 1]).reshaped([b, g * g, p * p * c])
+    }
+
+    /// The inverse of `patchify`.
+    public func unpatchify(_ patches: Tensor<T>) -> Tensor<T> {
+        let (b, c, p, g) = (patches.shape[0], config.channels, config.patchSize, config.grid)
+        return patches.reshaped([b, g, g, p, p, c]).permuted([0, 5, 1, 3, 2, 4]).reshaped([b, c, g * p, g * p])
+    }
+
+    /// Mean squared error over the hidden patches only, as MAE trains.
+    public func reconstructionLoss(_ images: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
+        let prediction = decode(encode(images, visible: visible), visible: visible)
+        let hidden = visible.map { vis in (0..<config.patches).filter { !Set(vis).contains($0) } }
+        return MAE.gatherTokens(prediction, hidden).mseLoss(MAE.gatherTokens(patchify(images), hidden))
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import LetheTensor
+
+/// timm's `Attention`: qkv (dim -> 3 dim), scaled dot-product attention over `heads`, proj.
+public final class Attention<T: TensorScalar>: Module<T> {
+    public let heads: Int
+    public let qkv: Linear<T>
+    public let proj: Linear<T>
+
+    public init(dim: Int, heads: Int, rng: inout Philox) {
+        precondition(dim % heads == 0, "attention width \(dim) is not divisible by \(heads) heads")
+        self.heads = heads
+        qkv = Linear(dim, 3 * dim, rng: &rng)
+        proj = Linear(dim, dim, rng: &rng)
+        super.init()
+        register("qkv", qkv)
+        register("proj", proj)
+    }
+
+    /// (B, N, C) -> (B, N, C)
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
+        let d = c / heads
+        let qkvOut = qkv(x).reshaped([b, n, 3, heads, d]).permuted([2, 0, 3, 1, 4])    // (3, B, H, N, D)
+        let q = qkvOut.slice(axis: 0, 0..<1).reshaped([b, heads, n, d])
+        let k = qkvOut.slice(axis: 0, 1..<2).reshaped([b, heads, n, d])
+        let v = qkvOut.slice(axis: 0, 2..<3).reshaped([b, heads, n, d])
+        let a = Tensor.attention(q, k, v).transposed(1, 2).reshaped([b, n, c])
+        return proj(a)
+    }
+}
+
+/// timm's `Mlp`: fc1, GELU, fc2.
+public final class MLP<T: TensorScalar>: Module<T> {
+    public let fc1: Linear<T>
+    public let fc2: Linear<T>
+
+    public init(dim: Int, hidden: Int, rng: inout Philox) {
+        fc1 = Linear(dim, hidden, rng: &rng)
+        fc2 = Linear(hidden, dim, rng: &rng)
+        super.init()
+        register("fc1", fc1)
+        register("fc2", fc2)
+    }
+
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> { fc2(fc1(x).gelu()) }
+}
+
+/// timm's pre-norm transformer `Block`: x + attn(norm1(x)), then x + mlp(norm2(x)).
+public final class TransformerBlock<T: TensorScalar>: Module<T> {
+    public let norm1: LayerNorm<T>
+    public let attn: Attention<T>
+    public let norm2: LayerNorm<T>
+    public let mlp: MLP<T>
+
+    public init(dim: Int, heads: Int, mlpRatio: Double, rng: inout Philox) {
+        norm1 = LayerNorm(dim, eps: 1e-6)
+        attn = Attention(dim: dim, heads: heads, rng: &rng)
+        norm2 = LayerNorm(dim, eps: 1e-6)
+        mlp = MLP(dim: dim, hidden: Int(Double(dim) * mlpRatio), rng: &rng)
+        super.init()
+        register("norm1", norm1)
+        register("attn", attn)
+        register("norm2", norm2)
+        register("mlp", mlp)
+    }
+
+    public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
+        let h = x + attn(norm1(x))
+        return h + mlp(norm2(h))
+    }
+}
+
+/// MAE's fixed 2-D sine-cosine position embedding for a `grid` x `grid` patch grid: (grid^2, dim).
+/// Half the channels encode the row, half the column; each half is sin then cos of pos * omega_k.
+public func sinCosPositionEmbedding<T: TensorScalar>(dim: Int, grid: Int) -> Tensor<T> {
+    precondition(dim % 4 == 0, "sin-cos position embedding needs a width divisible by 4")
+    let quarter = dim / 4
+    var out = [T](repeating: 0, count: grid * grid * dim)
+    for row in 0..<grid {
+        for col in 0..<grid {
+            let token = row * grid + col
+            // MAE puts the embedding of the w (column) coordinate first, then the h (row) coordinate.
+            for (half, pos) in [(0, col), (1, row)] {
+                for k in 0..<quarter {
+                    let omega = 1 / Foundation.pow(10_000, Double(k) / Double(quarter))
+                    out[token * dim + half * 2 * quarter + k] = T(sin(Double(pos) * omega))
+                    out[token * dim + half * 2 * quarter + quarter + k] = T(cos(Double(pos) * omega))
+                }
+            }
+        }
+    }
+    return Tensor(out, shape: [grid * grid, dim])
+}
