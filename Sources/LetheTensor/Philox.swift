@@ -94,16 +94,19 @@ public struct Philox: Sendable {
 
 extension Tensor {
     /// Normal(mean, std) values from `rng`.
+    @_specialize(where T == Float)
     public static func randn(_ shape: [Int], mean: T = 0, std: T = 1, rng: inout Philox, requiresGrad: Bool = false) -> Tensor {
         Tensor((0..<shape.reduce(1, *)).map { _ in mean + std * T(rng.normal()) }, shape: shape, requiresGrad: requiresGrad)
     }
 
     /// Uniform(lo, hi) values from `rng`.
+    @_specialize(where T == Float)
     public static func uniform(_ shape: [Int], _ lo: T, _ hi: T, rng: inout Philox, requiresGrad: Bool = false) -> Tensor {
         Tensor((0..<shape.reduce(1, *)).map { _ in lo + (hi - lo) * T(rng.uniform()) }, shape: shape, requiresGrad: requiresGrad)
     }
 
     /// Inverted dropout: zeroes a share `p` of the values and scales the rest by 1/(1-p).
+    @_specialize(where T == Float)
     public func dropout(_ p: Double, rng: inout Philox) -> Tensor {
         guard p > 0 else { return self }
         let scale = T(1 / (1 - p))

@@ -44,6 +44,7 @@ public final class Tensor<T: TensorScalar>: @unchecked Sendable {
     }
 
     /// Adds `g` into this tensor's gradient (backward passes add; zeroing is explicit).
+    @_specialize(where T == Float)
     func accumulate(_ g: [T]) {
         guard requiresGrad else { return }
         precondition(g.count == count, "gradient of \(g.count) for a tensor of \(count)")
@@ -87,6 +88,7 @@ public enum GradMode {
 
 extension Tensor {
     /// Wraps a forward result; records `backward` when any input needs a gradient.
+    @_specialize(where T == Float)
     static func make(_ values: [T], shape: [Int], inputs: [Tensor], backward: @escaping ([T]) -> Void) -> Tensor {
         let out = Tensor(values, shape: shape)
         if GradMode.isEnabled && inputs.contains(where: { $0.requiresGrad }) {
@@ -98,6 +100,7 @@ extension Tensor {
 
     /// Reverse-mode differentiation from this scalar: every recorded operation reachable from it runs
     /// its backward once, newest first, so each sees its output's complete gradient.
+    @_specialize(where T == Float)
     public func backward() {
         precondition(count == 1, "backward() starts from a scalar; this tensor has shape \(shape)")
         var order: [Tensor] = []

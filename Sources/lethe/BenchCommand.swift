@@ -1,14 +1,21 @@
 import ArgumentParser
 import Foundation
+import LetheSpec
 import LetheTensor
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time the tensor core's op families against this machine's sgemm peak.",
-        discussion: "Build in release first (`make bench` does). Each op runs forward and backward; GFLOP/s counts the matrix products only. Full training steps of the three reference models join this table when the models land."
+        abstract: "Time the tensor core's op families and one unlearning step per reference model, against PyTorch.",
+        discussion: """
+        Build in release first (`make bench` does). Op rows run forward and backward; GFLOP/s counts the \
+        matrix products only, against the sgemm peak measured in the same run. Step rows run the paper's \
+        objective on the MAE, VQ-GAN and diffusion reference models; when the PyTorch reference \
+        environment exists (bench/torch/setup.sh), bench/torch/bench_steps.py times the same work and the \
+        ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast).
+        """
     )
 
-    @Option(help: "OpenBLAS threads.")
+    @Option(help: "Threads (OpenBLAS and Lethe's own loops; PyTorch gets the same).")
     var threads: Int = 1
 
     @Option(help: "Numerics mode: fast (OpenBLAS threads) or strict (bitwise identical for any thread count).")
@@ -17,10 +24,24 @@ struct Bench: ParsableCommand {
     @Option(help: "Seconds to spend on each measurement (the best iteration is reported).")
     var seconds: Double = 1.0
 
+    @Option(help: "Python of the PyTorch reference environment.")
+    var torchPython = "bench/torch/.venv/bin/python"
+
+    @Flag(help: "Only the full unlearning steps of the reference models.")
+    var stepsOnly = false
+
     func run() throws {
         Numerics.configure(threads: threads, mode: mode)
-        var rng = Philox(seed: 0)
         print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per row")
+        if !stepsOnly {
+            opRows()
+            print("")
+        }
+        referenceSteps()
+    }
+
+    func opRows() {
+        var rng = Philox(seed: 0)
         let peak = measureSgemmPeak()
         print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
         print("")
@@ -34,17 +55,13 @@ struct Bench: ParsableCommand {
         func param(_ s: [Int]) -> Tensor<Float> { Tensor.randn(s, rng: &rng, requiresGrad: true) }
 
         let x = param([2048, 128]), w = param([512, 128]), b = param([512])
-        row("linear", "[2048,128] x [512,128]^T", flops: 3 * 2 * 2048 * 512 * 128) {
-            x.linear(w, b).sum().backward()
-        }
+        row("linear", "[2048,128] x [512,128]^T", flops: 3 * 2 * 2048 * 512 * 128) { x.linear(w, b).sum().backward() }
         let img = param([32, 32, 16, 16]), k = param([64, 32, 3, 3])
         row("conv2d 3x3 pad 1", "[32,32,16,16] * [64,32,3,3]", flops: 3 * 2 * 32 * 64 * 256 * 288) {
             img.conv2d(k, nil, Conv2dGeometry(stride: 1, padding: 1)).sum().backward()
         }
         let q = param([32, 4, 64, 32]), kk = param([32, 4, 64, 32]), v = param([32, 4, 64, 32])
-        row("attention", "[32,4,64,32]", flops: 3 * 2 * 2 * 32 * 4 * 64 * 64 * 32) {
-            Tensor.attention(q, kk, v).sum().backward()
-        }
+        row("attention", "[32,4,64,32]", flops: 3 * 2 * 2 * 32 * 4 * 64 * 64 * 32) { Tensor.attention(q, kk, v).sum().backward() }
         let ln = param([2048, 128]), g = param([128]), beta = param([128])
         row("layer norm", "[2048,128]", flops: 0) { ln.layerNorm(g, beta).sum().backward() }
         let sm = param([512, 256])
@@ -53,8 +70,49 @@ struct Bench: ParsableCommand {
         row("group norm (32 groups)", "[32,64,16,16]", flops: 0) { gn.groupNorm(groups: 32, gw, gb).sum().backward() }
         let e = param([32, 64, 32, 32])
         row("gelu", "[32,64,32,32]", flops: 0) { e.gelu().sum().backward() }
-        print("")
-        print("PyTorch reference: not measured (the reference environment under bench/torch/ is not set up yet).")
+    }
+
+    /// One unlearning step per reference model, beside PyTorch's time for the same work.
+    func referenceSteps() {
+        let torch = torchTimes()
+        print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   PyTorch ms   PyTorch/Lethe")
+        for make in [ReferenceSteps.mae, ReferenceSteps.vqgan, ReferenceSteps.diffusion] {
+            let step = make()
+            let t = best(step.run) * 1e3
+            var line = step.name.padding(37) + String(step.parameters).padding(13) + String(format: "%8.1f", t)
+            if let reference = torch.ms[step.name] {
+                line += String(format: "   %10.1f   %13.2f", reference, reference / t)
+            } else {
+                line += "            —               —"
+            }
+            print(line)
+        }
+        if let version = torch.version {
+            print("PyTorch \(version), \(threads) thread(s), the same work in the same run; a ratio >= 1 means Lethe is at least as fast.")
+        } else {
+            print("PyTorch reference: not measured (bench/torch/setup.sh creates \(torchPython)).")
+        }
+    }
+
+    /// PyTorch's best step times by model name, from bench/torch/bench_steps.py (empty when absent).
+    func torchTimes() -> (ms: [String: Double], version: String?) {
+        guard FileManager.default.isExecutableFile(atPath: torchPython) else { return ([:], nil) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: torchPython)
+        process.arguments = ["bench/torch/bench_steps.py", "--threads", String(threads), "--seconds", String(max(seconds, 1))]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        do { try process.run() } catch { return ([:], nil) }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        var ms: [String: Double] = [:]
+        var version: String?
+        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+            guard let value = try? JSONParser.parse(String(line)), let name = value["model"]?.stringValue, let t = value["ms"]?.doubleValue else { continue }
+            ms[name] = t
+            version = value["torch"]?.stringValue
+        }
+        return (ms, version)
     }
 
     func best(_ body: () -> Void) -> Double {
@@ -69,7 +127,7 @@ struct Bench: ParsableCommand {
         return bestTime
     }
 
-    /// The peak of OpenBLAS at this thread count (strict mode runs it single-threaded per block).
+    /// OpenBLAS's peak at this thread count (strict mode runs it single-threaded per block).
     func measureSgemmPeak() -> Double {
         BLAS.setThreads(threads)
         defer { Numerics.configure(threads: threads, mode: mode) }

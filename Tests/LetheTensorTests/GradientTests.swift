@@ -18,6 +18,7 @@ import Testing
             ("div broadcast", [r([2, 3]), positive([2, 1])], { $0[0] / $0[1] }),
             ("tensor used twice", [r([3, 4])], { x in x[0] * x[0] + x[0].exp() }),
             ("scalar ops", [r([5])], { ($0[0] * 3 + 2) / 4 - 1 }),
+            ("scalar on the left", [r([5])], { 2 - $0[0] + (3 + $0[0]) * (0.5 * $0[0]) }),
             ("exp log sqrt", [positive([6])], { $0[0].exp() + $0[0].log() + $0[0].sqrt() }),
             ("tanh sigmoid square", [r([6])], { $0[0].tanh() + $0[0].sigmoid() * $0[0].square() }),
             ("relu abs", [r([8])], { $0[0].relu() + $0[0].abs() * 0.5 }),

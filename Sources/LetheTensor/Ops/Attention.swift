@@ -2,6 +2,7 @@
 
 extension Tensor {
     /// `F.scaled_dot_product_attention(q, k, v)` on (B, H, T, D): softmax(q k^T / sqrt(D)) v.
+    @_specialize(where T == Float)
     public static func attention(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
         let d = q.shape[q.rank - 1]
         let scores = q.matmul(k.transposed()) * (1 / T(d).squareRoot())
@@ -9,6 +10,7 @@ extension Tensor {
     }
 
     /// `F.embedding(indices, weight)`: rows of `weight` (V, D) laid out as `indexShape + [D]`.
+    @_specialize(where T == Float)
     public static func embedding(_ indices: [Int], shape indexShape: [Int], weight: Tensor) -> Tensor {
         weight.gather(rows: indices).reshaped(indexShape + [weight.shape[1]])
     }
@@ -17,6 +19,7 @@ extension Tensor {
     /// Euclidean distance (ties: the lowest index). Returns the quantised rows with a straight-through
     /// gradient (d out / d self = identity; the codebook gets no gradient here: use
     /// `codebook.gather(rows:)` in the codebook loss) and the indices.
+    @_specialize(where T == Float)
     public func nearestCodebook(_ codebook: Tensor) -> (quantized: Tensor, indices: [Int]) {
         let d = shape[rank - 1], n = count / d, k = codebook.shape[0]
         precondition(codebook.shape == [k, d], "codebook \(codebook.shape) for vectors of \(d)")

@@ -84,6 +84,7 @@ struct ConvPlan {
 extension Tensor {
     /// `F.conv2d(x, weight, bias, stride, padding)`: (N, C, H, W) -> (N, O, Ho, Wo).
     /// One gemm per pass: columns are laid out (C k k, N Ho Wo), so the product covers the batch.
+    @_specialize(where T == Float)
     public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
         let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
@@ -119,6 +120,7 @@ extension Tensor {
     }
 
     /// `F.interpolate(x, scale_factor=2, mode="nearest")` on (N, C, H, W).
+    @_specialize(where T == Float)
     public func upsampleNearest2x() -> Tensor {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         var out = [T](repeating: 0, count: count * 4)

@@ -3,6 +3,7 @@
 extension Tensor {
     /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
     @inline(__always)
+    @_specialize(where T == Float)
     static func binary(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
                        da: @escaping (T, T) -> T, db: @escaping (T, T) -> T) -> Tensor {
         guard let shape = Broadcast.shape(a.shape, b.shape) else {
@@ -46,6 +47,7 @@ extension Tensor {
 
     /// out = f(x); `df(x, y)` is d out / d x given the input and the output.
     @inline(__always)
+    @_specialize(where T == Float)
     func unary(_ f: (T) -> T, _ df: @escaping (T, T) -> T) -> Tensor {
         var out = storage
         out.withUnsafeMutableBufferPointer { o in
@@ -65,28 +67,51 @@ extension Tensor {
         }
     }
 
+    @_specialize(where T == Float)
     public static func + (a: Tensor, b: Tensor) -> Tensor { binary(a, b, +, da: { _, _ in 1 }, db: { _, _ in 1 }) }
+    @_specialize(where T == Float)
     public static func - (a: Tensor, b: Tensor) -> Tensor { binary(a, b, -, da: { _, _ in 1 }, db: { _, _ in -1 }) }
+    @_specialize(where T == Float)
     public static func * (a: Tensor, b: Tensor) -> Tensor { binary(a, b, *, da: { _, y in y }, db: { x, _ in x }) }
+    @_specialize(where T == Float)
     public static func / (a: Tensor, b: Tensor) -> Tensor { binary(a, b, /, da: { _, y in 1 / y }, db: { x, y in -x / (y * y) }) }
 
+    @_specialize(where T == Float)
     public static func + (a: Tensor, s: T) -> Tensor { a.unary({ $0 + s }, { _, _ in 1 }) }
+    @_specialize(where T == Float)
     public static func - (a: Tensor, s: T) -> Tensor { a.unary({ $0 - s }, { _, _ in 1 }) }
+    @_specialize(where T == Float)
     public static func * (a: Tensor, s: T) -> Tensor { a.unary({ $0 * s }, { _, _ in s }) }
+    @_specialize(where T == Float)
     public static func * (s: T, a: Tensor) -> Tensor { a * s }
+    @_specialize(where T == Float)
+    public static func + (s: T, a: Tensor) -> Tensor { a + s }
+    @_specialize(where T == Float)
+    public static func - (s: T, a: Tensor) -> Tensor { a.unary({ s - $0 }, { _, _ in -1 }) }
+    @_specialize(where T == Float)
     public static func / (a: Tensor, s: T) -> Tensor { a * (1 / s) }
+    @_specialize(where T == Float)
     public static prefix func - (a: Tensor) -> Tensor { a * -1 }
 
+    @_specialize(where T == Float)
     public func exp() -> Tensor { unary(T.exp, { _, y in y }) }
+    @_specialize(where T == Float)
     public func log() -> Tensor { unary(T.log, { x, _ in 1 / x }) }
+    @_specialize(where T == Float)
     public func sqrt() -> Tensor { unary({ $0.squareRoot() }, { _, y in 1 / (2 * y) }) }
+    @_specialize(where T == Float)
     public func square() -> Tensor { unary({ $0 * $0 }, { x, _ in 2 * x }) }
+    @_specialize(where T == Float)
     public func abs() -> Tensor { unary({ Swift.abs($0) }, { x, _ in x > 0 ? 1 : (x < 0 ? -1 : 0) }) }
+    @_specialize(where T == Float)
     public func tanh() -> Tensor { unary(T.tanh, { _, y in 1 - y * y }) }
+    @_specialize(where T == Float)
     public func sigmoid() -> Tensor { unary({ 1 / (1 + T.exp(-$0)) }, { _, y in y * (1 - y) }) }
+    @_specialize(where T == Float)
     public func relu() -> Tensor { unary({ $0 > 0 ? $0 : 0 }, { x, _ in x > 0 ? 1 : 0 }) }
 
     /// SiLU (swish): x * sigmoid(x).
+    @_specialize(where T == Float)
     public func silu() -> Tensor {
         unary({ $0 / (1 + T.exp(-$0)) }, { x, _ in
             let s = 1 / (1 + T.exp(-x))
@@ -95,6 +120,7 @@ extension Tensor {
     }
 
     /// GELU with the exact erf form, PyTorch's default: x * Phi(x).
+    @_specialize(where T == Float)
     public func gelu() -> Tensor {
         let invSqrt2 = T(0.70710678118654752440)
         let invSqrt2Pi = T(0.39894228040143267794)
@@ -104,6 +130,7 @@ extension Tensor {
     }
 
     /// Clamps values into [lo, hi]; the gradient passes where the value was inside.
+    @_specialize(where T == Float)
     public func clamped(_ lo: T, _ hi: T) -> Tensor {
         unary({ Swift.min(Swift.max($0, lo), hi) }, { x, _ in x >= lo && x <= hi ? 1 : 0 })
     }

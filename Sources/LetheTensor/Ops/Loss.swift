@@ -2,12 +2,15 @@
 
 extension Tensor {
     /// `F.mse_loss`: mean of (a - b)^2 over every element.
+    @_specialize(where T == Float)
     public func mseLoss(_ target: Tensor) -> Tensor { (self - target).square().mean() }
 
     /// `F.l1_loss`: mean of |a - b|.
+    @_specialize(where T == Float)
     public func l1Loss(_ target: Tensor) -> Tensor { (self - target).abs().mean() }
 
     /// `F.cross_entropy` for logits (N, C) and class indices, averaged over N.
+    @_specialize(where T == Float)
     public func crossEntropy(_ targets: [Int]) -> Tensor {
         let c = shape[rank - 1], n = count / c
         precondition(targets.count == n && targets.allSatisfy { $0 >= 0 && $0 < c }, "cross_entropy: \(targets.count) targets in 0..<\(c) for \(n) rows")

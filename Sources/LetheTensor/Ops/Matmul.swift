@@ -3,6 +3,7 @@
 extension Tensor {
     /// Batched matrix product. `b` is (K, N), shared by every batch, or (B..., K, N) with the same
     /// batch dimensions as `a`.
+    @_specialize(where T == Float)
     public func matmul(_ b: Tensor) -> Tensor {
         precondition(rank >= 2 && b.rank >= 2, "matmul needs matrices: \(shape) x \(b.shape)")
         let m = shape[rank - 2], k = shape[rank - 1], n = b.shape[b.rank - 1]
@@ -41,6 +42,7 @@ extension Tensor {
     }
 
     /// Independent products C_i = op(A_i) op(B_i); small ones are spread over threads.
+    @_specialize(where T == Float)
     static func batchedGemm(batch: Int, m: Int, n: Int, k: Int, _ a: [T], _ b: [T], into c: inout [T],
                             transA: Bool = false, transB: Bool = false, aStride: Int, bStride: Int, cStride: Int) {
         a.withUnsafeBufferPointer { ap in
@@ -62,6 +64,7 @@ extension Tensor {
     }
 
     /// PyTorch's `F.linear`: x (..., in), weight (out, in), bias (out) -> (..., out).
+    @_specialize(where T == Float)
     public func linear(_ weight: Tensor, _ bias: Tensor? = nil) -> Tensor {
         let inF = shape[rank - 1], outF = weight.shape[0]
         precondition(weight.shape == [outF, inF], "linear: input \(shape) with weight \(weight.shape)")

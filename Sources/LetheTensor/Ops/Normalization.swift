@@ -3,6 +3,7 @@
 extension Tensor {
     /// The largest value of each row of the last dimension (the shift that keeps exp finite).
     /// Rows per parallel chunk for row-wise kernels of row length `n`.
+    @_specialize(where T == Float)
     static func rowGrain(_ n: Int) -> Int { Swift.max(1, Parallel.elementGrain / Swift.max(n, 1)) }
 
     private func rowMaxima(rows: Int, n: Int) -> [T] {
@@ -10,6 +11,7 @@ extension Tensor {
     }
 
     /// Softmax over the last dimension.
+    @_specialize(where T == Float)
     public func softmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
         let maxima = rowMaxima(rows: rows, n: n)
@@ -41,6 +43,7 @@ extension Tensor {
     }
 
     /// log(softmax) over the last dimension, computed stably.
+    @_specialize(where T == Float)
     public func logSoftmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
         let maxima = rowMaxima(rows: rows, n: n)
@@ -69,12 +72,14 @@ extension Tensor {
     }
 
     /// `F.layer_norm` over the last dimension with an affine weight and bias of that size.
+    @_specialize(where T == Float)
     public func layerNorm(_ weight: Tensor?, _ bias: Tensor?, eps: T = 1e-5) -> Tensor {
         let n = shape[rank - 1]
         return Tensor.normalize(self, groups: count / n, groupSize: n, spatial: 1, channels: n, weight: weight, bias: bias, eps: eps)
     }
 
     /// `F.group_norm` on (N, C, H, W...): statistics per sample over C/groups channels.
+    @_specialize(where T == Float)
     public func groupNorm(groups: Int, _ weight: Tensor?, _ bias: Tensor?, eps: T = 1e-5) -> Tensor {
         let c = shape[1], spatial = shape[2...].reduce(1, *)
         precondition(c % groups == 0, "group_norm: \(c) channels in \(groups) groups")
@@ -84,6 +89,7 @@ extension Tensor {
 
     /// y = (x - mean) * rstd * w[c] + b[c] over contiguous groups of `m` elements, where element i
     /// belongs to channel (i / spatial) % channels; the shared core of both norms.
+    @_specialize(where T == Float)
     static func normalize(_ x: Tensor, groups: Int, groupSize m: Int, spatial: Int, channels: Int,
                           weight: Tensor?, bias: Tensor?, eps: T) -> Tensor {
         var xhat = [T](repeating: 0, count: x.count)

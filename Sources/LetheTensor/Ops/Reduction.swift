@@ -1,6 +1,7 @@
 // Reductions. Sums run in a fixed order, so their bits do not depend on threading.
 
 extension Tensor {
+    @_specialize(where T == Float)
     func normalizedAxis(_ axis: Int) -> Int {
         let a = axis < 0 ? axis + rank : axis
         precondition(a >= 0 && a < rank, "axis \(axis) out of range for shape \(shape)")
@@ -8,11 +9,13 @@ extension Tensor {
     }
 
     /// (outer, n, inner) around `axis`.
+    @_specialize(where T == Float)
     func split(at axis: Int) -> (Int, Int, Int) {
         (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
     }
 
     /// Sum of every element.
+    @_specialize(where T == Float)
     public func sum() -> Tensor {
         // Partial sums over fixed chunks, added in chunk order: the same bits for any thread count.
         let grain = Parallel.elementGrain
@@ -33,9 +36,11 @@ extension Tensor {
         }
     }
 
+    @_specialize(where T == Float)
     public func mean() -> Tensor { sum() * (1 / T(Swift.max(count, 1))) }
 
     /// Sum over one axis. (outer, n, inner) -> (outer, inner), or (outer, 1, inner) with `keepDims`.
+    @_specialize(where T == Float)
     public func sum(axis: Int, keepDims: Bool = false) -> Tensor {
         let ax = normalizedAxis(axis)
         let (outer, n, inner) = split(at: ax)
@@ -63,6 +68,7 @@ extension Tensor {
         }
     }
 
+    @_specialize(where T == Float)
     public func mean(axis: Int, keepDims: Bool = false) -> Tensor {
         sum(axis: axis, keepDims: keepDims) * (1 / T(shape[normalizedAxis(axis)]))
     }

@@ -2,6 +2,7 @@
 
 extension Tensor {
     /// The same values in a new shape; one dimension may be -1.
+    @_specialize(where T == Float)
     public func reshaped(_ newShape: [Int]) -> Tensor {
         var s = newShape
         if let i = s.firstIndex(of: -1) {
@@ -13,6 +14,7 @@ extension Tensor {
     }
 
     /// Dimensions reordered: out.shape[i] = shape[dims[i]].
+    @_specialize(where T == Float)
     public func permuted(_ dims: [Int]) -> Tensor {
         precondition(dims.sorted() == Array(0..<rank), "permutation \(dims) for rank \(rank)")
         let outShape = dims.map { shape[$0] }
@@ -27,12 +29,14 @@ extension Tensor {
         }
     }
 
+    @_specialize(where T == Float)
     public func transposed(_ a: Int = -2, _ b: Int = -1) -> Tensor {
         var dims = Array(0..<rank)
         dims.swapAt(normalizedAxis(a), normalizedAxis(b))
         return permuted(dims)
     }
 
+    @_specialize(where T == Float)
     static func strides(_ shape: [Int]) -> [Int] {
         var s = [Int](repeating: 1, count: shape.count)
         var acc = 1
@@ -53,6 +57,7 @@ extension Tensor {
     }
 
     /// Joins tensors along `axis`; all other dimensions must agree.
+    @_specialize(where T == Float)
     public static func concat(_ parts: [Tensor], axis: Int) -> Tensor {
         let first = parts[0]
         let ax = first.normalizedAxis(axis)
@@ -86,6 +91,7 @@ extension Tensor {
     }
 
     /// Elements `range` along `axis`.
+    @_specialize(where T == Float)
     public func slice(axis: Int, _ range: Range<Int>) -> Tensor {
         let ax = normalizedAxis(axis)
         let (outer, n, inner) = split(at: ax)
@@ -107,6 +113,7 @@ extension Tensor {
     }
 
     /// Rows `indices` of dimension 0 (PyTorch's `index_select(0, ...)`); repeats accumulate in backward.
+    @_specialize(where T == Float)
     public func gather(rows indices: [Int]) -> Tensor {
         let inner = count / Swift.max(shape[0], 1)
         var out = [T](repeating: 0, count: indices.count * inner)

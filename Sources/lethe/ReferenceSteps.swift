@@ -1,0 +1,98 @@
+import LetheModels
+import LetheTensor
+
+/// One unlearning step of the paper's objective on each reference model, for `lethe bench`:
+/// batch 32 retain + 32 forget, 32x32 images, centre crop of 25%, Adam lr 1e-4 on the encoder,
+/// a frozen teacher copy. `bench/torch/bench_steps.py` does exactly the same work in PyTorch.
+enum ReferenceSteps {
+    static let batch = 32, alpha: Float = 0.25
+
+    struct Step {
+        var name: String
+        var parameters: Int
+        var run: () -> Void
+    }
+
+    /// 1 outside the centred square that hides 25% of the image, 0 inside: (1, 1, 32, 32).
+    static func cropMask() -> Tensor<Float> {
+        Tensor((0..<1024).map { i in (8..<24).contains(i / 32) && (8..<24).contains(i % 32) ? 0 : 1 }, shape: [1, 1, 32, 32])
+    }
+
+    static func images(_ rng: inout Philox) -> Tensor<Float> { Tensor.uniform([batch, 1, 32, 32], 0, 1, rng: &rng) }
+
+    /// Freezes everything but `encoder`, and returns an Adam over the encoder.
+    static func encoderOptimizer<M: Module<Float>>(_ model: M, encoder: [(path: String, tensor: Tensor<Float>)]) -> Adam<Float> {
+        model.setTrainable(false)
+        for p in encoder { p.tensor.requiresGrad = true }
+        return Adam(encoder.map(\.tensor), lr: 1e-4)
+    }
+
+    static func mae() -> Step {
+        var rng = Philox(seed: 0)
+        var initRNG = rng.split("init")
+        let student = MAE<Float>(MAEConfig(), rng: &initRNG)
+        var teacherRNG = rng.split("init")
+        let teacher = MAE<Float>(MAEConfig(), rng: &teacherRNG)
+        teacher.setTrainable(false)
+        let (xr, xf, noise) = (images(&rng), images(&rng), images(&rng))
+        let hidden = Set((2..<6).flatMap { r in (2..<6).map { r * 8 + $0 } })
+        let visible = Array(repeating: (0..<64).filter { !hidden.contains($0) }, count: batch)
+        var adam = encoderOptimizer(student, encoder: student.encoderParameters)
+        return Step(name: "MAE", parameters: student.parameterCount) {
+            adam.zeroGrad()
+            let (tr, tf) = GradMode.withoutGrad { (teacher.encode(xr, visible: visible), teacher.encode(noise, visible: visible)) }
+            let loss = student.encode(xr, visible: visible).mseLoss(tr) + student.encode(xf, visible: visible).mseLoss(tf) * alpha
+            loss.backward()
+            adam.step()
+        }
+    }
+
+    static func vqgan() -> Step {
+        var rng = Philox(seed: 0)
+        var initRNG = rng.split("init")
+        let student = VQGAN<Float>(VQGANConfig(), rng: &initRNG)
+        var teacherRNG = rng.split("init")
+        let teacher = VQGAN<Float>(VQGANConfig(), rng: &teacherRNG)
+        teacher.setTrainable(false)
+        let mask = cropMask()
+        let (xr, xf, noise) = (images(&rng) * mask, images(&rng) * mask, images(&rng) * mask)
+        var adam = encoderOptimizer(student, encoder: student.encoderParameters)
+        return Step(name: "VQ-GAN", parameters: student.parameterCount) {
+            adam.zeroGrad()
+            let (tr, tf) = GradMode.withoutGrad { (teacher.encoder(xr), teacher.encoder(noise)) }
+            let loss = student.encoder(xr).mseLoss(tr) + student.encoder(xf).mseLoss(tf) * alpha
+            loss.backward()
+            adam.step()
+        }
+    }
+
+    static func diffusion() -> Step {
+        var rng = Philox(seed: 0)
+        var initRNG = rng.split("init")
+        let student = UNet<Float>(DiffusionConfig(), rng: &initRNG)
+        var teacherRNG = rng.split("init")
+        let teacher = UNet<Float>(DiffusionConfig(), rng: &teacherRNG)
+        teacher.setTrainable(false)
+        let mask = cropMask()
+        let (xr, xf, noise) = (images(&rng), images(&rng), images(&rng))
+        // x_t for retain, forget, and the forget image with noise in its hole; conditions are T(x).
+        let (xtr, xtf, xtn) = (images(&rng), images(&rng), xf * mask + noise * (1 - mask))
+        let t = (0..<batch).map { _ in rng.int(below: 100) }
+        var adam = encoderOptimizer(student, encoder: student.encoderParameters)
+        func distance(_ a: [Tensor<Float>], _ b: [Tensor<Float>]) -> Tensor<Float> {
+            zip(a.dropFirst(), b.dropFirst()).reduce(a[0].mseLoss(b[0])) { $0 + $1.0.mseLoss($1.1) }
+        }
+        return Step(name: "diffusion", parameters: student.parameterCount) {
+            adam.zeroGrad()
+            let (tr, tf) = GradMode.withoutGrad { () -> ([Tensor<Float>], [Tensor<Float>]) in
+                let emb = teacher.timestepEmbedding(t)
+                return (teacher.encode(xtr, condition: xr * mask, emb: emb), teacher.encode(xtn, condition: xf * mask, emb: emb))
+            }
+            let emb = student.timestepEmbedding(t)
+            let loss = distance(student.encode(xtr, condition: xr * mask, emb: emb), tr)
+                + distance(student.encode(xtf, condition: xf * mask, emb: emb), tf) * alpha
+            loss.backward()
+            adam.step()
+        }
+    }
+}

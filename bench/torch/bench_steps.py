@@ -1,0 +1,285 @@
+"""PyTorch side of `lethe bench`: one unlearning step of the paper's objective on each reference model.
+
+Same models (architecture and parameter count) and the same work as Sources/lethe/ReferenceSteps.swift:
+batch 32 retain + 32 forget, 32x32 images, centre crop of 25%, Adam lr 1e-4 on the encoder, a frozen
+teacher. Prints one JSON object per model: {"model", "parameters", "threads", "ms"} (best step time).
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+B, ALPHA = 32, 0.25
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.heads, self.qkv, self.proj = heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, dim, hidden):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, dim, heads):
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(dim, eps=1e-6), Attention(dim, heads)
+        self.norm2, self.mlp = nn.LayerNorm(dim, eps=1e-6), Mlp(dim, 4 * dim)
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchEmbed(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Conv2d(1, 128, 4, stride=4)
+
+    def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class MAE(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pos_embed = nn.Parameter(torch.zeros(1, 64, 128), requires_grad=False)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 64))
+        self.decoder_pos_embed = nn.Parameter(torch.zeros(1, 64, 64), requires_grad=False)
+        self.patch_embed = PatchEmbed()
+        self.blocks = nn.ModuleList([Block(128, 4) for _ in range(4)])
+        self.norm = nn.LayerNorm(128, eps=1e-6)
+        self.decoder_embed = nn.Linear(128, 64)
+        self.decoder_blocks = nn.ModuleList([Block(64, 4) for _ in range(2)])
+        self.decoder_norm = nn.LayerNorm(64, eps=1e-6)
+        self.decoder_pred = nn.Linear(64, 16)
+
+    def encoder_parameters(self):
+        return [*self.patch_embed.parameters(), *self.blocks.parameters(), *self.norm.parameters()]
+
+    def encode(self, x, visible):
+        t = self.patch_embed(x) + self.pos_embed
+        t = torch.gather(t, 1, visible.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+        for blk in self.blocks:
+            t = blk(t)
+        return self.norm(t)
+
+
+class ConvStage(nn.Module):
+    def __init__(self, cin, cout, down=False, up=False):
+        super().__init__()
+        self.up = up
+        self.conv, self.norm = nn.Conv2d(cin, cout, 3, padding=1), nn.GroupNorm(8, cout)
+        self.downsample = nn.Conv2d(cout, cout, 3, stride=2, padding=1) if down else None
+
+    def forward(self, x):
+        if self.up:
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
+        h = F.silu(self.norm(self.conv(x)))
+        return self.downsample(h) if self.downsample is not None else h
+
+
+class VQEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_in = nn.Conv2d(1, 32, 3, padding=1)
+        self.down = nn.ModuleList([ConvStage(32, 32, down=True), ConvStage(32, 64, down=True)])
+        self.conv_out = nn.Conv2d(64, 32, 1)
+
+    def forward(self, x):
+        h = self.conv_in(x)
+        for s in self.down:
+            h = s(h)
+        return self.conv_out(h)
+
+
+class VQDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv_in = nn.Conv2d(32, 64, 3, padding=1)
+        self.up = nn.ModuleList([ConvStage(64, 64, up=True), ConvStage(64, 32, up=True)])
+        self.conv_out = nn.Conv2d(32, 1, 3, padding=1)
+
+
+class Quantize(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(256, 32)
+
+
+class VQGAN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder, self.quantize, self.decoder = VQEncoder(), Quantize(), VQDecoder()
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin, cout, temb=128):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(8, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.temb_proj = nn.Linear(temb, cout)
+        self.norm2, self.conv2 = nn.GroupNorm(8, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.temb_proj(F.silu(emb))[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + (self.skip(x) if self.skip is not None else x)
+
+
+class Level(nn.Module):
+    def __init__(self, cin, cout, resample):
+        super().__init__()
+        self.res = ResBlock(cin, cout)
+        self.resample = resample
+
+
+class UNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.time_embed = nn.Sequential(nn.Linear(32, 128), nn.SiLU(), nn.Linear(128, 128))
+        self.conv_in = nn.Conv2d(2, 32, 3, padding=1)
+        self.down = nn.ModuleList([Level(32, 32, nn.Conv2d(32, 32, 3, stride=2, padding=1)), Level(32, 64, None)])
+        self.mid = ResBlock(64, 64)
+        self.up = nn.ModuleList([Level(128, 64, nn.Conv2d(64, 64, 3, padding=1)), Level(96, 32, None)])
+        self.norm_out, self.conv_out = nn.GroupNorm(8, 32), nn.Conv2d(32, 1, 3, padding=1)
+
+    def encoder_parameters(self):
+        return [*self.time_embed.parameters(), *self.conv_in.parameters(), *self.down.parameters(), *self.mid.parameters()]
+
+    def timestep_embedding(self, t):
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(16, dtype=torch.float32) / 16)
+        args = t[:, None].float() * freqs[None]
+        return self.time_embed(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+
+    def encode(self, xt, cond, emb):
+        h, feats = self.conv_in(torch.cat([xt, cond], dim=1)), []
+        for level in self.down:
+            h = level.res(h, emb)
+            feats.append(h)
+            if level.resample is not None:
+                h = level.resample(h)
+        feats.append(self.mid(h, emb))
+        return feats
+
+
+def crop_mask():
+    m = torch.ones(1, 1, 32, 32)
+    m[..., 8:24, 8:24] = 0
+    return m
+
+
+def frozen_copy(model):
+    teacher = type(model)()
+    teacher.load_state_dict(model.state_dict())
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def encoder_adam(model, encoder_params):
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in encoder_params:
+        p.requires_grad_(True)
+    return torch.optim.Adam(encoder_params, lr=1e-4)
+
+
+def mae_step():
+    student = MAE()
+    teacher = frozen_copy(student)
+    xr, xf, noise = torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32)
+    hidden = {r * 8 + c for r in range(2, 6) for c in range(2, 6)}
+    visible = torch.tensor([i for i in range(64) if i not in hidden]).repeat(B, 1)
+    opt = encoder_adam(student, student.encoder_parameters())
+
+    def step():
+        opt.zero_grad()
+        with torch.no_grad():
+            tr, tf = teacher.encode(xr, visible), teacher.encode(noise, visible)
+        loss = F.mse_loss(student.encode(xr, visible), tr) + ALPHA * F.mse_loss(student.encode(xf, visible), tf)
+        loss.backward()
+        opt.step()
+    return "MAE", student, step
+
+
+def vqgan_step():
+    student = VQGAN()
+    teacher = frozen_copy(student)
+    m = crop_mask()
+    xr, xf, noise = torch.rand(B, 1, 32, 32) * m, torch.rand(B, 1, 32, 32) * m, torch.rand(B, 1, 32, 32) * m
+    opt = encoder_adam(student, list(student.encoder.parameters()))
+
+    def step():
+        opt.zero_grad()
+        with torch.no_grad():
+            tr, tf = teacher.encoder(xr), teacher.encoder(noise)
+        loss = F.mse_loss(student.encoder(xr), tr) + ALPHA * F.mse_loss(student.encoder(xf), tf)
+        loss.backward()
+        opt.step()
+    return "VQ-GAN", student, step
+
+
+def diffusion_step():
+    student = UNet()
+    teacher = frozen_copy(student)
+    m = crop_mask()
+    xr, xf, noise = torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32)
+    xtr, xtf = torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32)
+    xtn = xf * m + noise * (1 - m)
+    t = torch.randint(0, 100, (B,))
+    opt = encoder_adam(student, student.encoder_parameters())
+
+    def dist(a, b):
+        return sum(F.mse_loss(x, y) for x, y in zip(a, b))
+
+    def step():
+        opt.zero_grad()
+        with torch.no_grad():
+            emb = teacher.timestep_embedding(t)
+            tr, tf = teacher.encode(xtr, xr * m, emb), teacher.encode(xtn, xf * m, emb)
+        emb = student.timestep_embedding(t)
+        loss = dist(student.encode(xtr, xr * m, emb), tr) + ALPHA * dist(student.encode(xtf, xf * m, emb), tf)
+        loss.backward()
+        opt.step()
+    return "diffusion", student, step
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    for make in (mae_step, vqgan_step, diffusion_step):
+        name, model, step = make()
+        step()
+        best, start = float("inf"), time.perf_counter()
+        while time.perf_counter() - start < args.seconds:
+            t0 = time.perf_counter()
+            step()
+            best = min(best, time.perf_counter() - t0)
+        print(json.dumps({"model": name, "parameters": sum(p.numel() for p in model.parameters()),
+                          "threads": args.threads, "ms": best * 1e3, "torch": torch.__version__}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
