@@ -26,8 +26,13 @@ let package = Package(
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(
+            name: "CShims",
+            cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3"], .when(configuration: .release))],
+            linkerSettings: [.linkedLibrary("m")]
+        ),
+        .target(
             name: "LetheTensor",
-            dependencies: ["CBLAS", "LetheJSON"],
+            dependencies: ["CBLAS", "CShims", "LetheJSON"],
             swiftSettings: numericSwiftSettings,
             linkerSettings: [.linkedLibrary("m")]
         ),

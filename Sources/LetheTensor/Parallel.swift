@@ -1,6 +1,7 @@
 import CBLAS
 import Dispatch
 import Synchronization
+import CShims
 
 /// How the numeric core uses the cores. Set once per run (the thread count is part of a run's
 /// provenance):
@@ -20,11 +21,17 @@ public enum Numerics {
     public static var mode: Mode { strictMode.load(ordering: .relaxed) ? .strict : .fast }
 
     public static func configure(threads: Int, mode: Mode) {
+        keepFreedMemory()
         let n = max(1, threads)
         threadCount.store(n, ordering: .relaxed)
         strictMode.store(mode == .strict, ordering: .relaxed)
         BLAS.setThreads(mode == .strict ? 1 : n)
     }
+
+    /// Training allocates and frees the same large buffers every step. By default glibc hands blocks
+    /// over 128 KiB back to the kernel, so every step faults in freshly zeroed pages; keeping freed
+    /// memory in the heap makes those buffers cheap to reuse. (Only the speed changes, never a value.)
+    static func keepFreedMemory() { lethe_keep_freed_memory() }
 
     /// OpenBLAS's kernel for this CPU; bits of a product can differ between kernels.
     public static var blasCore: String {

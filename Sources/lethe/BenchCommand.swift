@@ -30,6 +30,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the full unlearning steps of the reference models.")
     var stepsOnly = false
 
+    @Option(help: "Only this reference model's step (MAE, VQ-GAN or diffusion).")
+    var model: String?
+
     func run() throws {
         Numerics.configure(threads: threads, mode: mode)
         print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per row")
@@ -76,7 +79,8 @@ struct Bench: ParsableCommand {
     func referenceSteps() {
         let torch = torchTimes()
         print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   PyTorch ms   PyTorch/Lethe")
-        for make in [ReferenceSteps.mae, ReferenceSteps.vqgan, ReferenceSteps.diffusion] {
+        for (name, make) in [("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion)] {
+            if let model, model.lowercased() != name.lowercased() { continue }
             let step = make()
             let t = best(step.run) * 1e3
             var line = step.name.padding(37) + String(step.parameters).padding(13) + String(format: "%8.1f", t)

@@ -25,22 +25,30 @@ struct ConvPlan {
         wo = geo.outSize(w, kernel: kw)
     }
 
-    /// Visits the (column entry, pixel) pairs of one (image, channel) plane that fall inside the
-    /// image. Planes touch disjoint pixels and disjoint column entries, so they run in parallel.
+    /// Output columns ox whose input column ox*s - p + kj lies inside the image.
     @inline(__always)
-    func forEachPatchElement(plane: Int, _ body: (Int, Int) -> Void) {
+    func validColumns(kj: Int) -> Range<Int> {
+        let lo = max(0, (geo.padding - kj + geo.stride - 1) / geo.stride)
+        let hi = min(wo, (w - 1 + geo.padding - kj) / geo.stride + 1)
+        return lo..<max(lo, hi)
+    }
+
+    /// Calls `body(colStart, pixelStart, count)` for each run of one (image, channel) plane: `count`
+    /// column entries from colStart on correspond to pixels pixelStart, pixelStart + stride, ...
+    /// Planes touch disjoint pixels and disjoint column entries, so they run in parallel.
+    @inline(__always)
+    func forEachRun(plane: Int, _ body: (Int, Int, Int) -> Void) {
         let b = plane / c, ci = plane % c
         let pixelBase = plane * h * w
         for ki in 0..<kh {
             for kj in 0..<kw {
                 let colBase = ((ci * kh + ki) * kw + kj) * columns + b * hw
+                let valid = validColumns(kj: kj)
+                guard !valid.isEmpty else { continue }
                 for oy in 0..<ho {
                     let iy = oy * geo.stride - geo.padding + ki
                     guard iy >= 0 && iy < h else { continue }
-                    for ox in 0..<wo {
-                        let ix = ox * geo.stride - geo.padding + kj
-                        if ix >= 0 && ix < w { body(colBase + oy * wo + ox, pixelBase + iy * w + ix) }
-                    }
+                    body(colBase + oy * wo + valid.lowerBound, pixelBase + iy * w + valid.lowerBound * geo.stride - geo.padding + kj, valid.count)
                 }
             }
         }
@@ -48,18 +56,34 @@ struct ConvPlan {
 
     /// cols[(ci, ki, kj)][(b, oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj] (0 outside).
     func im2col<T: TensorScalar>(_ x: [T], into cols: inout [T]) {
+        let s = geo.stride
         x.withUnsafeBufferPointer { xp in
             cols.withUnsafeMutableBufferPointer { cp in
-                Parallel.run(n * c) { plane in forEachPatchElement(plane: plane) { col, pixel in cp[col] = xp[pixel] } }
+                let (src, dst) = (xp.baseAddress!, cp.baseAddress!)
+                Parallel.run(n * c) { plane in
+                    forEachRun(plane: plane) { col, pixel, count in
+                        if s == 1 {
+                            (dst + col).update(from: src + pixel, count: count)
+                        } else {
+                            for j in 0..<count { dst[col + j] = src[pixel + j * s] }
+                        }
+                    }
+                }
             }
         }
     }
 
     /// The adjoint of im2col: scatter-adds columns back into the images.
     func col2im<T: TensorScalar>(_ cols: [T], into x: inout [T]) {
+        let s = geo.stride
         cols.withUnsafeBufferPointer { cp in
             x.withUnsafeMutableBufferPointer { xp in
-                Parallel.run(n * c) { plane in forEachPatchElement(plane: plane) { col, pixel in xp[pixel] += cp[col] } }
+                let (src, dst) = (cp.baseAddress!, xp.baseAddress!)
+                Parallel.run(n * c) { plane in
+                    forEachRun(plane: plane) { col, pixel, count in
+                        for j in 0..<count { dst[pixel + j * s] += src[col + j] }
+                    }
+                }
             }
         }
     }

@@ -1,3 +1,5 @@
+import CShims
+
 // Elementwise operations with broadcasting. Each forward sits beside its backward.
 
 extension Tensor {
@@ -113,7 +115,8 @@ extension Tensor {
     /// SiLU (swish): x * sigmoid(x).
     @_specialize(where T == Float)
     public func silu() -> Tensor {
-        unary({ $0 / (1 + T.exp(-$0)) }, { x, _ in
+        if let fast = floatKernel(lethe_silu_forward, lethe_silu_backward) { return fast }
+        return unary({ $0 / (1 + T.exp(-$0)) }, { x, _ in
             let s = 1 / (1 + T.exp(-x))
             return s * (1 + x * (1 - s))
         })
@@ -122,11 +125,40 @@ extension Tensor {
     /// GELU with the exact erf form, PyTorch's default: x * Phi(x).
     @_specialize(where T == Float)
     public func gelu() -> Tensor {
+        if let fast = floatKernel(lethe_gelu_forward, lethe_gelu_backward) { return fast }
         let invSqrt2 = T(0.70710678118654752440)
         let invSqrt2Pi = T(0.39894228040143267794)
         return unary({ $0 * (1 + T.erf($0 * invSqrt2)) / 2 }, { x, _ in
             (1 + T.erf(x * invSqrt2)) / 2 + x * invSqrt2Pi * T.exp(-x * x / 2)
         })
+    }
+
+    /// An activation through its vectorised C kernels when T is Float (nil otherwise), split into
+    /// fixed chunks over the threads.
+    func floatKernel(_ forward: @escaping (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void,
+                     _ backward: @escaping (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) -> Tensor? {
+        guard T.self == Float.self else { return nil }
+        let x = storage
+        var out = [T](repeating: 0, count: count)
+        x.withUnsafeBytes { xb in
+            out.withUnsafeMutableBytes { ob in
+                let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self), op = ob.baseAddress!.assumingMemoryBound(to: Float.self)
+                Parallel.chunks(count, grain: Parallel.elementGrain) { r in forward(xp + r.lowerBound, op + r.lowerBound, r.count) }
+            }
+        }
+        return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
+            var gx = [T](repeating: 0, count: count)
+            x.withUnsafeBytes { xb in
+                g.withUnsafeBytes { gb in
+                    gx.withUnsafeMutableBytes { db in
+                        let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self), gp = gb.baseAddress!.assumingMemoryBound(to: Float.self)
+                        let dp = db.baseAddress!.assumingMemoryBound(to: Float.self)
+                        Parallel.chunks(count, grain: Parallel.elementGrain) { r in backward(xp + r.lowerBound, gp + r.lowerBound, dp + r.lowerBound, r.count) }
+                    }
+                }
+            }
+            accumulate(gx)
+        }
     }
 
     /// Clamps values into [lo, hi]; the gradient passes where the value was inside.
