@@ -129,3 +129,13 @@ extension Tensor: CustomStringConvertible {
         return "Tensor<\(T.dtypeName)>(shape: \(shape), [\(shown)\(count > 8 ? ", ..." : "")])"
     }
 }
+
+/// An array whose every element `fill` writes (it must: the memory starts uninitialised). Saves the
+/// serial zero-fill of outputs that a parallel loop overwrites anyway.
+@inline(__always)
+func filledArray<T: TensorScalar>(count: Int, _ fill: (UnsafeMutableBufferPointer<T>) -> Void) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+        fill(buffer)
+        initialized = count
+    }
+}

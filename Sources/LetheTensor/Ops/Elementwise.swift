@@ -12,8 +12,7 @@ extension Tensor {
             preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
         let sa = Broadcast.strides(a.shape, in: shape), sb = Broadcast.strides(b.shape, in: shape)
-        var out = [T](repeating: 0, count: shape.reduce(1, *))
-        out.withUnsafeMutableBufferPointer { o in
+        let out: [T] = filledArray(count: shape.reduce(1, *)) { o in
             a.storage.withUnsafeBufferPointer { x in
                 b.storage.withUnsafeBufferPointer { y in
                     if a.shape == b.shape {
@@ -51,17 +50,19 @@ extension Tensor {
     @inline(__always)
     @_specialize(where T == Float)
     func unary(_ f: (T) -> T, _ df: @escaping (T, T) -> T) -> Tensor {
-        var out = storage
-        out.withUnsafeMutableBufferPointer { o in
-            Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in for i in r { o[i] = f(o[i]) } }
-        }
         let x = storage
+        let out: [T] = filledArray(count: count) { o in
+            x.withUnsafeBufferPointer { xp in
+                Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in for i in r { o[i] = f(xp[i]) } }
+            }
+        }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
-            var gx = g
-            gx.withUnsafeMutableBufferPointer { gp in
-                x.withUnsafeBufferPointer { xp in
-                    out.withUnsafeBufferPointer { yp in
-                        Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in for i in r { gp[i] *= df(xp[i], yp[i]) } }
+            let gx: [T] = filledArray(count: count) { gp in
+                g.withUnsafeBufferPointer { gin in
+                    x.withUnsafeBufferPointer { xp in
+                        out.withUnsafeBufferPointer { yp in
+                            Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in for i in r { gp[i] = gin[i] * df(xp[i], yp[i]) } }
+                        }
                     }
                 }
             }
@@ -139,20 +140,19 @@ extension Tensor {
                      _ backward: @escaping (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) -> Tensor? {
         guard T.self == Float.self else { return nil }
         let x = storage
-        var out = [T](repeating: 0, count: count)
-        x.withUnsafeBytes { xb in
-            out.withUnsafeMutableBytes { ob in
-                let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self), op = ob.baseAddress!.assumingMemoryBound(to: Float.self)
+        let out: [T] = filledArray(count: count) { o in
+            x.withUnsafeBytes { xb in
+                let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self)
+                let op = UnsafeMutableRawPointer(o.baseAddress!).assumingMemoryBound(to: Float.self)
                 Parallel.chunks(count, grain: Parallel.elementGrain) { r in forward(xp + r.lowerBound, op + r.lowerBound, r.count) }
             }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
-            var gx = [T](repeating: 0, count: count)
-            x.withUnsafeBytes { xb in
-                g.withUnsafeBytes { gb in
-                    gx.withUnsafeMutableBytes { db in
+            let gx: [T] = filledArray(count: count) { d in
+                x.withUnsafeBytes { xb in
+                    g.withUnsafeBytes { gb in
                         let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self), gp = gb.baseAddress!.assumingMemoryBound(to: Float.self)
-                        let dp = db.baseAddress!.assumingMemoryBound(to: Float.self)
+                        let dp = UnsafeMutableRawPointer(d.baseAddress!).assumingMemoryBound(to: Float.self)
                         Parallel.chunks(count, grain: Parallel.elementGrain) { r in backward(xp + r.lowerBound, gp + r.lowerBound, dp + r.lowerBound, r.count) }
                     }
                 }

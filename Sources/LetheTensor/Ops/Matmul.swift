@@ -121,7 +121,8 @@ func gemm<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: Un
                            transA: Bool, transB: Bool, beta: T, parallel: Bool) {
     guard m > 0 && n > 0 else { return }
     if k == 0 {
-        for i in 0..<(m * n) { c[i] *= beta }
+        // C may be uninitialised when beta is 0 (as BLAS allows): write, do not scale.
+        for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : c[i] * beta }
         return
     }
     let lda = transA ? m : k, ldb = transB ? k : n
