@@ -21,8 +21,9 @@ demo: build
 test: setup
 	swift test
 
-# Op timings against this machine's sgemm peak, at 1 and 2 threads.
+# Op and full unlearning-step timings at 1 and 2 threads, beside PyTorch doing the same work.
 bench: build
+	bench/torch/setup.sh
 	$(LETHE) bench --threads 1
 	$(LETHE) bench --threads 2
 
