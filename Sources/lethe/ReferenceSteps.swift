@@ -20,6 +20,16 @@ enum ReferenceSteps {
 
     static func images(_ rng: inout Philox) -> Tensor<Float> { Tensor.uniform([batch, 1, 32, 32], 0, 1, rng: &rng) }
 
+    /// A student and a frozen teacher with the same initial weights (both from the "init" stream), and
+    /// the generator for the data.
+    static func studentAndTeacher<M: Module<Float>>(_ make: (inout Philox) -> M) -> (student: M, teacher: M, rng: Philox) {
+        let rng = Philox(seed: 0)
+        var a = rng.split("init"), b = rng.split("init")
+        let student = make(&a), teacher = make(&b)
+        teacher.setTrainable(false)
+        return (student, teacher, rng.split("data"))
+    }
+
     /// Freezes everything but `encoder`, and returns an Adam over the encoder.
     static func encoderOptimizer<M: Module<Float>>(_ model: M, encoder: [(path: String, tensor: Tensor<Float>)]) -> Adam<Float> {
         model.setTrainable(false)
@@ -28,12 +38,7 @@ enum ReferenceSteps {
     }
 
     static func mae() -> Step {
-        var rng = Philox(seed: 0)
-        var initRNG = rng.split("init")
-        let student = MAE<Float>(MAEConfig(), rng: &initRNG)
-        var teacherRNG = rng.split("init")
-        let teacher = MAE<Float>(MAEConfig(), rng: &teacherRNG)
-        teacher.setTrainable(false)
+        var (student, teacher, rng) = studentAndTeacher { MAE<Float>(MAEConfig(), rng: &$0) }
         let (xr, xf, noise) = (images(&rng), images(&rng), images(&rng))
         let hidden = Set((2..<6).flatMap { r in (2..<6).map { r * 8 + $0 } })
         let visible = Array(repeating: (0..<64).filter { !hidden.contains($0) }, count: batch)
@@ -48,12 +53,7 @@ enum ReferenceSteps {
     }
 
     static func vqgan() -> Step {
-        var rng = Philox(seed: 0)
-        var initRNG = rng.split("init")
-        let student = VQGAN<Float>(VQGANConfig(), rng: &initRNG)
-        var teacherRNG = rng.split("init")
-        let teacher = VQGAN<Float>(VQGANConfig(), rng: &teacherRNG)
-        teacher.setTrainable(false)
+        var (student, teacher, rng) = studentAndTeacher { VQGAN<Float>(VQGANConfig(), rng: &$0) }
         let mask = cropMask()
         let (xr, xf, noise) = (images(&rng) * mask, images(&rng) * mask, images(&rng) * mask)
         var adam = encoderOptimizer(student, encoder: student.encoderParameters)
@@ -67,12 +67,7 @@ enum ReferenceSteps {
     }
 
     static func diffusion() -> Step {
-        var rng = Philox(seed: 0)
-        var initRNG = rng.split("init")
-        let student = UNet<Float>(DiffusionConfig(), rng: &initRNG)
-        var teacherRNG = rng.split("init")
-        let teacher = UNet<Float>(DiffusionConfig(), rng: &teacherRNG)
-        teacher.setTrainable(false)
+        var (student, teacher, rng) = studentAndTeacher { UNet<Float>(DiffusionConfig(), rng: &$0) }
         let mask = cropMask()
         let (xr, xf, noise) = (images(&rng), images(&rng), images(&rng))
         // x_t for retain, forget, and the forget image with noise in its hole; conditions are T(x).
