@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "LetheSpec", targets: ["LetheSpec"]),
         .library(name: "LetheTensor", targets: ["LetheTensor"]),
         .library(name: "LetheModels", targets: ["LetheModels"]),
+        .library(name: "LetheData", targets: ["LetheData"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -42,6 +43,8 @@ let package = Package(
             dependencies: ["CYAML", "LetheJSON", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "LetheModels", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
+        .target(name: "CImageIO", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
+        .target(name: "LetheData", dependencies: ["CImageIO", "LetheTensor"], swiftSettings: numericSwiftSettings),
         .executableTarget(
             name: "lethe",
             dependencies: ["LetheSpec", "LetheTensor", "LetheModels", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -49,6 +52,7 @@ let package = Package(
         ),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], swiftSettings: numericSwiftSettings),
     ]
 )

@@ -1,0 +1,132 @@
+#include "CImageIO.h"
+
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+static int fail(char *err, size_t err_len, const char *message) {
+    if (err && err_len) snprintf(err, err_len, "%s", message);
+    return -1;
+}
+
+void lethe_free(void *p) { free(p); }
+
+int lethe_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err, size_t err_len) {
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (inflateInit2(&s, 15 + 32) != Z_OK) return fail(err, err_len, "zlib could not start");  /* 32: gzip or zlib header */
+    size_t cap = in_len * 4 + 1024, len = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf) { inflateEnd(&s); return fail(err, err_len, "out of memory"); }
+    s.next_in = (Bytef *)in;
+    s.avail_in = (uInt)in_len;
+    int rc;
+    do {
+        if (len == cap) {
+            cap *= 2;
+            uint8_t *grown = realloc(buf, cap);
+            if (!grown) { free(buf); inflateEnd(&s); return fail(err, err_len, "out of memory"); }
+            buf = grown;
+        }
+        s.next_out = buf + len;
+        s.avail_out = (uInt)(cap - len);
+        rc = inflate(&s, Z_NO_FLUSH);
+        len = cap - s.avail_out;
+        if (rc == Z_NEED_DICT || rc == Z_DATA_ERROR || rc == Z_MEM_ERROR) {
+            char message[256];
+            snprintf(message, sizeof message, "corrupt compressed data (%s)", s.msg ? s.msg : "zlib error");
+            free(buf);
+            inflateEnd(&s);
+            return fail(err, err_len, message);
+        }
+        if (rc == Z_BUF_ERROR && s.avail_in == 0) {
+            free(buf);
+            inflateEnd(&s);
+            return fail(err, err_len, "truncated compressed data (the stream ends early)");
+        }
+    } while (rc != Z_STREAM_END);
+    inflateEnd(&s);
+    *out = buf;
+    *out_len = len;
+    return 0;
+}
+
+struct png_error_box { jmp_buf jump; char message[256]; };
+
+static void on_png_error(png_structp png, png_const_charp message) {
+    struct png_error_box *box = png_get_error_ptr(png);
+    snprintf(box->message, sizeof box->message, "%s", message);
+    longjmp(box->jump, 1);
+}
+
+static void on_png_warning(png_structp png, png_const_charp message) { (void)png; (void)message; }
+
+int lethe_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, char *err, size_t err_len) {
+    if (channels != 1 && channels != 3) return fail(err, err_len, "PNG output takes 1 or 3 channels");
+    FILE *f = fopen(path, "wb");
+    if (!f) return fail(err, err_len, "cannot open the file for writing");
+    struct png_error_box box;
+    box.message[0] = 0;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &box, on_png_error, on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) { fclose(f); return fail(err, err_len, "libpng could not start"); }
+    if (setjmp(box.jump)) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        return fail(err, err_len, box.message);
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (int y = 0; y < height; y++) png_write_row(png, (png_const_bytep)(pixels + (size_t)y * width * channels));
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    if (fclose(f) != 0) return fail(err, err_len, "could not finish writing the file");
+    return 0;
+}
+
+int lethe_png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return fail(err, err_len, "cannot open the file");
+    unsigned char signature[8];
+    if (fread(signature, 1, 8, f) != 8 || png_sig_cmp(signature, 0, 8)) { fclose(f); return fail(err, err_len, "not a PNG file"); }
+    struct png_error_box box;
+    box.message[0] = 0;
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &box, on_png_error, on_png_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) { fclose(f); return fail(err, err_len, "libpng could not start"); }
+    uint8_t *volatile buf = NULL;
+    if (setjmp(box.jump)) {
+        free(buf);
+        png_destroy_read_struct(&png, &info, NULL);
+        fclose(f);
+        return fail(err, err_len, box.message[0] ? box.message : "corrupt PNG");
+    }
+    png_init_io(png, f);
+    png_set_sig_bytes(png, 8);
+    png_read_info(png, info);
+    int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
+    if (depth == 16) png_set_strip_16(png);
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png), png_set_strip_alpha(png);
+    png_read_update_info(png, info);
+    int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
+    int c = png_get_channels(png, info);
+    buf = malloc((size_t)w * h * c);
+    if (!buf) { png_destroy_read_struct(&png, &info, NULL); fclose(f); return fail(err, err_len, "out of memory"); }
+    for (int y = 0; y < h; y++) png_read_row(png, buf + (size_t)y * w * c, NULL);
+    png_read_end(png, NULL);
+    png_destroy_read_struct(&png, &info, NULL);
+    fclose(f);
+    *pixels = buf;
+    *width = w;
+    *height = h;
+    *channels = c;
+    return 0;
+}

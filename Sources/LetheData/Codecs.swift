@@ -1,0 +1,47 @@
+import CImageIO
+import Foundation
+
+/// gzip through zlib, and PNG through libpng, with errors as `DataError`s.
+public enum Codecs {
+    public static func gunzip(_ bytes: [UInt8], path: String) throws(DataError) -> [UInt8] {
+        var out: UnsafeMutablePointer<UInt8>?
+        var length = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let rc = bytes.withUnsafeBufferPointer { lethe_gunzip($0.baseAddress, $0.count, &out, &length, &message, message.count) }
+        guard rc == 0, let out else { throw DataError("gzip: " + String(cString: message), path: path) }
+        defer { lethe_free(out) }
+        return Array(UnsafeBufferPointer(start: out, count: length))
+    }
+
+    /// 8-bit pixels, rows top to bottom, `channels` interleaved (1: grey, 3: RGB).
+    public struct Image: Sendable, Equatable {
+        public var width: Int, height: Int, channels: Int
+        public var pixels: [UInt8]
+        public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
+            precondition(pixels.count == width * height * channels)
+            self.width = width
+            self.height = height
+            self.channels = channels
+            self.pixels = pixels
+        }
+    }
+
+    public static func writePNG(_ image: Image, to path: String) throws(DataError) {
+        var message = [CChar](repeating: 0, count: 256)
+        let rc = image.pixels.withUnsafeBufferPointer {
+            lethe_png_write(path, $0.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels), &message, message.count)
+        }
+        guard rc == 0 else { throw DataError("PNG: " + String(cString: message), path: path) }
+    }
+
+    public static func readPNG(_ path: String) throws(DataError) -> Image {
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        guard lethe_png_read(path, &pixels, &w, &h, &c, &message, message.count) == 0, let pixels else {
+            throw DataError("PNG: " + String(cString: message), path: path)
+        }
+        defer { lethe_free(pixels) }
+        return Image(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(w * h * c))))
+    }
+}

@@ -1,0 +1,68 @@
+import Foundation
+import LetheTensor
+
+/// The transform T of the I2I task: which pixels are hidden and must be completed.
+public struct MaskTransform: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case centerCrop = "center_crop", outpaint, randomBox = "random_box"
+    }
+
+    public var kind: Kind
+    /// Share of the image area hidden.
+    public var ratio: Double
+
+    public init(kind: Kind, ratio: Double) {
+        precondition(ratio > 0 && ratio < 1, "mask ratio \(ratio) must be in (0, 1)")
+        self.kind = kind
+        self.ratio = ratio
+    }
+
+    /// Side of the hidden square (centre crop, random box) or of the visible square (outpaint).
+    func side(_ size: Int) -> Int {
+        let share = kind == .outpaint ? 1 - ratio : ratio
+        return min(size - 1, max(1, Int((Double(size) * share.squareRoot()).rounded())))
+    }
+
+    /// Hidden pixels (true) of a `size` x `size` image, row-major. Only random_box draws from `rng`.
+    public func hidden(size: Int, rng: inout Philox) -> [Bool] {
+        let s = side(size)
+        var out = [Bool](repeating: kind == .outpaint, count: size * size)
+        let top: Int, left: Int
+        switch kind {
+        case .centerCrop, .outpaint:
+            top = (size - s) / 2
+            left = (size - s) / 2
+        case .randomBox:
+            top = rng.int(below: size - s + 1)
+            left = rng.int(below: size - s + 1)
+        }
+        for y in top..<(top + s) { for x in left..<(left + s) { out[y * size + x] = kind != .outpaint } }
+        return out
+    }
+
+    /// Patches (patch x patch, row-major) of which more than half the pixels are hidden: the patches
+    /// an MAE must predict. The others are its visible input.
+    public static func hiddenPatches(_ hidden: [Bool], size: Int, patch: Int) -> [Int] {
+        let grid = size / patch
+        return (0..<(grid * grid)).filter { p in
+            let (py, px) = (p / grid, p % grid)
+            var count = 0
+            for y in 0..<patch { for x in 0..<patch where hidden[(py * patch + y) * size + px * patch + x] { count += 1 } }
+            return 2 * count > patch * patch
+        }
+    }
+
+    /// The masked images T(x): hidden pixels replaced by `fill`. `hidden` holds one mask per image
+    /// (or one for all).
+    public static func apply(_ images: Tensor<Float>, hidden: [[Bool]], fill: Float = 0) -> Tensor<Float> {
+        let (n, h, w) = (images.shape[0], images.shape[2], images.shape[3])
+        precondition(hidden.count == 1 || hidden.count == n, "one mask per image, or one for all")
+        var keep = [Float](repeating: 1, count: n * h * w), put = [Float](repeating: 0, count: n * h * w)
+        for b in 0..<n {
+            let m = hidden[hidden.count == 1 ? 0 : b]
+            for i in 0..<(h * w) where m[i] { keep[b * h * w + i] = 0; put[b * h * w + i] = fill }
+        }
+        let keepT = Tensor(keep, shape: [n, 1, h, w]), putT = Tensor(put, shape: [n, 1, h, w])
+        return images * keepT + putT
+    }
+}
