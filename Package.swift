@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "LetheTensor", targets: ["LetheTensor"]),
         .library(name: "LetheModels", targets: ["LetheModels"]),
         .library(name: "LetheData", targets: ["LetheData"]),
+        .library(name: "LetheRuns", targets: ["LetheRuns"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,14 +46,16 @@ let package = Package(
         .target(name: "LetheModels", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .target(name: "CImageIO", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
         .target(name: "LetheData", dependencies: ["CImageIO", "LetheTensor"], swiftSettings: numericSwiftSettings),
+        .target(name: "LetheRuns", dependencies: ["LetheSpec", "LetheData", "LetheModels"], swiftSettings: numericSwiftSettings),
         .executableTarget(
             name: "lethe",
-            dependencies: ["LetheSpec", "LetheTensor", "LetheModels", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numericSwiftSettings
         ),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheRunsTests", dependencies: ["LetheRuns"], swiftSettings: numericSwiftSettings),
     ]
 )

@@ -26,6 +26,11 @@ struct PlanCommand: ParsableCommand {
 }
 
 enum PlanText {
+    /// Two lines for the top of a run's output.
+    static func summary(_ plan: Plan) -> String {
+        "\(plan.kind) \(plan.specPath)\nconfig hash \(plan.configHash)  stages: " + plan.stages.map { "\($0.name) (\($0.status == .done ? "done" : "to run"))" }.joined(separator: ", ")
+    }
+
     static func render(_ plan: Plan) -> String {
         var lines: [String] = []
         lines.append("spec:        \(plan.specPath)")

@@ -1,0 +1,108 @@
+import Foundation
+import LetheData
+import LetheJSON
+import LetheSpec
+import LetheTensor
+
+/// Completion quality on held-out images: PSNR over the hidden pixels, for the model and for the
+/// baseline that fills the hole with the mean of the visible pixels.
+struct CompletionEvaluation {
+    var masked: Tensor<Float>, truth: Tensor<Float>, completed: Tensor<Float>
+    var psnrModel: Double, psnrMeanFill: Double, images: Int
+
+    var json: JSONValue {
+        .object(JSONObject([
+            ("images", .integer(images)),
+            ("psnr_hidden_region", .object(JSONObject([("model", .number(psnrModel)), ("mean_fill_baseline", .number(psnrMeanFill))]))),
+        ]))
+    }
+
+    /// Rows of the sample grid: masked input (hole in grey), ground truth, completion.
+    func samples(_ n: Int) -> [Tensor<Float>] {
+        let k = min(n, images)
+        return [masked, truth, completed].map { $0.slice(axis: 0, 0..<k) }
+    }
+}
+
+enum Evaluation {
+    static func completion(_ family: any ModelFamily, test: LabeledImages, indices: [Int], size: Int, task: MaskTransform, rng: Philox) -> CompletionEvaluation {
+        var rng = rng
+        var masked: [Tensor<Float>] = [], truth: [Tensor<Float>] = [], completed: [Tensor<Float>] = []
+        var psnrModel = 0.0, psnrMean = 0.0
+        for start in stride(from: 0, to: indices.count, by: 64) {
+            let chunk = Array(indices[start..<min(indices.count, start + 64)])
+            let x = test.tensor(chunk, size: size)
+            let hidden = task.hidden(size: size, rng: &rng)
+            let y = family.complete(x, hidden: hidden, rng: &rng)
+            let plane = x.shape[1] * size * size
+            for i in 0..<chunk.count {
+                var visibleSum = 0.0, visibleCount = 0.0, errModel = 0.0, errMean = 0.0, hiddenCount = 0.0
+                for p in 0..<plane where !hidden[p % (size * size)] { visibleSum += Double(x.storage[i * plane + p]); visibleCount += 1 }
+                let fill = visibleCount > 0 ? visibleSum / visibleCount : 0.5
+                for p in 0..<plane where hidden[p % (size * size)] {
+                    let t = Double(x.storage[i * plane + p])
+                    errModel += (Double(y.storage[i * plane + p]) - t) * (Double(y.storage[i * plane + p]) - t)
+                    errMean += (fill - t) * (fill - t)
+                    hiddenCount += 1
+                }
+                psnrModel += psnr(errModel / max(1, hiddenCount))
+                psnrMean += psnr(errMean / max(1, hiddenCount))
+            }
+            masked.append(MaskTransform.apply(x, hidden: [hidden], fill: 0.5))
+            truth.append(x)
+            completed.append(y)
+        }
+        let n = Double(indices.count)
+        return CompletionEvaluation(masked: Tensor.concat(masked, axis: 0), truth: Tensor.concat(truth, axis: 0),
+                                    completed: Tensor.concat(completed, axis: 0), psnrModel: psnrModel / n, psnrMeanFill: psnrMean / n, images: indices.count)
+    }
+
+    /// Peak signal-to-noise ratio for images in [0, 1], capped at 100 dB for a perfect match.
+    static func psnr(_ mse: Double) -> Double { mse <= 1e-10 ? 100 : 10 * log10(1 / mse) }
+}
+
+/// The files every run directory holds besides its results.
+enum RunFiles {
+    static func writeCommon(_ plan: Plan, into dir: RunDirectory, threads: Int, mode: Numerics.Mode) throws(RunDirectory.Failure) {
+        if let spec = FileManager.default.contents(atPath: plan.specPath) { try dir.write("spec.yaml", bytes: [UInt8](spec)) }
+        try dir.write("resolved.json", json: plan.resolved)
+        try dir.write("plan.json", json: .object(JSONObject([
+            ("config_hash", .string(plan.configHash)), ("identity", plan.identity),
+            ("inputs", .array(plan.inputs.map { .object(JSONObject([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))])) })),
+        ])))
+        try dir.write("config_hash", text: plan.configHash + "\n")
+        try dir.write("provenance.json", json: provenance(threads: threads, mode: mode))
+    }
+
+    /// What produced the run (no clock readings: timings live in timing.jsonl, so reruns compare).
+    static func provenance(threads: Int, mode: Numerics.Mode) -> JSONValue {
+        var git = JSONObject()
+        if let commit = shell("git", "rev-parse", "HEAD") {
+            git["commit"] = .string(commit)
+            git["dirty"] = .bool(!(shell("git", "status", "--porcelain", "--untracked-files=no") ?? "").isEmpty)
+        }
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }?
+            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        return .object(JSONObject([
+            ("tool", .string("lethe " + LetheVersion.current)), ("git", .object(git)),
+            ("threads", .integer(threads)), ("numerics_mode", .string(mode.rawValue)),
+            ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("cpu", .string(cpu)),
+            ("os", .string(ProcessInfo.processInfo.operatingSystemVersionString)),
+        ]))
+    }
+
+    static func shell(_ arguments: String...) -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = arguments
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return nil }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}

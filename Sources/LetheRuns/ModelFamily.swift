@@ -1,0 +1,161 @@
+import Foundation
+import LetheData
+import LetheJSON
+import LetheModels
+import LetheTensor
+
+/// A model family as the executor drives it: build from the resolved spec, the training loss of the
+/// I2I task, and completion of masked images. Images are (N, C, S, S) in [0, 1]; `hidden` is one
+/// mask for the whole batch (true = hidden pixel).
+protocol ModelFamily {
+    var module: Module<Float> { get }
+    func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float>
+    func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float>
+}
+
+enum Families {
+    static func make(model: JSONValue, imageSize: Int, channels: Int, rng: inout Philox) -> any ModelFamily {
+        let arch = model["architecture"]?.stringValue ?? "mae"
+        let p = model[arch] ?? .object(JSONObject())
+        func int(_ k: String, _ d: Int) -> Int { p[k]?.intValue ?? d }
+        func num(_ k: String, _ d: Double) -> Double { p[k]?.doubleValue ?? d }
+        switch arch {
+        case "vqgan":
+            var c = VQGANConfig()
+            c.imageSize = imageSize; c.channels = channels
+            c.levels = p["channels"]?.arrayValue?.compactMap(\.intValue) ?? c.levels
+            c.codebookSize = int("codebook_size", c.codebookSize); c.codebookDim = int("codebook_dim", c.codebookDim)
+            c.commitment = num("commitment", c.commitment)
+            return VQGANFamily(model: VQGAN(c, rng: &rng))
+        case "diffusion":
+            var c = DiffusionConfig()
+            c.imageSize = imageSize; c.channels = channels
+            c.levels = p["channels"]?.arrayValue?.compactMap(\.intValue) ?? c.levels
+            c.timeEmbedding = int("time_embedding", c.timeEmbedding); c.timesteps = int("timesteps", c.timesteps)
+            c.betaStart = num("beta_start", c.betaStart); c.betaEnd = num("beta_end", c.betaEnd)
+            return DiffusionFamily(model: UNet(c, rng: &rng), sampler: p["sampler"]?.stringValue ?? "ddim", samplingSteps: int("sampling_steps", 20))
+        default:
+            var c = MAEConfig()
+            c.imageSize = imageSize; c.channels = channels
+            c.patchSize = int("patch_size", c.patchSize); c.width = int("width", c.width); c.depth = int("depth", c.depth)
+            c.heads = int("heads", c.heads); c.mlpRatio = num("mlp_ratio", c.mlpRatio)
+            c.decoderWidth = int("decoder_width", c.decoderWidth); c.decoderDepth = int("decoder_depth", c.decoderDepth)
+            c.decoderHeads = int("decoder_heads", c.decoderHeads)
+            return MAEFamily(model: MAE(c, rng: &rng), pretrainMaskRatio: num("pretrain_mask_ratio", 0.75))
+        }
+    }
+
+    /// The masked image plus the model's output in the hidden pixels only.
+    static func composite(_ x: Tensor<Float>, _ output: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
+        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+        return x * (1 - m) + output * m
+    }
+}
+
+/// MAE: half the steps mask patches at random (MAE's pretraining), half use the task's mask T.
+struct MAEFamily: ModelFamily {
+    let model: MAE<Float>
+    let pretrainMaskRatio: Double
+    var module: Module<Float> { model }
+
+    func visible(_ hidden: [Bool], batch: Int) -> [[Int]] {
+        let c = model.config
+        let hiddenPatches = Set(MaskTransform.hiddenPatches(hidden, size: c.imageSize, patch: c.patchSize))
+        return Array(repeating: (0..<c.patches).filter { !hiddenPatches.contains($0) }, count: batch)
+    }
+
+    func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        let n = x.shape[0], patches = model.config.patches
+        if rng.uniform() < 0.5 {
+            let keep = max(1, Int((Double(patches) * (1 - pretrainMaskRatio)).rounded()))
+            let vis = (0..<n).map { _ in Array(rng.permutation(patches).prefix(keep)).sorted() }
+            return model.reconstructionLoss(x, visible: vis)
+        }
+        return model.reconstructionLoss(x, visible: visible(hidden, batch: n))
+    }
+
+    func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        let vis = visible(hidden, batch: x.shape[0])
+        let prediction = model.unpatchify(model.decode(model.encode(x, visible: vis), visible: vis))
+        return Families.composite(x, prediction.clamped(0, 1), hidden: hidden)
+    }
+}
+
+/// VQ-GAN autoencoder: reconstruct the whole image from T(x).
+struct VQGANFamily: ModelFamily {
+    let model: VQGAN<Float>
+    var module: Module<Float> { model }
+
+    func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        model.reconstructionLoss(masked: MaskTransform.apply(x, hidden: [hidden]), target: x)
+    }
+
+    func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        let (q, _, _) = model.quantize(model.encoder(MaskTransform.apply(x, hidden: [hidden])))
+        return Families.composite(x, model.decoder(q).clamped(0, 1), hidden: hidden)
+    }
+}
+
+/// Palette-style inpainting DDPM in [-1, 1]: noise only in the hole, the visible context kept, the
+/// loss on the hole's noise.
+struct DiffusionFamily: ModelFamily {
+    let model: UNet<Float>
+    let sampler: String
+    let samplingSteps: Int
+    var module: Module<Float> { model }
+
+    var alphaBar: [Double] {
+        let c = model.config
+        var out: [Double] = []
+        var prod = 1.0
+        for i in 0..<c.timesteps {
+            let beta = c.betaStart + (c.betaEnd - c.betaStart) * Double(i) / Double(max(1, c.timesteps - 1))
+            prod *= 1 - beta
+            out.append(prod)
+        }
+        return out
+    }
+
+    /// Per-image coefficients as a (N, 1, 1, 1) tensor.
+    func perImage(_ values: [Double]) -> Tensor<Float> { Tensor(values.map(Float.init), shape: [values.count, 1, 1, 1]) }
+
+    func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        let n = x.shape[0], ab = alphaBar
+        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+        let y0 = x * 2 - 1
+        let t = (0..<n).map { _ in rng.int(below: ab.count) }
+        let eps = Tensor<Float>.randn(x.shape, rng: &rng)
+        let yt = y0 * perImage(t.map { ab[$0].squareRoot() }) + eps * perImage(t.map { (1 - ab[$0]).squareRoot() })
+        let input = yt * m + y0 * (1 - m)
+        let predicted = model(input, condition: y0 * (1 - m), t: t)
+        let hiddenCount = Float(hidden.filter { $0 }.count * n * x.shape[1])
+        return ((predicted - eps) * m).square().sum() / max(1, hiddenCount)
+    }
+
+    func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        let n = x.shape[0], ab = alphaBar, steps = ab.count
+        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+        let y0 = x * 2 - 1, condition = y0 * (1 - m)
+        var y = Tensor<Float>.randn(x.shape, rng: &rng)
+        let schedule: [Int] = sampler == "ddpm" ? Array((0..<steps).reversed())
+            : (0..<samplingSteps).map { steps - 1 - $0 * steps / samplingSteps }
+        for (k, t) in schedule.enumerated() {
+            let input = y * m + y0 * (1 - m)
+            let eps = model(input, condition: condition, t: Array(repeating: t, count: n))
+            let a = ab[t]
+            let prevT = k + 1 < schedule.count ? schedule[k + 1] : -1
+            let aPrev = prevT >= 0 ? ab[prevT] : 1.0
+            let x0 = ((y - eps * Float((1 - a).squareRoot())) * Float(1 / a.squareRoot())).clamped(-1, 1)
+            if sampler == "ddpm" {
+                // Ancestral step from the posterior q(y_{t-1} | y_t, y0).
+                let beta = 1 - a / aPrev
+                let mean = x0 * Float(aPrev.squareRoot() * beta / (1 - a)) + y * Float((a / aPrev).squareRoot() * (1 - aPrev) / (1 - a))
+                let variance = beta * (1 - aPrev) / (1 - a)
+                y = prevT >= 0 ? mean + Tensor<Float>.randn(x.shape, rng: &rng) * Float(variance.squareRoot()) : mean
+            } else {
+                y = x0 * Float(aPrev.squareRoot()) + eps * Float((1 - aPrev).squareRoot())   // DDIM, eta = 0
+            }
+        }
+        return Families.composite(x, ((y + 1) / 2).clamped(0, 1), hidden: hidden)
+    }
+}

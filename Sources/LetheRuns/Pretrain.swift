@@ -1,0 +1,133 @@
+import Foundation
+import LetheData
+import LetheJSON
+import LetheModels
+import LetheSpec
+import LetheTensor
+
+/// Why a run stopped.
+public struct RunError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Executes a `kind: pretrain` plan into its run directory: trains the I2I model on every class,
+/// evaluates completion of held-out images, and writes checkpoint, curve, samples and provenance.
+public struct Pretrainer {
+    public let plan: Plan
+    public let threads: Int
+
+    public init(plan: Plan, threads: Int) {
+        self.plan = plan
+        self.threads = threads
+    }
+
+    public func run() throws -> String {
+        let spec = plan.resolved
+        let mode = Numerics.Mode(rawValue: spec["numerics"]?["mode"]?.stringValue ?? "fast") ?? .fast
+        Numerics.configure(threads: threads, mode: mode)
+        guard spec["data"]?["dataset"]?.stringValue == "fashion-mnist" else {
+            throw RunError("the executor reads fashion-mnist so far; image-folder and npz data sets are planned and hashed but not loaded yet")
+        }
+        let root = spec["data"]?["root"]?.stringValue ?? FashionMNIST.defaultRoot
+        let size = spec["data"]?["image_size"]?.intValue ?? 32
+        let train = try FashionMNIST.load(root: root, split: .train), test = try FashionMNIST.load(root: root, split: .test)
+        let trainIndices = train.indices(ofClasses: 0..<10, perClassLimit: spec["data"]?["per_class_limit"]?.intValue)
+        let testIndices = test.indices(ofClasses: 0..<10, perClassLimit: spec["evaluate"]?["test_per_class"]?.intValue ?? 100)
+
+        let seed = UInt64(spec["seed"]?.intValue ?? 0)
+        let root0 = Philox(seed: seed)
+        var initRNG = root0.split("init"), shuffle = root0.split("shuffle"), masks = root0.split("masks"), noise = root0.split("noise")
+        let family = Families.make(model: spec["model"]!, imageSize: size, channels: train.channels, rng: &initRNG)
+        let task = MaskTransform(kind: MaskTransform.Kind(rawValue: spec["task"]?["mask"]?.stringValue ?? "center_crop") ?? .centerCrop,
+                                 ratio: spec["task"]?["ratio"]?.doubleValue ?? 0.25)
+
+        let t = spec["train"] ?? .object(JSONObject())
+        let steps = t["steps"]?.intValue ?? 200, batch = t["batch_size"]?.intValue ?? 32
+        var optimizer = Optimizers.make(t["optimizer"] ?? .object(JSONObject()), parameters: family.module.parameters.filter(\.requiresGrad))
+        let schedule = Optimizers.schedule(t, steps: steps)
+        let clip = t["grad_clip"]?.doubleValue
+
+        let dir = try RunDirectory(finalPath: plan.runDirectory)
+        var curve: [String] = [], timing: [String] = []
+        let progress = Progress(label: "pretrain \(spec["model"]?["architecture"]?.stringValue ?? "")", total: steps, every: t["log_every"]?.intValue ?? 10)
+        var order = shuffle.permutation(trainIndices.count), cursor = 0
+        for step in 0..<steps {
+            let started = Date()
+            if cursor + batch > order.count { order = shuffle.permutation(trainIndices.count); cursor = 0 }
+            let x = train.tensor(order[cursor..<(cursor + batch)].map { trainIndices[$0] }, size: size)
+            cursor += batch
+            let hidden = task.hidden(size: size, rng: &masks)
+            optimizer.learningRate = schedule.rate(at: step)
+            optimizer.zeroGrad()
+            let loss = family.trainingLoss(x, hidden: hidden, rng: &noise)
+            guard loss.scalar.isFinite else {
+                try dir.write("checkpoint.failed.safetensors", bytes: Safetensors.write(family.module.stateDict()))
+                throw RunError("the loss became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors. Lower train.optimizer.lr or set train.grad_clip")
+            }
+            loss.backward()
+            let gradNorm = clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
+            optimizer.step()
+            let seconds = Date().timeIntervalSince(started)
+            curve.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar))),
+                                                            ("lr", .number(optimizer.learningRate)), ("grad_norm", .number(gradNorm))]))))
+            timing.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
+            progress.update(step: step, loss: Double(loss.scalar), lr: optimizer.learningRate, imagesPerSecond: Double(batch) / seconds)
+        }
+
+        let evaluation = GradMode.withoutGrad { Evaluation.completion(family, test: test, indices: testIndices, size: size, task: task, rng: root0.split("eval")) }
+        let gridCount = spec["evaluate"]?["grid_samples"]?.intValue ?? 8
+        try dir.write("checkpoint.safetensors", bytes: Safetensors.write(family.module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
+        try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
+        try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
+        try dir.write("eval.json", json: evaluation.json)
+        do {
+            try ImageGrid.write(rows: evaluation.samples(gridCount), to: dir.path("samples.png"))
+        } catch {
+            throw RunError(error.description)
+        }
+        try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: mode)
+        try dir.finish()
+        return plan.runDirectory
+    }
+}
+
+enum Optimizers {
+    static func make(_ o: JSONValue, parameters: [Tensor<Float>]) -> AnyOptimizer {
+        let lr = o["lr"]?.doubleValue ?? 1e-4
+        let betas = o["betas"]?.arrayValue?.compactMap(\.doubleValue) ?? [0.9, 0.999]
+        let wd = o["weight_decay"]?.doubleValue ?? 0, eps = o["eps"]?.doubleValue ?? 1e-8
+        switch o["name"]?.stringValue ?? "adam" {
+        case "sgd": return AnyOptimizer(SGD(parameters, lr: lr, momentum: o["momentum"]?.doubleValue ?? 0, weightDecay: wd))
+        case "adamw": return AnyOptimizer(Adam.adamW(parameters, lr: lr, betas: (betas[0], betas[1]), eps: eps, weightDecay: wd))
+        default: return AnyOptimizer(Adam(parameters, lr: lr, betas: (betas[0], betas[1]), eps: eps, weightDecay: wd))
+        }
+    }
+
+    static func schedule(_ t: JSONValue, steps: Int) -> LRSchedule {
+        let s = t["schedule"] ?? .object(JSONObject())
+        return LRSchedule(kind: LRSchedule.Kind(rawValue: s["kind"]?.stringValue ?? "constant") ?? .constant,
+                          baseLR: t["optimizer"]?["lr"]?.doubleValue ?? 1e-4, warmupSteps: s["warmup_steps"]?.intValue ?? 0,
+                          totalSteps: steps, minLR: s["min_lr"]?.doubleValue ?? 0)
+    }
+
+    static func gradNorm(_ parameters: [Tensor<Float>]) -> Double {
+        var total = 0.0
+        for p in parameters { for g in p.grad ?? [] { total += Double(g) * Double(g) } }
+        return total.squareRoot()
+    }
+}
+
+/// Any optimiser behind one concrete type, so the spec picks it at run time.
+struct AnyOptimizer {
+    private var base: any Optimizer<Float>
+    init(_ base: some Optimizer<Float>) { self.base = base }
+    var parameters: [Tensor<Float>] { base.parameters }
+    var learningRate: Double {
+        get { base.learningRate }
+        set { base.learningRate = newValue }
+    }
+    mutating func step() { base.step() }
+    func zeroGrad() { base.parameters.forEach { $0.zeroGrad() } }
+}

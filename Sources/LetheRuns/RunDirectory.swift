@@ -1,0 +1,101 @@
+import Foundation
+import LetheJSON
+import LetheSpec
+
+/// A run's directory, `runs/<config-hash>/`. It is built in a staging folder beside it and renamed
+/// into place only when complete, with `manifest.json` (every file's SHA-256) written last: a run that
+/// was interrupted never looks finished, and one that finished is reused by its hash.
+public struct RunDirectory: Sendable {
+    public let finalPath: String
+    public let stagingPath: String
+
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var path: String
+        public var message: String
+        public var description: String { "\(path): \(message)" }
+    }
+
+    /// A finished run at `path`, if there is one (its manifest exists).
+    public static func finished(_ path: String) -> Bool {
+        FileManager.default.fileExists(atPath: path + "/manifest.json")
+    }
+
+    /// Starts a fresh staging folder for `finalPath`; leftovers of an interrupted attempt are removed.
+    public init(finalPath: String) throws(Failure) {
+        self.finalPath = finalPath
+        self.stagingPath = finalPath + ".partial"
+        let fm = FileManager.default
+        do {
+            if fm.fileExists(atPath: stagingPath) { try fm.removeItem(atPath: stagingPath) }
+            try fm.createDirectory(atPath: stagingPath, withIntermediateDirectories: true)
+        } catch {
+            throw Failure(path: stagingPath, message: "cannot create the run directory: \(FileSystem.reason(error))")
+        }
+    }
+
+    public func path(_ name: String) -> String { stagingPath + "/" + name }
+
+    public func write(_ name: String, bytes: [UInt8]) throws(Failure) {
+        do {
+            let url = URL(fileURLWithPath: path(name))
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try Data(bytes).write(to: url, options: .atomic)
+        } catch {
+            throw Failure(path: path(name), message: "cannot write: \(FileSystem.reason(error))")
+        }
+    }
+
+    public func write(_ name: String, text: String) throws(Failure) { try write(name, bytes: Array(text.utf8)) }
+
+    /// JSON in a stable, diff-friendly form: sorted keys, two-space indent.
+    public func write(_ name: String, json: JSONValue) throws(Failure) { try write(name, text: JSONText.pretty(json) + "\n") }
+
+    /// Writes the manifest (SHA-256 of every file, sorted by name) and moves the run into place.
+    public func finish() throws(Failure) {
+        let fm = FileManager.default
+        var files: [String] = []
+        let walker = fm.enumerator(atPath: stagingPath)
+        while let rel = walker?.nextObject() as? String {
+            var isDir: ObjCBool = false
+            if fm.fileExists(atPath: stagingPath + "/" + rel, isDirectory: &isDir), !isDir.boolValue { files.append(rel) }
+        }
+        var entries = JSONObject()
+        for f in files.sorted() {
+            guard let digest = try? Digest.sha256(file: stagingPath + "/" + f) else { throw Failure(path: f, message: "cannot hash") }
+            entries[f] = .string(digest)
+        }
+        try write("manifest.json", json: .object(JSONObject([("files", .object(entries))])))
+        do {
+            if fm.fileExists(atPath: finalPath) { try fm.removeItem(atPath: finalPath) }
+            try fm.moveItem(atPath: stagingPath, toPath: finalPath)
+        } catch {
+            throw Failure(path: finalPath, message: "cannot move the finished run into place: \(FileSystem.reason(error))")
+        }
+    }
+}
+
+/// Stable JSON text for files people diff: members sorted, two-space indent, one item per line for
+/// nested values.
+public enum JSONText {
+    public static func pretty(_ v: JSONValue, indent: Int = 0) -> String {
+        let pad = String(repeating: "  ", count: indent), inner = String(repeating: "  ", count: indent + 1)
+        switch v {
+        case .array(let items) where items.isEmpty: return "[]"
+        case .object(let o) where o.isEmpty: return "{}"
+        case .array(let items) where items.allSatisfy({ $0.arrayValue == nil && $0.objectValue == nil }):
+            return "[" + items.map(scalar).joined(separator: ", ") + "]"
+        case .array(let items):
+            return "[\n" + items.map { inner + pretty($0, indent: indent + 1) }.joined(separator: ",\n") + "\n" + pad + "]"
+        case .object(let o):
+            let keys = o.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
+            return "{\n" + keys.map { inner + CanonicalJSON.quoted($0) + ": " + pretty(o[$0]!, indent: indent + 1) }.joined(separator: ",\n") + "\n" + pad + "}"
+        default:
+            return scalar(v)
+        }
+    }
+
+    static func scalar(_ v: JSONValue) -> String { (try? CanonicalJSON.string(v)) ?? "null" }
+
+    /// One JSON object per line (JSON Lines), members sorted.
+    public static func line(_ v: JSONValue) -> String { scalar(v) }
+}
