@@ -98,6 +98,8 @@ public final class VQDecoder<T: TensorScalar>: Module<T> {
 public final class VectorQuantizer<T: TensorScalar>: Module<T> {
     public let embedding: Embedding<T>
     public let commitment: T
+    /// Whether the codebook has been set from data (see `initializeFromData`).
+    public private(set) var initializedFromData = false
 
     init(_ c: VQGANConfig, rng: inout Philox) {
         embedding = Embedding(c.codebookSize, c.codebookDim, rng: &rng)
@@ -106,6 +108,22 @@ public final class VectorQuantizer<T: TensorScalar>: Module<T> {
         commitment = T(c.commitment)
         super.init()
         register("embedding", embedding)
+    }
+
+    /// Sets every code to an encoder output drawn at random from `z` (B, D, h, w). A codebook that
+    /// starts near zero lets encoder outputs drift away from it faster than the codes follow, so the
+    /// VQ loss climbs; starting the codes on the data avoids that (k-means-style initialisation).
+    public func initializeFromData(_ z: Tensor<T>, rng: inout Philox) {
+        let (b, d, h, w) = (z.shape[0], z.shape[1], z.shape[2], z.shape[3])
+        let rows = z.detached().permuted([0, 2, 3, 1]).reshaped([b * h * w, d]).storage
+        let k = embedding.weight.shape[0]
+        var codes = [T](repeating: 0, count: k * d)
+        for j in 0..<k {
+            let r = rng.int(below: b * h * w)
+            for i in 0..<d { codes[j * d + i] = rows[r * d + i] }
+        }
+        embedding.weight.assign(codes)
+        initializedFromData = true
     }
 
     /// z_e (B, D, h, w) -> z_q with a straight-through gradient, the code indices, and the VQ loss

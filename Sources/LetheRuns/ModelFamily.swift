@@ -87,7 +87,11 @@ struct VQGANFamily: ModelFamily {
     var module: Module<Float> { model }
 
     func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
-        model.reconstructionLoss(masked: MaskTransform.apply(x, hidden: [hidden]), target: x)
+        let masked = MaskTransform.apply(x, hidden: [hidden])
+        if !model.quantize.initializedFromData {
+            GradMode.withoutGrad { model.quantize.initializeFromData(model.encoder(masked), rng: &rng) }
+        }
+        return model.reconstructionLoss(masked: masked, target: x)
     }
 
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
