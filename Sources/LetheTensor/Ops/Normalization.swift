@@ -6,25 +6,30 @@ extension Tensor {
     @_specialize(where T == Float)
     static func rowGrain(_ n: Int) -> Int { Swift.max(1, Parallel.elementGrain / Swift.max(n, 1)) }
 
-    private func rowMaxima(rows: Int, n: Int) -> [T] {
-        (0..<rows).map { r in storage[(r * n)..<((r + 1) * n)].max() ?? 0 }
+    /// Runs `body(buffer, rowStart, rowMax)` over the rows (runs of the last dimension, length `n`) of
+    /// `values`, in parallel chunks; the row's maximum is the shift that keeps exp finite.
+    private func forEachRow(_ values: inout [T], n: Int, _ body: (UnsafeMutableBufferPointer<T>, Int, T) -> Void) {
+        let rows = values.count / Swift.max(n, 1)
+        values.withUnsafeMutableBufferPointer { o in
+            Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
+                for r in rs {
+                    var mx = -T.infinity
+                    for j in (r * n)..<((r + 1) * n) { mx = Swift.max(mx, o[j]) }
+                    body(o, r * n, mx)
+                }
+            }
+        }
     }
 
     /// Softmax over the last dimension.
     @_specialize(where T == Float)
     public func softmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
-        let maxima = rowMaxima(rows: rows, n: n)
         var out = storage
-        out.withUnsafeMutableBufferPointer { o in
-            Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
-                for r in rs {
-                    let mx = maxima[r]
-                    var z: T = 0
-                    for j in 0..<n { let e = T.exp(o[r * n + j] - mx); o[r * n + j] = e; z += e }
-                    for j in 0..<n { o[r * n + j] /= z }
-                }
-            }
+        forEachRow(&out, n: n) { o, start, mx in
+            var z: T = 0
+            for j in start..<(start + n) { let e = T.exp(o[j] - mx); o[j] = e; z += e }
+            for j in start..<(start + n) { o[j] /= z }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             // dx = y * (g - sum(g * y))
@@ -46,18 +51,12 @@ extension Tensor {
     @_specialize(where T == Float)
     public func logSoftmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
-        let maxima = rowMaxima(rows: rows, n: n)
         var out = storage
-        out.withUnsafeMutableBufferPointer { o in
-            Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
-                for r in rs {
-                    let mx = maxima[r]
-                    var z: T = 0
-                    for j in 0..<n { z += T.exp(o[r * n + j] - mx) }
-                    let lse = mx + T.log(z)
-                    for j in 0..<n { o[r * n + j] -= lse }
-                }
-            }
+        forEachRow(&out, n: n) { o, start, mx in
+            var z: T = 0
+            for j in start..<(start + n) { z += T.exp(o[j] - mx) }
+            let lse = mx + T.log(z)
+            for j in start..<(start + n) { o[j] -= lse }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             // dx = g - softmax * sum(g)
