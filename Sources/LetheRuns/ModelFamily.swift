@@ -9,8 +9,21 @@ import LetheTensor
 /// mask for the whole batch (true = hidden pixel).
 protocol ModelFamily {
     var module: Module<Float> { get }
+    /// The encoder E: what the unlearning objective trains (the decoder stays frozen).
+    var encoderParameters: [Tensor<Float>] { get }
     func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float>
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float>
+    /// E(T(x)): the encoder's embedding of the masked images, as one or more feature maps. `rng` draws
+    /// what the family needs (a timestep and noise for diffusion); callers pass equal copies to the
+    /// student and the teacher so both see the same draws.
+    func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>]
+    /// The image whose teacher embedding is the forget target: the noise through T for MAE and
+    /// VQ-GAN; for diffusion the noise fills only the hole and the forget image's context is kept.
+    func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float>
+}
+
+extension ModelFamily {
+    func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> { noise }
 }
 
 enum Families {
@@ -57,6 +70,11 @@ struct MAEFamily: ModelFamily {
     let model: MAE<Float>
     let pretrainMaskRatio: Double
     var module: Module<Float> { model }
+    var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
+
+    func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
+        [model.encode(x, visible: visible(hidden, batch: x.shape[0]))]
+    }
 
     func visible(_ hidden: [Bool], batch: Int) -> [[Int]] {
         let c = model.config
@@ -85,6 +103,11 @@ struct MAEFamily: ModelFamily {
 struct VQGANFamily: ModelFamily {
     let model: VQGAN<Float>
     var module: Module<Float> { model }
+    var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
+
+    func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
+        [model.encoder(MaskTransform.apply(x, hidden: [hidden]))]
+    }
 
     func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
         let masked = MaskTransform.apply(x, hidden: [hidden])
@@ -107,6 +130,23 @@ struct DiffusionFamily: ModelFamily {
     let sampler: String
     let samplingSteps: Int
     var module: Module<Float> { model }
+    var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
+
+    /// The down path and middle block's feature maps at a random timestep, for x_t of the image with
+    /// noise in the hole and the masked image as the condition.
+    func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
+        let n = x.shape[0], ab = alphaBar
+        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+        let y0 = x * 2 - 1
+        let t = (0..<n).map { _ in rng.int(below: ab.count) }
+        let eps = Tensor<Float>.randn(x.shape, rng: &rng)
+        let yt = y0 * perImage(t.map { ab[$0].squareRoot() }) + eps * perImage(t.map { (1 - ab[$0]).squareRoot() })
+        return model.encode(yt * m + y0 * (1 - m), condition: y0 * (1 - m), emb: model.timestepEmbedding(t))
+    }
+
+    func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
+        Families.composite(forget, noise, hidden: hidden)
+    }
 
     var alphaBar: [Double] {
         let c = model.config

@@ -24,26 +24,15 @@ public struct Pretrainer {
     }
 
     public func run() throws -> String {
-        let spec = plan.resolved
-        let mode = Numerics.Mode(rawValue: spec["numerics"]?["mode"]?.stringValue ?? "fast") ?? .fast
-        Numerics.configure(threads: threads, mode: mode)
-        guard spec["data"]?["dataset"]?.stringValue == "fashion-mnist" else {
-            throw RunError("the executor reads fashion-mnist so far; image-folder and npz data sets are planned and hashed but not loaded yet")
-        }
-        let root = spec["data"]?["root"]?.stringValue ?? FashionMNIST.defaultRoot
-        let size = spec["data"]?["image_size"]?.intValue ?? 32
-        let train = try FashionMNIST.load(root: root, split: .train), test = try FashionMNIST.load(root: root, split: .test)
-        let trainIndices = train.indices(ofClasses: 0..<10, perClassLimit: spec["data"]?["per_class_limit"]?.intValue)
-        let testIndices = test.indices(ofClasses: 0..<10, perClassLimit: spec["evaluate"]?["test_per_class"]?.intValue ?? 100)
+        let context = try RunContext(plan, threads: threads)
+        let spec = context.spec, size = context.size, task = context.task, train = context.train, test = context.test
+        let trainIndices = train.indices(ofClasses: 0..<10, perClassLimit: context.perClassLimit)
+        let testIndices = test.indices(ofClasses: 0..<10, perClassLimit: context.testPerClass)
+        let root0 = context.seed
+        var initRNG = root0.split("init"), masks = root0.split("masks"), noise = root0.split("noise")
+        let family = context.family(rng: &initRNG)
 
-        let seed = UInt64(spec["seed"]?.intValue ?? 0)
-        let root0 = Philox(seed: seed)
-        var initRNG = root0.split("init"), shuffle = root0.split("shuffle"), masks = root0.split("masks"), noise = root0.split("noise")
-        let family = Families.make(model: spec["model"]!, imageSize: size, channels: train.channels, rng: &initRNG)
-        let task = MaskTransform(kind: MaskTransform.Kind(rawValue: spec["task"]?["mask"]?.stringValue ?? "center_crop") ?? .centerCrop,
-                                 ratio: spec["task"]?["ratio"]?.doubleValue ?? 0.25)
-
-        let t = spec["train"] ?? .object(JSONObject())
+        let t = context.trainSettings
         let steps = t["steps"]?.intValue ?? 200, batch = t["batch_size"]?.intValue ?? 32
         var optimizer = Optimizers.make(t["optimizer"] ?? .object(JSONObject()), parameters: family.module.parameters.filter(\.requiresGrad))
         let schedule = Optimizers.schedule(t, steps: steps)
@@ -52,12 +41,10 @@ public struct Pretrainer {
         let dir = try RunDirectory(finalPath: plan.runDirectory)
         var curve: [String] = [], timing: [String] = []
         let progress = Progress(label: "pretrain \(spec["model"]?["architecture"]?.stringValue ?? "")", total: steps, every: t["log_every"]?.intValue ?? 10)
-        var order = shuffle.permutation(trainIndices.count), cursor = 0
+        var batches = RunContext.Batches(pool: trainIndices, batch: batch, rng: root0.split("shuffle"))
         for step in 0..<steps {
             let started = Date()
-            if cursor + batch > order.count { order = shuffle.permutation(trainIndices.count); cursor = 0 }
-            let x = train.tensor(order[cursor..<(cursor + batch)].map { trainIndices[$0] }, size: size)
-            cursor += batch
+            let x = train.tensor(batches.next(), size: size)
             let hidden = task.hidden(size: size, rng: &masks)
             optimizer.learningRate = schedule.rate(at: step)
             optimizer.zeroGrad()
@@ -87,7 +74,7 @@ public struct Pretrainer {
         } catch {
             throw RunError(error.description)
         }
-        try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: mode)
+        try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: context.mode)
         try dir.finish()
         return plan.runDirectory
     }

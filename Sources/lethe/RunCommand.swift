@@ -29,18 +29,20 @@ struct Run: ParsableCommand {
             print("\(plan.kind) \(plan.configHash.prefix(16)): done before, reusing \(plan.runDirectory)")
             return
         }
-        switch plan.kind {
-        case "pretrain":
-            do {
-                let dir = try Pretrainer(plan: plan, threads: threads).run()
-                print("\(plan.kind) \(plan.configHash.prefix(16)): finished, \(dir)")
-                if let eval = try? String(contentsOfFile: dir + "/eval.json", encoding: .utf8) { print(eval) }
-            } catch {
-                printError("error: \(error)")
-                throw ExitCode(1)
+        let dir: String
+        do {
+            switch plan.kind {
+            case "pretrain": dir = try Pretrainer(plan: plan, threads: threads).run()
+            case "unlearn": dir = try Unlearner(plan: plan, threads: threads).run()
+            default:
+                print("lethe \(LetheVersion.current): the \(plan.kind) executor is not built yet; the plan above is what it will run.")
+                return
             }
-        default:
-            print("lethe \(LetheVersion.current): the \(plan.kind) executor is not built yet; the plan above is what it will run.")
+        } catch {
+            printError("error: \(error)")
+            throw ExitCode(1)
         }
+        print("\(plan.kind) \(plan.configHash.prefix(16)): finished, \(dir)")
+        if let eval = try? String(contentsOfFile: dir + "/eval.json", encoding: .utf8) { print(eval) }
     }
 }

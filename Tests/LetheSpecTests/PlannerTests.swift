@@ -122,6 +122,8 @@ import Testing
         let plan = try planner.plan(text: spec, in: dir)
         #expect(plan.stages.map(\.name) == ["pretrain", "classifier", "unlearn"])
         #expect(plan.identity["spec"]?["model"]?["pretrain"] == .string("config:" + plan.dependencies[0].configHash))
+        let elsewhere = try planner.plan(text: spec, in: dir, overrides: [try Override(parsing: "output.dir=elsewhere")])
+        #expect(elsewhere.dependencies[0].runDirectory == dir.path + "/elsewhere/" + plan.dependencies[0].configHash, "dependencies share the parent's runs folder")
         try dir.write("pre.yaml", "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae, mae: {width: 32}}\n")
         #expect(errors(spec, dir, planner).first?.message.contains("differs at model.mae.width") == true)
         try dir.write("pre.yaml", "version: 1\nkind: unlearn\nunlearn: {method: ours}\ndata: {dataset: image-folder, root: data, forget: {classes: [1]}}\nmodel: {architecture: mae, pretrain: spec.yaml}\n")

@@ -128,6 +128,8 @@ public struct Planner: Sendable {
 
         let output = FileSystem.resolve(resolved["output"]?["dir"]?.stringValue ?? "runs", relativeTo: workingDirectory)
         resolved = resolved.setting("/output/dir", .string(output))
+        // Stages this run depends on live in the same runs folder: one cache, found by hash.
+        dependencies = dependencies.map { var d = $0; d.resolved = d.resolved.setting("/output/dir", .string(output)); return d }
         let dataDigest = inputs.first { $0.role == "data" }?.sha256 ?? ""
         let stages = Self.stages(kind: resolved["kind"]?.stringValue ?? "", configHash: configHash, resolved: resolved, dataDigest: dataDigest,
                                  dependencies: dependencies, outputDirectory: output, specPath: doc.path)
