@@ -49,13 +49,7 @@ public struct Pretrainer {
             optimizer.learningRate = schedule.rate(at: step)
             optimizer.zeroGrad()
             let loss = family.trainingLoss(x, hidden: hidden, rng: &noise)
-            guard loss.scalar.isFinite else {
-                try dir.write("checkpoint.failed.safetensors", bytes: Safetensors.write(family.module.stateDict()))
-                throw RunError("the loss became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors. Lower train.optimizer.lr or set train.grad_clip")
-            }
-            loss.backward()
-            let gradNorm = clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
-            optimizer.step()
+            let gradNorm = try Training.update(&optimizer, loss: loss, clip: clip, step: step, module: family.module, dir: dir)
             let seconds = Date().timeIntervalSince(started)
             curve.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar))),
                                                             ("lr", .number(optimizer.learningRate)), ("grad_norm", .number(gradNorm))]))))
@@ -65,18 +59,8 @@ public struct Pretrainer {
 
         let evaluation = GradMode.withoutGrad { Evaluation.completion(family, test: test, indices: testIndices, size: size, task: task, rng: root0.split("eval")) }
         let gridCount = spec["evaluate"]?["grid_samples"]?.intValue ?? 8
-        try dir.write("checkpoint.safetensors", bytes: Safetensors.write(family.module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
-        try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
-        try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
-        try dir.write("eval.json", json: evaluation.json)
-        do {
-            try ImageGrid.write(rows: evaluation.samples(gridCount), to: dir.path("samples.png"))
-        } catch {
-            throw RunError(error.description)
-        }
-        try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: context.mode)
-        try dir.finish()
-        return plan.runDirectory
+        return try Training.finish(dir, plan: plan, module: family.module, curve: curve, timing: timing, eval: evaluation.json,
+                                   samples: evaluation.samples(gridCount), threads: threads, mode: context.mode)
     }
 }
 

@@ -1,4 +1,6 @@
+import Foundation
 import LetheData
+import LetheModels
 import LetheJSON
 import LetheSpec
 import LetheTensor
@@ -62,5 +64,35 @@ struct RunContext {
             defer { cursor += batch }
             return (cursor..<min(order.count, cursor + batch)).map { pool[order[$0]] }
         }
+    }
+}
+
+/// The parts every training run shares.
+enum Training {
+    /// One optimiser update from `loss`. A loss that is not finite stops the run, with the state
+    /// before the step saved. Returns the gradient norm before clipping.
+    static func update(_ optimizer: inout AnyOptimizer, loss: Tensor<Float>, clip: Double?, step: Int,
+                       module: Module<Float>, dir: RunDirectory) throws -> Double {
+        guard loss.scalar.isFinite else {
+            try dir.write("checkpoint.failed.safetensors", bytes: Safetensors.write(module.stateDict()))
+            throw RunError("the loss became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors. Lower train.optimizer.lr or set train.grad_clip")
+        }
+        loss.backward()
+        let norm = clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
+        optimizer.step()
+        return norm
+    }
+
+    /// Writes the results and the common files, then the manifest, and moves the run into place.
+    static func finish(_ dir: RunDirectory, plan: Plan, module: Module<Float>, curve: [String], timing: [String],
+                       eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode) throws -> String {
+        try dir.write("checkpoint.safetensors", bytes: Safetensors.write(module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
+        try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
+        try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
+        try dir.write("eval.json", json: eval)
+        do { try ImageGrid.write(rows: samples, to: dir.path("samples.png")) } catch { throw RunError(error.description) }
+        try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: mode)
+        try dir.finish()
+        return plan.runDirectory
     }
 }

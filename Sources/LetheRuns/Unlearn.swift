@@ -86,13 +86,7 @@ public struct Unlearner {
             let retainTerm = objective.distance(student.embed(xr, hidden: hidden, rng: &b), targetR)
             let forgetTerm = objective.distance(student.embed(xf, hidden: hidden, rng: &d), targetF)
             let loss = retainTerm + forgetTerm * objective.alpha
-            guard loss.scalar.isFinite else {
-                try dir.write("checkpoint.failed.safetensors", bytes: Safetensors.write(student.module.stateDict()))
-                throw RunError("the objective became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors")
-            }
-            loss.backward()
-            let gradNorm = clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
-            optimizer.step()
+            let gradNorm = try Training.update(&optimizer, loss: loss, clip: clip, step: step, module: student.module, dir: dir)
             let seconds = Date().timeIntervalSince(started)
             curve.append(JSONText.line(.object(JSONObject([
                 ("step", .integer(step + 1)), ("retain_term", .number(Double(retainTerm.scalar))), ("forget_term", .number(Double(forgetTerm.scalar))),
@@ -126,14 +120,8 @@ public struct Unlearner {
             Tensor.concat([retainRow.slice(axis: 0, 0..<k), [results[2].masked, results[2].truth, results[2].completed, results[3].completed][i].slice(axis: 0, 0..<k)], axis: 0)
         }
 
-        try dir.write("checkpoint.safetensors", bytes: Safetensors.write(student.module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
-        try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
-        try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
-        try dir.write("eval.json", json: eval)
-        do { try ImageGrid.write(rows: rows, to: dir.path("samples.png")) } catch { throw RunError(error.description) }
-        try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: context.mode)
-        try dir.finish()
-        return plan.runDirectory
+        return try Training.finish(dir, plan: plan, module: student.module, curve: curve, timing: timing, eval: eval,
+                                   samples: rows, threads: threads, mode: context.mode)
     }
 }
 
