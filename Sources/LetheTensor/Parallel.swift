@@ -38,11 +38,6 @@ public enum Numerics {
         guard let name = openblas_get_corename() else { return "unknown" }
         return String(cString: name)
     }
-
-    public static var blasConfig: String {
-        guard let config = openblas_get_config() else { return "unknown" }
-        return String(cString: config)
-    }
 }
 
 enum Parallel {

@@ -29,8 +29,6 @@ public struct SchemaValidator: Sendable {
     public let rootURI: String
     private static let maxDepth = 200
 
-    public static let unsupportedKeywords = ["unevaluatedItems", "unevaluatedProperties", "$vocabulary", "format (assertion)"]
-
     public init(registry: SchemaRegistry, rootURI: String) {
         self.registry = registry
         self.rootURI = rootURI

@@ -17,11 +17,6 @@ public struct Planner: Sendable {
         return try plan(doc)
     }
 
-    /// Only the checks (`lethe validate`): the same work as planning, so a spec that validates plans.
-    public func validate(specPath: String, overrides: [Override] = []) throws(SpecError) -> [Diagnostic] {
-        try plan(specPath: specPath, overrides: overrides).warnings
-    }
-
     public func plan(_ doc: SpecDocument, visiting: [String] = []) throws(SpecError) -> Plan {
         var checks = SemanticChecks(doc: doc, spec: doc.json)
         checks.finiteNumbers(doc.json)

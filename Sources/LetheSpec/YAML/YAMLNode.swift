@@ -43,13 +43,4 @@ public struct YAMLNode: Sendable, Equatable {
         case .sequence, .mapping: return nil
         }
     }
-
-    /// Number of nodes in this subtree, used to bound alias expansion.
-    public var nodeCount: Int {
-        switch value {
-        case .sequence(let items): return 1 + items.reduce(0) { $0 + $1.nodeCount }
-        case .mapping(let pairs): return 1 + pairs.reduce(0) { $0 + $1.key.nodeCount + $1.value.nodeCount }
-        default: return 1
-        }
-    }
 }
