@@ -8,7 +8,7 @@ public enum Codecs {
         var length = 0
         var message = [CChar](repeating: 0, count: 256)
         let rc = bytes.withUnsafeBufferPointer { lethe_gunzip($0.baseAddress, $0.count, &out, &length, &message, message.count) }
-        guard rc == 0, let out else { throw DataError("gzip: " + String(cString: message), path: path) }
+        guard rc == 0, let out else { throw DataError("gzip: " + text(message), path: path) }
         defer { lethe_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: length))
     }
@@ -31,7 +31,7 @@ public enum Codecs {
         let rc = image.pixels.withUnsafeBufferPointer {
             lethe_png_write(path, $0.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels), &message, message.count)
         }
-        guard rc == 0 else { throw DataError("PNG: " + String(cString: message), path: path) }
+        guard rc == 0 else { throw DataError("PNG: " + text(message), path: path) }
     }
 
     public static func readPNG(_ path: String) throws(DataError) -> Image {
@@ -39,9 +39,14 @@ public enum Codecs {
         var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
         var message = [CChar](repeating: 0, count: 256)
         guard lethe_png_read(path, &pixels, &w, &h, &c, &message, message.count) == 0, let pixels else {
-            throw DataError("PNG: " + String(cString: message), path: path)
+            throw DataError("PNG: " + text(message), path: path)
         }
         defer { lethe_free(pixels) }
         return Image(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(w * h * c))))
+    }
+
+    /// The NUL-terminated message a C helper wrote into `buffer`.
+    static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

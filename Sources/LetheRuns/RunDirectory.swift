@@ -94,7 +94,8 @@ public enum JSONText {
         }
     }
 
-    static func scalar(_ v: JSONValue) -> String { (try? CanonicalJSON.string(v)) ?? "null" }
+    /// One value in canonical (RFC 8785) form; "null" for a value JSON cannot hold.
+    public static func scalar(_ v: JSONValue) -> String { (try? CanonicalJSON.string(v)) ?? "null" }
 
     /// One JSON object per line (JSON Lines), members sorted.
     public static func line(_ v: JSONValue) -> String { scalar(v) }

@@ -5,14 +5,10 @@ import LetheSpec
 enum JSONPrinter {
     static func pretty(_ v: JSONValue) -> String { JSONText.pretty(v) }
 
-    static func scalar(_ v: JSONValue) -> String {
-        (try? CanonicalJSON.string(v)) ?? "null"
-    }
-
     /// A YAML-like outline in source order, for reading a resolved spec.
     static func yamlish(_ v: JSONValue, indent: Int) -> String {
         let pad = String(repeating: "  ", count: indent)
-        guard case .object(let o) = v else { return pad + scalar(v) }
+        guard case .object(let o) = v else { return pad + JSONText.scalar(v) }
         var lines: [String] = []
         for (k, value) in o {
             switch value {
