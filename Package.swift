@@ -56,6 +56,6 @@ let package = Package(
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheRunsTests", dependencies: ["LetheRuns"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheModels"], swiftSettings: numericSwiftSettings),
     ]
 )

@@ -16,6 +16,8 @@ public struct LabeledImages: Sendable {
     }
 
     public var count: Int { labels.count }
+    /// Classes 0..<classCount (one past the largest label).
+    public var classCount: Int { (labels.max() ?? -1) + 1 }
 
     /// Images `indices` as floats in [0, 1], zero-padded (centred) to `size` x `size`:
     /// (n, C, size, size). Fashion-MNIST's 28x28 becomes 32x32 with a 2-pixel border.

@@ -1,6 +1,7 @@
 import Foundation
 import LetheData
 import LetheJSON
+import LetheModels
 import LetheSpec
 import LetheTensor
 
@@ -59,6 +60,73 @@ enum Evaluation {
 
     /// Peak signal-to-noise ratio for images in [0, 1], capped at 100 dB for a perfect match.
     static func psnr(_ mse: Double) -> Double { mse <= 1e-10 ? 100 : 10 * log10(1 / mse) }
+}
+
+/// Measures models on held-out test images of the retain and the forget classes: completion of T(x)
+/// against the ground truth by FID, IS and embedding cosine in the feature classifier's space, PSNR
+/// of the hidden region, SSIM, and the classifier's accuracy on the completed images.
+struct ModelEvaluator {
+    struct Split { var name: String; var indices: [Int] }
+    struct Result {
+        var completions: [String: CompletionEvaluation] = [:]
+        /// Classifier features of the completed images, per split (rows of `featureWidth`).
+        var features: [String: [Float]] = [:]
+        var featureWidth = 0
+        var metrics = JSONObject()
+    }
+
+    let test: LabeledImages
+    let size: Int
+    let task: MaskTransform
+    let rng: Philox
+    let splits: [Split]
+    let classifier: FeatureClassifier<Float>?
+    let metrics: Set<String>
+    private var truthFeatures: [String: [Float]] = [:]
+
+    init(test: LabeledImages, size: Int, task: MaskTransform, rng: Philox, splits: [Split], classifier: FeatureClassifier<Float>?, metrics: [String]) {
+        (self.test, self.size, self.task, self.rng, self.splits, self.classifier) = (test, size, task, rng, splits, classifier)
+        self.metrics = Set(metrics)
+        if let classifier {
+            for split in splits { truthFeatures[split.name] = GradMode.withoutGrad { Self.features(classifier, test.tensor(split.indices, size: size)) } }
+        }
+    }
+
+    static func features(_ classifier: FeatureClassifier<Float>, _ x: Tensor<Float>) -> [Float] {
+        stride(from: 0, to: x.shape[0], by: 500).flatMap { classifier.features(x.slice(axis: 0, $0..<min(x.shape[0], $0 + 500))).storage }
+    }
+
+    /// Every split completed by `family` with the same masks and draws, and measured.
+    func evaluate(_ family: any ModelFamily) -> Result {
+        var result = Result()
+        for split in splits {
+            let c = GradMode.withoutGrad { Evaluation.completion(family, test: test, indices: split.indices, size: size, task: task, rng: rng.split(split.name)) }
+            result.completions[split.name] = c
+            var m = JSONObject()
+            if metrics.contains("psnr") { m["psnr"] = .number(c.psnrModel) }
+            if metrics.contains("ssim") { m["ssim"] = .number(Metrics.ssim(c.completed, c.truth)) }
+            if let classifier, let truth = truthFeatures[split.name] {
+                let d = classifier.featureWidth, classes = classifier.classes
+                let generated = GradMode.withoutGrad { Self.features(classifier, c.completed) }
+                result.features[split.name] = generated
+                result.featureWidth = d
+                let probabilities = GradMode.withoutGrad { classifier.logits(features: Tensor(generated, shape: [split.indices.count, d])).softmax().storage }
+                if metrics.contains("fid") { m["fid"] = split.indices.count > 1 ? .number(Metrics.fid(generated, truth, d: d)) : .null }
+                if metrics.contains("is") { m["is"] = .number(Metrics.inceptionScore(probabilities, classes: classes)) }
+                if metrics.contains("cosine") { m["cosine"] = .number(Metrics.meanCosine(generated, truth, d: d)) }
+                if metrics.contains("accuracy") {
+                    m["accuracy"] = .number(Metrics.accuracy(probabilities, classes: classes, labels: split.indices.map { test.labels[$0] }))
+                }
+            }
+            result.metrics[split.name] = .object(m)
+        }
+        return result
+    }
+
+    /// The mean-fill baseline's PSNR per split, from any result.
+    func meanFill(_ r: Result) -> JSONValue {
+        .object(JSONObject(splits.map { ($0.name, .object(JSONObject([("psnr", .number(r.completions[$0.name]?.psnrMeanFill ?? .nan))]))) }))
+    }
 }
 
 /// The files every run directory holds besides its results.

@@ -20,10 +20,46 @@ protocol ModelFamily {
     /// The image whose teacher embedding is the forget target: the noise through T for MAE and
     /// VQ-GAN; for diffusion the noise fills only the hole and the forget image's context is kept.
     func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float>
+    /// The whole model's output for T(x) and the label its I2I training regresses it onto: what the
+    /// baselines (which train the whole model) push towards or away from.
+    func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction
+    /// NOISY LABEL's forget term: the prediction for T(x_f) with noise as its label.
+    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction
 }
 
 extension ModelFamily {
     func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> { noise }
+
+    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
+        var p = taskPrediction(forget, hidden: hidden, rng: &rng)
+        p.label = p.labelLike(noise)
+        return p
+    }
+}
+
+/// A prediction, its label, and which of its elements the loss counts (`weight` broadcasts against
+/// the prediction; nil: all), plus a loss term of the model's own (the VQ loss).
+struct TaskPrediction {
+    var prediction: Tensor<Float>
+    var label: Tensor<Float>
+    var weight: Tensor<Float>?
+    var auxiliary: Tensor<Float>?
+    /// Maps an image batch into label space (MAE: patches); identity otherwise.
+    var labelLike: (Tensor<Float>) -> Tensor<Float> = { $0 }
+
+    /// Mean squared error over the counted elements, plus the auxiliary term.
+    func loss(label override: Tensor<Float>? = nil) -> Tensor<Float> {
+        let diff = (prediction - (override ?? label)).square()
+        var l: Tensor<Float>
+        if let weight {
+            let counted = Float(weight.storage.reduce(0, +)) * Float(prediction.count / weight.count)
+            l = (diff * weight).sum() / max(1, counted)
+        } else {
+            l = diff.mean()
+        }
+        if let auxiliary { l = l + auxiliary }
+        return l
+    }
 }
 
 enum Families {
@@ -92,6 +128,15 @@ struct MAEFamily: ModelFamily {
         return model.reconstructionLoss(x, visible: visible(hidden, batch: n))
     }
 
+    /// The decoder's patches against the image's, counted on the hidden patches (MAE's loss).
+    func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
+        let vis = visible(hidden, batch: x.shape[0])
+        let shown = Set(vis[0])
+        let weight = Tensor<Float>((0..<model.config.patches).map { shown.contains($0) ? 0 : 1 }, shape: [1, model.config.patches, 1])
+        return TaskPrediction(prediction: model.decode(model.encode(x, visible: vis), visible: vis), label: model.patchify(x),
+                              weight: weight, labelLike: { [model] in model.patchify($0) })
+    }
+
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
         let vis = visible(hidden, batch: x.shape[0])
         let prediction = model.unpatchify(model.decode(model.encode(x, visible: vis), visible: vis))
@@ -117,6 +162,12 @@ struct VQGANFamily: ModelFamily {
         return model.reconstructionLoss(masked: masked, target: x)
     }
 
+    /// The decoded image against the whole image, plus the VQ loss (its training loss).
+    func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
+        let (q, _, vq) = model.quantize(model.encoder(MaskTransform.apply(x, hidden: [hidden])))
+        return TaskPrediction(prediction: model.decoder(q), label: x, weight: nil, auxiliary: vq)
+    }
+
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
         let (q, _, _) = model.quantize(model.encoder(MaskTransform.apply(x, hidden: [hidden])))
         return Families.composite(x, model.decoder(q).clamped(0, 1), hidden: hidden)
@@ -135,13 +186,19 @@ struct DiffusionFamily: ModelFamily {
     /// The down path and middle block's feature maps at a random timestep, for x_t of the image with
     /// noise in the hole and the masked image as the condition.
     func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
+        let d = draw(x, hidden: hidden, rng: &rng)
+        return model.encode(d.input, condition: d.condition, emb: model.timestepEmbedding(d.t))
+    }
+
+    /// One training draw: a timestep per image, noise, and x_t with the noise in the hole only.
+    func draw(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> (input: Tensor<Float>, condition: Tensor<Float>, t: [Int], eps: Tensor<Float>, hole: Tensor<Float>) {
         let n = x.shape[0], ab = alphaBar
-        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+        let m = holeMask(hidden, x)
         let y0 = x * 2 - 1
         let t = (0..<n).map { _ in rng.int(below: ab.count) }
         let eps = Tensor<Float>.randn(x.shape, rng: &rng)
         let yt = y0 * perImage(t.map { ab[$0].squareRoot() }) + eps * perImage(t.map { (1 - ab[$0]).squareRoot() })
-        return model.encode(yt * m + y0 * (1 - m), condition: y0 * (1 - m), emb: model.timestepEmbedding(t))
+        return (yt * m + y0 * (1 - m), y0 * (1 - m), t, eps, m)
     }
 
     func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
@@ -163,22 +220,32 @@ struct DiffusionFamily: ModelFamily {
     /// Per-image coefficients as a (N, 1, 1, 1) tensor.
     func perImage(_ values: [Double]) -> Tensor<Float> { Tensor(values.map(Float.init), shape: [values.count, 1, 1, 1]) }
 
-    func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
-        let n = x.shape[0], ab = alphaBar
-        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
-        let y0 = x * 2 - 1
+    /// Predicted noise against the drawn noise, counted in the hole (Palette's loss).
+    func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
+        let d = draw(x, hidden: hidden, rng: &rng)
+        return TaskPrediction(prediction: model(d.input, condition: d.condition, t: d.t), label: d.eps, weight: d.hole)
+    }
+
+    /// The authors' NOISY LABEL for Palette: pure noise in the hole as x_t, and that noise as the target.
+    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
+        let n = forget.shape[0], ab = alphaBar
+        let m = holeMask(hidden, forget)
+        let y0 = forget * 2 - 1
         let t = (0..<n).map { _ in rng.int(below: ab.count) }
-        let eps = Tensor<Float>.randn(x.shape, rng: &rng)
-        let yt = y0 * perImage(t.map { ab[$0].squareRoot() }) + eps * perImage(t.map { (1 - ab[$0]).squareRoot() })
-        let input = yt * m + y0 * (1 - m)
-        let predicted = model(input, condition: y0 * (1 - m), t: t)
-        let hiddenCount = Float(hidden.filter { $0 }.count * n * x.shape[1])
-        return ((predicted - eps) * m).square().sum() / max(1, hiddenCount)
+        return TaskPrediction(prediction: model(noise * m + y0 * (1 - m), condition: y0 * (1 - m), t: t), label: noise, weight: m)
+    }
+
+    func holeMask(_ hidden: [Bool], _ x: Tensor<Float>) -> Tensor<Float> {
+        Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+    }
+
+    func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
+        taskPrediction(x, hidden: hidden, rng: &rng).loss()
     }
 
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
         let n = x.shape[0], ab = alphaBar, steps = ab.count
-        let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
+        let m = holeMask(hidden, x)
         let y0 = x * 2 - 1, condition = y0 * (1 - m)
         var y = Tensor<Float>.randn(x.shape, rng: &rng)
         let schedule: [Int] = sampler == "ddpm" ? Array((0..<steps).reversed())

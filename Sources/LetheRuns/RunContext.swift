@@ -14,9 +14,11 @@ struct RunContext {
     let task: MaskTransform
     let seed: Philox
     let mode: Numerics.Mode
+    let planInputs: [Plan.Input]
 
     init(_ plan: Plan, threads: Int) throws {
         spec = plan.resolved
+        planInputs = plan.inputs
         mode = Numerics.Mode(rawValue: spec["numerics"]?["mode"]?.stringValue ?? "fast") ?? .fast
         Numerics.configure(threads: threads, mode: mode)
         guard spec["data"]?["dataset"]?.stringValue == "fashion-mnist" else {
@@ -35,13 +37,89 @@ struct RunContext {
     var perClassLimit: Int? { spec["data"]?["per_class_limit"]?.intValue }
     var testPerClass: Int { spec["evaluate"]?["test_per_class"]?.intValue ?? 100 }
 
-    /// The classes of a split (`data.<name>.classes`); index-file splits are not read at run time yet.
-    func classes(_ name: String) throws -> [Int] {
+    /// The training samples of split `data.<name>`: its classes (at most `per_class_limit` each), or
+    /// the indices its index file lists.
+    func split(_ name: String, in data: LabeledImages) throws -> [Int] {
         guard let split = spec["data"]?[name] else { throw RunError("data.\(name) is not set") }
-        guard let classes = split["classes"]?.arrayValue?.compactMap(\.intValue) else {
-            throw RunError("data.\(name) is an index file; the executor reads class lists so far (index files are planned and hashed)")
+        if let classes = split["classes"]?.arrayValue?.compactMap(\.intValue) {
+            return data.indices(ofClasses: classes, perClassLimit: perClassLimit)
         }
-        return classes
+        guard let path = indexFiles[name] else { throw RunError("data.\(name): the plan has no index file for it") }
+        let indices: [Int]
+        do { indices = try IndexFile.read(path) } catch { throw RunError("\(path): \(error)") }
+        if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
+            throw RunError("\(path): sample \(bad) is not in the training set (0...\(data.count - 1))")
+        }
+        return indices
+    }
+
+    /// The classes a split covers: its class list, or the labels of the samples its index file lists.
+    /// Held-out evaluation uses the test images of these classes.
+    func classes(_ name: String) throws -> [Int] {
+        if let classes = spec["data"]?[name]?["classes"]?.arrayValue?.compactMap(\.intValue) { return classes }
+        return Set(try split(name, in: train).map { train.labels[$0] }).sorted()
+    }
+
+    /// The original model: the family the spec describes, loaded strictly from the checkpoint of the
+    /// pretrain stage or `model.checkpoint`.
+    func originalModel(_ plan: Plan, rng: inout Philox) throws -> any ModelFamily {
+        let path = plan.dependencies.first.map { $0.runDirectory + "/checkpoint.safetensors" } ?? spec["model"]?["checkpoint"]?.stringValue ?? ""
+        let family = family(rng: &rng)
+        let weights: Safetensors.File
+        do {
+            weights = try Safetensors.read([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
+        } catch {
+            throw RunError("\(path): cannot load the original model: \(error)")
+        }
+        do { try family.module.load(weights) } catch { throw RunError("\(path) does not fit the model in the spec:\n\(error)") }
+        return family
+    }
+
+    /// Held-out test images of the retain and the forget classes, with the feature classifier of the
+    /// plan's classifier stage when metrics need it.
+    func evaluator(_ plan: Plan) throws -> ModelEvaluator {
+        let metrics = spec["evaluate"]?["metrics"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let classifier = try plan.stages.first { $0.name == "classifier" }.map {
+            try ClassifierStage.load($0.runDirectory, channels: train.channels, imageSize: size, classes: train.classCount)
+        }
+        var splits = try ["retain", "forget"].filter { spec["data"]?[$0] != nil }.map {
+            ModelEvaluator.Split(name: $0, indices: test.indices(ofClasses: try classes($0), perClassLimit: testPerClass))
+        }
+        if splits.isEmpty { splits = [.init(name: "all", indices: test.indices(ofClasses: 0..<train.classCount, perClassLimit: testPerClass))] }
+        return ModelEvaluator(test: test, size: size, task: task, rng: seed.split("eval"), splits: splits, classifier: classifier, metrics: metrics)
+    }
+
+    /// What every eval.json starts with: the images measured and the feature network.
+    func evaluationHeader(_ evaluator: ModelEvaluator, method: String) -> JSONObject {
+        var o = JSONObject()
+        o["method"] = .string(method)
+        o["images"] = .object(JSONObject(evaluator.splits.map { ($0.name, .integer($0.indices.count)) }))
+        o["task"] = .object(JSONObject([("mask", .string(task.kind.rawValue)), ("ratio", .number(task.ratio))]))
+        if let c = evaluator.classifier {
+            o["feature_network"] = .object(JSONObject([
+                ("name", .string("lethe feature classifier (trained on the run's data; stands in for Inception and CLIP)")),
+                ("features", .integer(c.featureWidth)),
+            ]))
+        }
+        return o
+    }
+
+    /// Sample grid rows (masked input, ground truth, then each model's completion), each row the
+    /// first `grid_samples / 2` retain and forget test images.
+    func sampleRows(_ results: [ModelEvaluator.Result]) -> [Tensor<Float>] {
+        let k = max(1, (spec["evaluate"]?["grid_samples"]?.intValue ?? 8) / 2)
+        func row(_ pick: (CompletionEvaluation) -> Tensor<Float>, _ r: ModelEvaluator.Result) -> Tensor<Float> {
+            Tensor.concat(["retain", "forget", "all"].compactMap { r.completions[$0] }.map { c in pick(c).slice(axis: 0, 0..<min(k, c.images)) }, axis: 0)
+        }
+        return [row(\.masked, results[0]), row(\.truth, results[0])] + results.map { row(\.completed, $0) }
+    }
+
+    /// Index files of the splits, from the plan's inputs (paths resolved against the spec).
+    var indexFiles: [String: String] {
+        Dictionary(planInputs.compactMap { input in
+            input.role.hasPrefix("data.") && input.role.hasSuffix(".index_file")
+                ? (String(input.role.dropFirst(5).dropLast(".index_file".count)), input.path) : nil
+        }, uniquingKeysWith: { a, _ in a })
     }
 
     func family(rng: inout Philox) -> any ModelFamily {
@@ -84,13 +162,14 @@ enum Training {
     }
 
     /// Writes the results and the common files, then the manifest, and moves the run into place.
-    static func finish(_ dir: RunDirectory, plan: Plan, module: Module<Float>, curve: [String], timing: [String],
-                       eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode) throws -> String {
-        try dir.write("checkpoint.safetensors", bytes: Safetensors.write(module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
-        try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
-        try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
+    static func finish(_ dir: RunDirectory, plan: Plan, module: Module<Float>?, curve: [String], timing: [String],
+                       eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode, report: RunReport? = nil) throws -> String {
+        if let module { try dir.write("checkpoint.safetensors", bytes: Safetensors.write(module.stateDict(metadata: ["lethe_config_hash": plan.configHash]))) }
+        if !curve.isEmpty { try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n") }
+        if !timing.isEmpty { try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n") }
         try dir.write("eval.json", json: eval)
         do { try ImageGrid.write(rows: samples, to: dir.path("samples.png")) } catch { throw RunError(error.description) }
+        try report?.write(into: dir)
         try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: mode)
         try dir.finish()
         return plan.runDirectory

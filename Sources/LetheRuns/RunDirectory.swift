@@ -50,7 +50,12 @@ public struct RunDirectory: Sendable {
     /// JSON in a stable, diff-friendly form: sorted keys, two-space indent.
     public func write(_ name: String, json: JSONValue) throws(Failure) { try write(name, text: JSONText.pretty(json) + "\n") }
 
-    /// Writes the manifest (SHA-256 of every file, sorted by name) and moves the run into place.
+    /// Files whose content differs from run to run by nature (wall-clock timings): listed in the
+    /// manifest by name, not hashed, so two runs of one spec have identical manifests.
+    public static let volatileFiles: Set<String> = ["timing.jsonl"]
+
+    /// Writes the manifest (SHA-256 of every file but the volatile ones, sorted by name) and moves the
+    /// run into place.
     public func finish() throws(Failure) {
         let fm = FileManager.default
         var files: [String] = []
@@ -60,11 +65,12 @@ public struct RunDirectory: Sendable {
             if fm.fileExists(atPath: stagingPath + "/" + rel, isDirectory: &isDir), !isDir.boolValue { files.append(rel) }
         }
         var entries = JSONObject()
-        for f in files.sorted() {
+        for f in files.sorted() where !Self.volatileFiles.contains(f) {
             guard let digest = try? Digest.sha256(file: stagingPath + "/" + f) else { throw Failure(path: f, message: "cannot hash") }
             entries[f] = .string(digest)
         }
-        try write("manifest.json", json: .object(JSONObject([("files", .object(entries))])))
+        let volatile = files.filter(Self.volatileFiles.contains).sorted().map(JSONValue.string)
+        try write("manifest.json", json: .object(JSONObject([("files", .object(entries)), ("unhashed", .array(volatile))])))
         do {
             if fm.fileExists(atPath: finalPath) { try fm.removeItem(atPath: finalPath) }
             try fm.moveItem(atPath: stagingPath, toPath: finalPath)

@@ -6,7 +6,7 @@ import LetheSpec
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Plan a spec and execute its stages into runs/<config-hash>/.",
-        discussion: "Stages already finished (their run directory has a manifest) are reused by config hash. Pretraining runs today; the unlearning and evaluation executors are the next milestones, and a spec of those kinds runs its pretrain stage and then says so."
+        discussion: "Stages run in order: the pretrain spec the model names, the feature classifier that the metrics need, then the run itself. A stage whose run directory is finished (it has a manifest) is reused by config hash; an interrupted one is started again from scratch."
     )
 
     @Argument(help: "Spec file.", completion: .file(extensions: ["yaml", "yml"]))
@@ -20,29 +20,18 @@ struct Run: ParsableCommand {
     func run() throws {
         let plan = try options.plan(spec)
         print(PlanText.summary(plan))
-        for dependency in plan.dependencies { try execute(dependency) }
-        try execute(plan)
+        let dir = try execute(plan, threads: threads)
+        if let eval = try? String(contentsOfFile: dir + "/eval.json", encoding: .utf8) { print(eval, terminator: "") }
+        if FileManager.default.fileExists(atPath: dir + "/report.html") { print("report: \(dir)/report.html") }
     }
+}
 
-    func execute(_ plan: Plan) throws {
-        if RunDirectory.finished(plan.runDirectory) {
-            print("\(plan.kind) \(plan.configHash.prefix(16)): done before, reusing \(plan.runDirectory)")
-            return
-        }
-        let dir: String
-        do {
-            switch plan.kind {
-            case "pretrain": dir = try Pretrainer(plan: plan, threads: threads).run()
-            case "unlearn": dir = try Unlearner(plan: plan, threads: threads).run()
-            default:
-                print("lethe \(LetheVersion.current): the \(plan.kind) executor is not built yet; the plan above is what it will run.")
-                return
-            }
-        } catch {
-            printError("error: \(error)")
-            throw ExitCode(1)
-        }
-        print("\(plan.kind) \(plan.configHash.prefix(16)): finished, \(dir)")
-        if let eval = try? String(contentsOfFile: dir + "/eval.json", encoding: .utf8) { print(eval) }
+/// Executes a plan's stages; a failure is printed and becomes exit code 1.
+func execute(_ plan: Plan, threads: Int) throws -> String {
+    do {
+        return try Executor.execute(plan, threads: threads)
+    } catch {
+        printError("error: \(error)")
+        throw ExitCode(1)
     }
 }

@@ -31,7 +31,7 @@ final class MixedNet: Module<Float> {
     static func train(threads: Int, mode: Numerics.Mode) -> [[Float]] {
         Numerics.configure(threads: threads, mode: mode)
         defer { Numerics.configure(threads: 1, mode: .fast) }
-        var rng = Philox(seed: 9)
+        let rng = Philox(seed: 9)
         var initRNG = rng.split("init")
         let model = MixedNet(rng: &initRNG)
         var data = rng.split("data")

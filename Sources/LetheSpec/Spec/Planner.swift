@@ -145,13 +145,16 @@ public struct Planner: Sendable {
 
     /// The classifier that gives FID, IS and accuracy their feature space is shared by every run on
     /// the same data, so metrics compare across runs: its identity has no seed of the run in it.
-    static func classifierHash(_ resolved: JSONValue, dataIdentity: String) -> String {
-        let identity = JSONValue.object(JSONObject([
+    public static func classifierIdentity(_ resolved: JSONValue, dataIdentity: String) -> JSONValue {
+        .object(JSONObject([
             ("lethe", .string(LetheVersion.current)), ("stage", .string("classifier")),
             ("data", .string(dataIdentity)), ("image_size", resolved["data"]?["image_size"] ?? .null),
             ("steps", resolved["evaluate"]?["classifier_steps"] ?? .null),
         ]))
-        return Digest.sha256(try! CanonicalJSON.string(identity))
+    }
+
+    static func classifierHash(_ resolved: JSONValue, dataIdentity: String) -> String {
+        Digest.sha256(try! CanonicalJSON.string(classifierIdentity(resolved, dataIdentity: dataIdentity)))
     }
 
     static func stages(kind: String, configHash: String, resolved: JSONValue, dataDigest: String, dependencies: [Plan], outputDirectory: String, specPath: String) -> [Plan.Stage] {
@@ -162,7 +165,8 @@ public struct Planner: Sendable {
         }
         var out: [Plan.Stage] = []
         for dependency in dependencies { out.append(stage("pretrain", dependency.configHash, spec: dependency.specPath)) }
-        if kind != "pretrain" && !(resolved["evaluate"]?["metrics"]?.arrayValue ?? []).isEmpty {
+        let featureMetrics: Set<String> = ["fid", "is", "cosine", "accuracy"]
+        if kind != "pretrain" && (resolved["evaluate"]?["metrics"]?.arrayValue ?? []).contains(where: { featureMetrics.contains($0.stringValue ?? "") }) {
             out.append(stage("classifier", classifierHash(resolved, dataIdentity: dataDigest), spec: nil))
         }
         out.append(stage(kind, configHash, spec: specPath))

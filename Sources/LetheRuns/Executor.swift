@@ -1,0 +1,26 @@
+import LetheSpec
+
+/// Runs a plan's stages in order (pretrain dependencies, the feature classifier, the run itself),
+/// reusing every stage whose run directory is finished. Returns the run's directory.
+public enum Executor {
+    @discardableResult
+    public static func execute(_ plan: Plan, threads: Int, log: (String) -> Void = { print($0) }) throws -> String {
+        for dependency in plan.dependencies { try execute(dependency, threads: threads, log: log) }
+        if let stage = ClassifierStage(plan: plan, threads: threads).stage, RunDirectory.finished(stage.runDirectory) {
+            log("classifier \(stage.configHash.prefix(16)): done before, reusing \(stage.runDirectory)")
+        }
+        if RunDirectory.finished(plan.runDirectory) {
+            log("\(plan.kind) \(plan.configHash.prefix(16)): done before, reusing \(plan.runDirectory)")
+            return plan.runDirectory
+        }
+        let dir: String
+        switch plan.kind {
+        case "pretrain": dir = try Pretrainer(plan: plan, threads: threads).run()
+        case "unlearn": dir = try Unlearner(plan: plan, threads: threads).run()
+        case "evaluate": dir = try EvaluationRun(plan: plan, threads: threads).run()
+        default: throw RunError("kind \(plan.kind) has no executor")
+        }
+        log("\(plan.kind) \(plan.configHash.prefix(16)): finished, \(dir)")
+        return dir
+    }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import LetheTensor
+
+/// The evaluation's measures, as plain functions of features, probabilities and pixels.
+enum Metrics {
+    /// Fréchet distance between Gaussians fitted to two feature sets (rows of `d`):
+    /// |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2).
+    static func fid(_ a: [Float], _ b: [Float], d: Int) -> Double {
+        let (ma, sa) = Linalg.meanAndCovariance(a, rows: a.count / d, d: d)
+        let (mb, sb) = Linalg.meanAndCovariance(b, rows: b.count / d, d: d)
+        let meanTerm = zip(ma, mb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+        let root = Linalg.symmetricSqrt(sa, n: d)
+        var middle = Linalg.multiply(Linalg.multiply(root, sb, n: d), root, n: d)
+        for i in 0..<d { for j in 0..<i { let s = (middle[i * d + j] + middle[j * d + i]) / 2; middle[i * d + j] = s; middle[j * d + i] = s } }
+        let traceRoot = Linalg.symmetricEigen(middle, n: d).values.reduce(0) { $0 + max(0, $1).squareRoot() }
+        let traces = (0..<d).reduce(0) { $0 + sa[$1 * d + $1] + sb[$1 * d + $1] }
+        return max(0, meanTerm + traces - 2 * traceRoot)
+    }
+
+    /// Inception score exp(E_x KL(p(y|x) || p(y))) for rows of class probabilities.
+    static func inceptionScore(_ p: [Float], classes: Int) -> Double {
+        let n = p.count / classes
+        var marginal = [Double](repeating: 0, count: classes)
+        for i in 0..<n { for c in 0..<classes { marginal[c] += Double(p[i * classes + c]) / Double(n) } }
+        var kl = 0.0
+        for i in 0..<n {
+            for c in 0..<classes {
+                let q = Double(p[i * classes + c])
+                if q > 0 { kl += q * (log(q) - log(max(marginal[c], 1e-300))) }
+            }
+        }
+        return exp(kl / Double(n))
+    }
+
+    /// Mean cosine similarity of matching rows.
+    static func meanCosine(_ a: [Float], _ b: [Float], d: Int) -> Double {
+        let n = a.count / d
+        var total = 0.0
+        for i in 0..<n {
+            var dot = 0.0, na = 0.0, nb = 0.0
+            for j in 0..<d {
+                let x = Double(a[i * d + j]), y = Double(b[i * d + j])
+                dot += x * y; na += x * x; nb += y * y
+            }
+            total += na > 0 && nb > 0 ? dot / (na * nb).squareRoot() : (na == nb ? 1 : 0)
+        }
+        return total / Double(max(1, n))
+    }
+
+    /// Share of rows whose arg-max is the label.
+    static func accuracy(_ p: [Float], classes: Int, labels: [Int]) -> Double {
+        var hits = 0
+        for (i, label) in labels.enumerated() {
+            let row = p[(i * classes)..<((i + 1) * classes)]
+            if row.indices.max(by: { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }).map({ $0 - i * classes }) == label { hits += 1 }
+        }
+        return Double(hits) / Double(max(1, labels.count))
+    }
+
+    /// Structural similarity (Wang et al. 2004) with an 11x11 Gaussian window (sigma 1.5) over the
+    /// valid region, data range 1, averaged over channels and images. x, y: (N, C, H, W).
+    static func ssim(_ x: Tensor<Float>, _ y: Tensor<Float>) -> Double {
+        let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let k = min(11, h, w), sigma = 1.5
+        var g = (0..<k).map { exp(-pow(Double($0 - k / 2), 2) / (2 * sigma * sigma)) }
+        let gs = g.reduce(0, +)
+        g = g.map { $0 / gs }
+        let c1 = 0.01 * 0.01, c2 = 0.03 * 0.03
+        let oh = h - k + 1, ow = w - k + 1
+        func filter(_ plane: [Double]) -> [Double] {
+            var rows = [Double](repeating: 0, count: h * ow)
+            for r in 0..<h { for j in 0..<ow { var s = 0.0; for t in 0..<k { s += g[t] * plane[r * w + j + t] }; rows[r * ow + j] = s } }
+            var out = [Double](repeating: 0, count: oh * ow)
+            for i in 0..<oh { for j in 0..<ow { var s = 0.0; for t in 0..<k { s += g[t] * rows[(i + t) * ow + j] }; out[i * ow + j] = s } }
+            return out
+        }
+        var total = 0.0
+        for p in 0..<(n * c) {
+            let a = (0..<(h * w)).map { Double(x.storage[p * h * w + $0]) }, b = (0..<(h * w)).map { Double(y.storage[p * h * w + $0]) }
+            let ma = filter(a), mb = filter(b)
+            let saa = filter(a.map { $0 * $0 }), sbb = filter(b.map { $0 * $0 }), sab = filter(zip(a, b).map { $0 * $1 })
+            var s = 0.0
+            for i in 0..<(oh * ow) {
+                let va = saa[i] - ma[i] * ma[i], vb = sbb[i] - mb[i] * mb[i], cov = sab[i] - ma[i] * mb[i]
+                s += ((2 * ma[i] * mb[i] + c1) * (2 * cov + c2)) / ((ma[i] * ma[i] + mb[i] * mb[i] + c1) * (va + vb + c2))
+            }
+            total += s / Double(oh * ow)
+        }
+        return total / Double(n * c)
+    }
+
+    /// The first two principal components of rows of `d` (for the embedding plot).
+    static func pca2(_ x: [Float], d: Int) -> [(Double, Double)] {
+        let n = x.count / d
+        let (mean, cov) = Linalg.meanAndCovariance(x, rows: n, d: d)
+        let (_, v) = Linalg.symmetricEigen(cov, n: d)
+        return (0..<n).map { i in
+            var p = (0.0, 0.0)
+            for j in 0..<d {
+                let c = Double(x[i * d + j]) - mean[j]
+                p.0 += c * v[j * d + 0]
+                p.1 += c * v[j * d + min(1, d - 1)]
+            }
+            return p
+        }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import Foundation
+import LetheJSON
+import LetheRuns
+import LetheSpec
+
+struct Table: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run (or collect) a set of unlearning specs and print the paper's table.",
+        discussion: """
+        One table per model family: rows Original, MAX LOSS, NOISY LABEL, RETAIN LABEL, RANDOM ENCODER, \
+        Ours, Ours (proxy D_R) (whichever the specs cover); columns the chosen metrics on D_R (retain) \
+        and D_F (forget). The Original row is the first run's original model. Specs whose run is \
+        finished are reused; with --no-run a missing run is an error instead.
+        Example: lethe table configs/mae-*.yaml --format md
+        """
+    )
+
+    @Argument(help: "Unlearning specs (kind: unlearn). Other kinds are skipped.")
+    var specs: [String]
+
+    @OptionGroup var options: SpecOptions
+
+    @Option(help: "Output format: text, md or csv.")
+    var format: TableFormat = .text
+
+    @Option(help: "Comma-separated metrics (fid, is, cosine, psnr, ssim, accuracy).")
+    var metrics = "fid,is,cosine"
+
+    @Flag(help: "Only collect finished runs; do not execute anything.")
+    var noRun = false
+
+    @Option(help: "Threads for the numeric core, when specs run.")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    static let rowOrder = ["Original", "MAX LOSS", "NOISY LABEL", "RETAIN LABEL", "RANDOM ENCODER", "Ours", "Ours (proxy D_R)"]
+
+    func run() throws {
+        let wanted = metrics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let known = ["fid", "is", "cosine", "psnr", "ssim", "accuracy"]
+        if let bad = wanted.first(where: { !known.contains($0) }) {
+            throw ValidationError("unknown metric '\(bad)'; choose from \(known.joined(separator: ", "))")
+        }
+        var families: [(architecture: String, rows: [(name: String, eval: JSONValue, original: Bool)])] = []
+        for path in specs {
+            let plan = try options.plan(path)
+            guard plan.kind == "unlearn" else {
+                printError("\(path): kind \(plan.kind), skipped")
+                continue
+            }
+            let dir: String
+            if noRun {
+                guard RunDirectory.finished(plan.runDirectory) else {
+                    printError("error: \(path): no finished run (\(plan.runDirectory)); run it, or leave out --no-run")
+                    throw ExitCode(1)
+                }
+                dir = plan.runDirectory
+            } else {
+                dir = try execute(plan, threads: threads)
+            }
+            guard let eval = try RunStore.json(dir, "eval.json") else {
+                printError("error: \(dir) has no eval.json")
+                throw ExitCode(1)
+            }
+            let arch = plan.resolved["model"]?["architecture"]?.stringValue ?? "?"
+            if !families.contains(where: { $0.architecture == arch }) { families.append((arch, [("Original", eval, true)])) }
+            let i = families.firstIndex { $0.architecture == arch }!
+            families[i].rows.append((eval["method"]?.stringValue ?? "?", eval, false))
+        }
+        for (k, family) in families.enumerated() {
+            let rows = family.rows.sorted { (Self.rowOrder.firstIndex(of: $0.name) ?? 99) < (Self.rowOrder.firstIndex(of: $1.name) ?? 99) }
+            let table = TextTable(
+                headers: ["\(family.architecture)"] + ["retain", "forget"].flatMap { s in wanted.map { "\(EvaluationTable.splitLabels[s]!) \(Self.label($0))" } },
+                rows: rows.map { row in
+                    let model = row.original ? "original" : "unlearned"
+                    return [row.name] + ["retain", "forget"].flatMap { s in wanted.map { cell(row.eval[model]?[s]?[$0]?.doubleValue) } }
+                })
+            if k > 0 { print("") }
+            print(table.render(format))
+        }
+    }
+
+    static func label(_ metric: String) -> String {
+        ["fid": "FID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "acc"][metric] ?? metric
+    }
+}
