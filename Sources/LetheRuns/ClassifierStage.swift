@@ -21,7 +21,9 @@ public struct ClassifierStage {
 
     /// Trains the classifier unless its run directory is finished; returns that directory.
     @discardableResult
-    public func ensure() throws -> String? {
+    public func ensure() throws -> String? { try Numerics.exclusively { try train() } }
+
+    func train() throws -> String? {
         guard let stage else { return nil }
         if RunDirectory.finished(stage.runDirectory) { return stage.runDirectory }
         let context = try RunContext(plan, threads: threads)

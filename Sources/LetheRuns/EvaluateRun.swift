@@ -15,7 +15,9 @@ public struct EvaluationRun {
         self.threads = threads
     }
 
-    public func run() throws -> String {
+    public func run() throws -> String { try Numerics.exclusively { try execute() } }
+
+    func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
         var initRNG = context.seed.split("init")

@@ -133,7 +133,11 @@ struct ModelEvaluator {
 enum RunFiles {
     static func writeCommon(_ plan: Plan, into dir: RunDirectory, threads: Int, mode: Numerics.Mode) throws(RunDirectory.Failure) {
         if let spec = FileManager.default.contents(atPath: plan.specPath) { try dir.write("spec.yaml", bytes: [UInt8](spec)) }
-        try dir.write("resolved.json", json: plan.resolved)
+        // Where the run was written is not part of it, and the pretrain stage is named by its config
+        // hash (as in the identity): two runs of one spec have equal files wherever they were planned.
+        var resolved = plan.resolved.removing("/output")
+        if let pretrain = plan.dependencies.first { resolved = resolved.setting("/model/pretrain", .string("config:" + pretrain.configHash)) }
+        try dir.write("resolved.json", json: resolved)
         try dir.write("plan.json", json: .object(JSONObject([
             ("config_hash", .string(plan.configHash)), ("identity", plan.identity),
             ("inputs", .array(plan.inputs.map { .object(JSONObject([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))])) })),

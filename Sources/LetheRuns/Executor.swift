@@ -1,11 +1,16 @@
 import LetheSpec
+import LetheTensor
 
 /// Runs a plan's stages in order (pretrain dependencies, the feature classifier, the run itself),
 /// reusing every stage whose run directory is finished. Returns the run's directory.
 public enum Executor {
     @discardableResult
     public static func execute(_ plan: Plan, threads: Int, log: (String) -> Void = { print($0) }) throws -> String {
-        for dependency in plan.dependencies { try execute(dependency, threads: threads, log: log) }
+        try Numerics.exclusively { try run(plan, threads: threads, log: log) }
+    }
+
+    static func run(_ plan: Plan, threads: Int, log: (String) -> Void) throws -> String {
+        for dependency in plan.dependencies { _ = try run(dependency, threads: threads, log: log) }
         if let stage = ClassifierStage(plan: plan, threads: threads).stage, RunDirectory.finished(stage.runDirectory) {
             log("classifier \(stage.configHash.prefix(16)): done before, reusing \(stage.runDirectory)")
         }

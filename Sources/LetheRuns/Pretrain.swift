@@ -23,7 +23,9 @@ public struct Pretrainer {
         self.threads = threads
     }
 
-    public func run() throws -> String {
+    public func run() throws -> String { try Numerics.exclusively { try execute() } }
+
+    func execute() throws -> String {
         let context = try RunContext(plan, threads: threads)
         let spec = context.spec, size = context.size, task = context.task, train = context.train, test = context.test
         let trainIndices = train.indices(ofClasses: 0..<10, perClassLimit: context.perClassLimit)

@@ -177,7 +177,7 @@ struct RunReport {
             ("config hash", plan.configHash), ("kind", plan.kind),
             ("method", plan.resolved["unlearn"]?["method"]?.stringValue ?? "-"),
             ("model", plan.resolved["model"]?["architecture"]?.stringValue ?? "-"),
-            ("spec", URL(fileURLWithPath: plan.specPath).lastPathComponent), ("tool", "lethe " + LetheVersion.current),
+            ("tool", "lethe " + LetheVersion.current),
         ]
         try dir.write("report.html", text: Report.html(title: "Lethe run \(plan.resolved["name"]?.stringValue ?? String(plan.configHash.prefix(12)))",
                                                        facts: facts, sections: sections))

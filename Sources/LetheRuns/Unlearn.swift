@@ -21,7 +21,9 @@ public struct Unlearner {
         self.threads = threads
     }
 
-    public func run() throws -> String {
+    public func run() throws -> String { try Numerics.exclusively { try execute() } }
+
+    func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
         let spec = context.spec, u = spec["unlearn"] ?? .object(JSONObject())

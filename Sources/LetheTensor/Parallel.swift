@@ -1,4 +1,5 @@
 import CBLAS
+import Foundation
 import Dispatch
 import Synchronization
 import CShims
@@ -26,6 +27,17 @@ public enum Numerics {
         threadCount.store(n, ordering: .relaxed)
         strictMode.store(mode == .strict, ordering: .relaxed)
         BLAS.setThreads(mode == .strict ? 1 : n)
+    }
+
+    private static let owner = NSRecursiveLock()
+
+    /// Runs `body` holding the numeric core alone. Its settings (thread count, mode, OpenBLAS's
+    /// threads) are process-wide, so two runs in one process (a library user's, or tests running in
+    /// parallel) would change them under each other; every run takes this lock for its whole length.
+    public static func exclusively<R>(_ body: () throws -> R) rethrows -> R {
+        owner.lock()
+        defer { owner.unlock() }
+        return try body()
     }
 
     /// Training allocates and frees the same large buffers every step. By default glibc hands blocks

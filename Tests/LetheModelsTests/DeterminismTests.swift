@@ -29,6 +29,10 @@ final class MixedNet: Module<Float> {
 @Suite(.serialized) struct DeterminismTests {
     /// Parameters after three Adam steps, under the given numerics.
     static func train(threads: Int, mode: Numerics.Mode) -> [[Float]] {
+        Numerics.exclusively { trainAlone(threads: threads, mode: mode) }
+    }
+
+    static func trainAlone(threads: Int, mode: Numerics.Mode) -> [[Float]] {
         Numerics.configure(threads: threads, mode: mode)
         defer { Numerics.configure(threads: 1, mode: .fast) }
         let rng = Philox(seed: 9)
@@ -64,6 +68,10 @@ final class MixedNet: Module<Float> {
 
     /// Output and every gradient of one forward/backward pass, under the given numerics.
     static func gradients(threads: Int, mode: Numerics.Mode) -> (output: [Float], grads: [[Float]]) {
+        Numerics.exclusively { gradientsAlone(threads: threads, mode: mode) }
+    }
+
+    static func gradientsAlone(threads: Int, mode: Numerics.Mode) -> (output: [Float], grads: [[Float]]) {
         Numerics.configure(threads: threads, mode: mode)
         defer { Numerics.configure(threads: 1, mode: .fast) }
         var rng = Philox(seed: 9)

@@ -202,7 +202,7 @@ final class DigestCache: @unchecked Sendable {
 
 extension JSONValue {
     /// A copy with the value at `pointer` replaced (intermediate objects are created).
-    func setting(_ pointer: String, _ newValue: JSONValue) -> JSONValue {
+    public func setting(_ pointer: String, _ newValue: JSONValue) -> JSONValue {
         guard let p = try? JSONPointer(parsing: pointer) else { return self }
         return setting(p.tokens[...], newValue)
     }
@@ -223,7 +223,7 @@ extension JSONValue {
     }
 
     /// A copy without the member at `pointer`.
-    func removing(_ pointer: String) -> JSONValue {
+    public func removing(_ pointer: String) -> JSONValue {
         guard let p = try? JSONPointer(parsing: pointer), let last = p.tokens.last else { return self }
         guard case .object(var parent)? = p.parent.resolve(in: self) else { return self }
         parent[last] = nil

@@ -1,0 +1,75 @@
+import ArgumentParser
+import Foundation
+import LetheJSON
+import LetheRuns
+
+struct Runs: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List run directories: hash, kind, model, method, status, key metrics, date.",
+        discussion: "Status is finished (manifest written), interrupted (a .partial folder) or tampered (files no longer match the manifest; checked with --verify)."
+    )
+
+    @Option(help: "Where run directories live.")
+    var runs = "runs"
+
+    @Option(help: "Output format: text, md or csv.")
+    var format: TableFormat = .text
+
+    @Flag(help: "Check every file against its run's manifest (reads every file).")
+    var verify = false
+
+    func run() throws {
+        let fm = FileManager.default
+        let names = ((try? fm.contentsOfDirectory(atPath: runs)) ?? []).sorted()
+        var rows: [[String]] = []
+        for name in names {
+            let path = runs + "/" + name
+            let hash = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
+            guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { continue }
+            if name.hasSuffix(".partial") {
+                rows.append([String(hash.prefix(16)), "-", "-", "-", "interrupted", "-", date(path)])
+                continue
+            }
+            let resolved = try? RunStore.json(path, "resolved.json"), eval = try? RunStore.json(path, "eval.json")
+            let identity = try? RunStore.json(path, "identity.json")
+            let kind = resolved?["kind"]?.stringValue ?? identity?["stage"]?.stringValue ?? "?"
+            var status = RunDirectory.finished(path) ? "finished" : "incomplete"
+            if verify, status == "finished" {
+                do {
+                    let problems = try RunRecord(path).verify()
+                    if !problems.isEmpty { status = "tampered (\(problems.count) file\(problems.count == 1 ? "" : "s"))" }
+                } catch { status = "unreadable manifest" }
+            }
+            rows.append([String(hash.prefix(16)), kind, resolved?["model"]?["architecture"]?.stringValue ?? "-",
+                         resolved?["unlearn"]?["method"]?.stringValue ?? "-", status, keyMetrics(eval), date(path)])
+        }
+        if rows.isEmpty {
+            print("no runs in \(runs)/")
+            return
+        }
+        print(TextTable(headers: ["hash", "kind", "model", "method", "status", "key metrics", "date"], rows: rows).render(format))
+    }
+
+    /// The numbers a reader scans for: forget and retain FID (or PSNR) of the unlearned model, or the
+    /// pretrained model's completion PSNR, or the classifier's accuracy.
+    func keyMetrics(_ eval: JSONValue?) -> String {
+        guard let eval else { return "-" }
+        let model = eval["unlearned"] != nil ? "unlearned" : "original"
+        if let r = eval[model]?["retain"], let f = eval[model]?["forget"] {
+            let key = r["fid"] != nil ? "fid" : "psnr"
+            return "\(key) D_R \(cell(r[key]?.doubleValue)) D_F \(cell(f[key]?.doubleValue))"
+        }
+        if let p = eval["psnr_hidden_region"]?["model"]?.doubleValue { return "psnr \(cell(p)) dB" }
+        if let a = eval["test_accuracy"]?.doubleValue { return "accuracy \(cell(a))" }
+        return "-"
+    }
+
+    func date(_ path: String) -> String {
+        let file = FileManager.default.fileExists(atPath: path + "/manifest.json") ? path + "/manifest.json" : path
+        guard let d = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date else { return "-" }
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        f.timeZone = TimeZone(identifier: "UTC")
+        return f.string(from: d)
+    }
+}
