@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheModels"], swiftSettings: numericSwiftSettings),
     ]
 )

@@ -14,10 +14,11 @@ static int fail(char *err, size_t err_len, const char *message) {
 
 void lethe_free(void *p) { free(p); }
 
-int lethe_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err, size_t err_len) {
+/* inflateInit2 is a macro, so it stays on this side of the bridge. */
+static int inflate_all(const uint8_t *in, size_t in_len, int window_bits, uint8_t **out, size_t *out_len, char *err, size_t err_len) {
     z_stream s;
     memset(&s, 0, sizeof s);
-    if (inflateInit2(&s, 15 + 32) != Z_OK) return fail(err, err_len, "zlib could not start");  /* 32: gzip or zlib header */
+    if (inflateInit2(&s, window_bits) != Z_OK) return fail(err, err_len, "zlib could not start");
     size_t cap = in_len * 4 + 1024, len = 0;
     uint8_t *buf = malloc(cap);
     if (!buf) { inflateEnd(&s); return fail(err, err_len, "out of memory"); }
@@ -52,6 +53,14 @@ int lethe_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_le
     *out = buf;
     *out_len = len;
     return 0;
+}
+
+int lethe_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err, size_t err_len) {
+    return inflate_all(in, in_len, 15 + 32, out, out_len, err, err_len);  /* 32: gzip or zlib header */
+}
+
+int lethe_inflate_raw(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err, size_t err_len) {
+    return inflate_all(in, in_len, -15, out, out_len, err, err_len);  /* raw deflate, as in ZIP members */
 }
 
 struct png_error_box { jmp_buf jump; char message[256]; };

@@ -4,11 +4,22 @@ import Foundation
 /// gzip through zlib, and PNG through libpng, with errors as `DataError`s.
 public enum Codecs {
     public static func gunzip(_ bytes: [UInt8], path: String) throws(DataError) -> [UInt8] {
+        try inflate(bytes, path: path, what: "gzip", lethe_gunzip)
+    }
+
+    /// Raw deflate, as ZIP (and so .npz) members are stored.
+    public static func inflateRaw(_ bytes: [UInt8], path: String) throws(DataError) -> [UInt8] {
+        try inflate(bytes, path: path, what: "deflate", lethe_inflate_raw)
+    }
+
+    typealias Inflater = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
+
+    static func inflate(_ bytes: [UInt8], path: String, what: String, _ inflater: Inflater) throws(DataError) -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         var length = 0
         var message = [CChar](repeating: 0, count: 256)
-        let rc = bytes.withUnsafeBufferPointer { lethe_gunzip($0.baseAddress, $0.count, &out, &length, &message, message.count) }
-        guard rc == 0, let out else { throw DataError("gzip: " + text(message), path: path) }
+        let rc = bytes.withUnsafeBufferPointer { inflater($0.baseAddress, $0.count, &out, &length, &message, message.count) }
+        guard rc == 0, let out else { throw DataError("\(what): " + text(message), path: path) }
         defer { lethe_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: length))
     }

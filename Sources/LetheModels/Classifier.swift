@@ -13,14 +13,14 @@ public final class FeatureClassifier<T: TensorScalar>: Module<T> {
     public let imageSize: Int, classes: Int, featureWidth: Int
 
     public init(channels: Int, imageSize: Int, classes: Int, featureWidth: Int = 128, rng: inout Philox) {
-        precondition(imageSize % 8 == 0, "the feature classifier wants an image size divisible by 8, not \(imageSize)")
         self.imageSize = imageSize
         self.classes = classes
         self.featureWidth = featureWidth
         conv1 = Conv2d(channels, 16, kernel: 3, stride: 2, padding: 1, rng: &rng)
         conv2 = Conv2d(16, 32, kernel: 3, stride: 2, padding: 1, rng: &rng)
         conv3 = Conv2d(32, 64, kernel: 3, stride: 2, padding: 1, rng: &rng)
-        let side = imageSize / 8
+        // Each 3x3 stride-2 convolution with padding 1 maps a side s to ceil(s / 2).
+        let side = (((imageSize + 1) / 2 + 1) / 2 + 1) / 2
         fc1 = Linear(64 * side * side, featureWidth, rng: &rng)
         fc2 = Linear(featureWidth, classes, rng: &rng)
         super.init()

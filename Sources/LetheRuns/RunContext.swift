@@ -21,13 +21,21 @@ struct RunContext {
         planInputs = plan.inputs
         mode = Numerics.Mode(rawValue: spec["numerics"]?["mode"]?.stringValue ?? "fast") ?? .fast
         Numerics.configure(threads: threads, mode: mode)
-        guard spec["data"]?["dataset"]?.stringValue == "fashion-mnist" else {
-            throw RunError("the executor reads fashion-mnist so far; image-folder and npz data sets are planned and hashed but not loaded yet")
+        let data = spec["data"] ?? .object(JSONObject())
+        let root = data["root"]?.stringValue ?? FashionMNIST.defaultRoot
+        let size = data["image_size"]?.intValue ?? 32, testFraction = data["test_fraction"]?.doubleValue ?? 0.1
+        switch data["dataset"]?.stringValue ?? "fashion-mnist" {
+        case "image-folder":
+            let s = try UserData.imageFolder(root, testFraction: testFraction)
+            (train, test) = (s.train.fitting(size), s.test.fitting(size))
+        case "npz":
+            let s = try UserData.npz(root, testFraction: testFraction)
+            (train, test) = (s.train.fitting(size), s.test.fitting(size))
+        default:
+            train = try FashionMNIST.load(root: root, split: .train).fitting(size)
+            test = try FashionMNIST.load(root: root, split: .test).fitting(size)
         }
-        let root = spec["data"]?["root"]?.stringValue ?? FashionMNIST.defaultRoot
-        train = try FashionMNIST.load(root: root, split: .train)
-        test = try FashionMNIST.load(root: root, split: .test)
-        size = spec["data"]?["image_size"]?.intValue ?? 32
+        self.size = size
         task = MaskTransform(kind: MaskTransform.Kind(rawValue: spec["task"]?["mask"]?.stringValue ?? "center_crop") ?? .centerCrop,
                              ratio: spec["task"]?["ratio"]?.doubleValue ?? 0.25)
         seed = Philox(seed: UInt64(spec["seed"]?.intValue ?? 0))

@@ -284,3 +284,43 @@ struct ScaleFamily: ModelFamily {
         #expect(rows.count == 2)
     }
 }
+
+@Suite struct UserDataRunTests {
+    /// A NumPy data set and index-file splits, planned and executed end to end.
+    @Test func npzDataWithIndexFileSplitsRuns() throws {
+        let base = scratch()
+        let npz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/LetheDataTests/Fixtures/small.npz"
+        try "# forget: samples 0, 3 and 6 (class 0)\n0\n3\n6\n".write(toFile: base + "/forget.txt", atomically: true, encoding: .utf8)
+        try "1\n2\n4\n5\n7\n8\n".write(toFile: base + "/retain.txt", atomically: true, encoding: .utf8)
+        let model = "{architecture: mae, mae: {patch_size: 2, width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
+        let data = "{dataset: npz, root: \(npz), image_size: 8"
+        try """
+        version: 1
+        kind: pretrain
+        data: \(data)}
+        model: \(model)
+        train: {steps: 2, batch_size: 4, log_every: 100}
+        evaluate: {test_per_class: 1}
+        """.write(toFile: base + "/pre.yaml", atomically: true, encoding: .utf8)
+        try """
+        version: 1
+        kind: unlearn
+        data: \(data), forget: {index_file: forget.txt}, retain: {index_file: retain.txt}}
+        model: {architecture: mae, pretrain: pre.yaml, mae: {patch_size: 2, width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}
+        unlearn: {method: ours}
+        train: {steps: 2, batch_size: 3, forget_batch_size: 3, log_every: 100}
+        evaluate: {test_per_class: 1, classifier_steps: 2}
+        """.write(toFile: base + "/un.yaml", atomically: true, encoding: .utf8)
+        let plan = try Planner(workingDirectory: base).plan(specPath: base + "/un.yaml")
+        #expect(plan.inputs.contains { $0.role == "data.forget.index_file" })
+        let dir = try Executor.execute(plan, threads: 1, log: { _ in })
+        let eval = try #require(try RunStore.json(dir, "eval.json"))
+        // The forget file lists class 0 only: D_F is evaluated on class 0's test image, D_R on classes 1 and 2.
+        #expect(eval["images"]?["forget"] == .integer(1) && eval["images"]?["retain"] == .integer(2))
+        #expect(eval["unlearned"]?["forget"]?["fid"] != nil)
+
+        try "0\n99\n".write(toFile: base + "/forget.txt", atomically: true, encoding: .utf8)
+        let bad = try Planner(workingDirectory: base).plan(specPath: base + "/un.yaml")
+        #expect { try Executor.execute(bad, threads: 1, log: { _ in }) } throws: { "\($0)".contains("sample 99 is not in the training set") }
+    }
+}

@@ -10,6 +10,8 @@
 
 /* Decompresses a gzip (or zlib) stream. */
 int lethe_gunzip(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err, size_t err_len);
+/* Raw deflate (ZIP members) into a malloc'd buffer; same contract as lethe_gunzip. */
+int lethe_inflate_raw(const uint8_t *in, size_t in_len, uint8_t **out, size_t *out_len, char *err, size_t err_len);
 
 /* Writes 8-bit grey (channels 1) or RGB (channels 3) pixels, rows top to bottom. */
 int lethe_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, char *err, size_t err_len);

@@ -14,10 +14,11 @@ public enum EmbeddedSchemas {
     "dataset": {
       "enum": ["fashion-mnist", "image-folder", "npz"],
       "default": "fashion-mnist",
-      "description": "fashion-mnist: Debian's dataset-fashion-mnist (IDX). image-folder: PNG images in one sub-folder per class (ImageFolder). npz: a NumPy .npz with x_train, y_train, x_test, y_test."
+      "description": "fashion-mnist: Debian's dataset-fashion-mnist (IDX). image-folder: PNG images in one sub-folder per class (ImageFolder: root/<class>/*.png, or root/train/<class> and root/test/<class>). npz: a NumPy .npz with x_train, y_train and optionally x_test, y_test (uint8 0-255 or float 0-1; (N,H,W), (N,H,W,C) or (N,C,H,W))."
     },
     "root": { "type": "string", "minLength": 1, "description": "Folder (fashion-mnist, image-folder) or .npz file. Default for fashion-mnist: /usr/share/datasets/fashion-mnist." },
     "image_size": { "type": "integer", "minimum": 8, "maximum": 256, "default": 32, "description": "Images are padded (centred) or resized to this square size." },
+    "test_fraction": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Default 0.1. image-folder and npz data without a test set: this share of every class is held out for evaluation (a fixed choice, the same on every machine); index files then count within the remaining training images." },
     "per_class_limit": { "type": ["integer", "null"], "minimum": 1, "default": null, "description": "At most this many training images per class (the first ones in file order); null: all." },
     "forget": { "$ref": "#/$defs/split", "description": "The forget set D_F." },
     "retain": { "$ref": "#/$defs/split", "description": "The retain set D_R. Default: every class not in the forget set." },
@@ -26,8 +27,8 @@ public enum EmbeddedSchemas {
   "allOf": [
     {
       "if": { "properties": { "dataset": { "const": "fashion-mnist" } } },
-      "then": { "properties": { "root": { "default": "/usr/share/datasets/fashion-mnist" } } },
-      "else": { "required": ["root"] }
+      "then": { "properties": { "root": { "default": "/usr/share/datasets/fashion-mnist" }, "test_fraction": false } },
+      "else": { "required": ["root"], "properties": { "test_fraction": { "default": 0.1 } } }
     }
   ],
   "$defs": {
