@@ -33,7 +33,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Only this reference model's step (MAE, VQ-GAN or diffusion).")
     var model: String?
 
+    @Flag(help: "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory.")
+    var endToEnd = false
+
+    @Option(help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion).")
+    var runSteps: Int?
+
     func run() throws {
+        if endToEnd { return try wholeRuns() }
         Numerics.configure(threads: threads, mode: mode)
         print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per row")
         if !stepsOnly {

@@ -17,7 +17,11 @@ struct Run: ParsableCommand {
     @Option(help: "Threads for the numeric core (recorded in the run's provenance).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Flag(help: "Print the process's peak resident memory at the end (MiB).")
+    var printResources = false
+
     func run() throws {
+        defer { if printResources { print("resources: peak_rss_mib " + (peakResidentMiB().map { String(format: "%.1f", $0) } ?? "nan")) } }
         let plan = try options.plan(spec)
         print(PlanText.summary(plan))
         let dir = try execute(plan, threads: threads)

@@ -27,7 +27,7 @@ struct Runs: ParsableCommand {
             let hash = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
             guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { continue }
             if name.hasSuffix(".partial") {
-                rows.append([String(hash.prefix(16)), "-", "-", "-", "interrupted", "-", date(path)])
+                rows.append([String(hash.prefix(16)), "-", "-", "-", "partial (running or interrupted)", "-", date(path)])
                 continue
             }
             let resolved = try? RunStore.json(path, "resolved.json"), eval = try? RunStore.json(path, "eval.json")
