@@ -6,7 +6,7 @@ import LetheTensor
 /// Executes a `kind: evaluate` plan: measures one model (a pretrain stage's or `model.checkpoint`)
 /// on held-out test images of the retain and forget classes (all classes when the spec names no
 /// split), with the same metrics, report and run directory as an unlearning run.
-public struct EvaluationRun {
+public struct EvaluationRun: StageExecutor {
     public let plan: Plan
     public let threads: Int
 
@@ -15,9 +15,7 @@ public struct EvaluationRun {
         self.threads = threads
     }
 
-    public func run() throws -> String { try Numerics.exclusively { try execute() } }
-
-    func execute() throws -> String {
+    public func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
         var initRNG = context.seed.split("init")

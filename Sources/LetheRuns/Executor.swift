@@ -29,3 +29,15 @@ public enum Executor {
         return dir
     }
 }
+
+/// One stage's executor: `run()` holds the numeric core for the whole stage and returns the run
+/// directory it wrote.
+public protocol StageExecutor {
+    var plan: Plan { get }
+    var threads: Int { get }
+    func execute() throws -> String
+}
+
+extension StageExecutor {
+    public func run() throws -> String { try Numerics.exclusively { try execute() } }
+}

@@ -14,7 +14,7 @@ public struct RunError: Error, Sendable, CustomStringConvertible {
 
 /// Executes a `kind: pretrain` plan into its run directory: trains the I2I model on every class,
 /// evaluates completion of held-out images, and writes checkpoint, curve, samples and provenance.
-public struct Pretrainer {
+public struct Pretrainer: StageExecutor {
     public let plan: Plan
     public let threads: Int
 
@@ -23,9 +23,7 @@ public struct Pretrainer {
         self.threads = threads
     }
 
-    public func run() throws -> String { try Numerics.exclusively { try execute() } }
-
-    func execute() throws -> String {
+    public func execute() throws -> String {
         let context = try RunContext(plan, threads: threads)
         let spec = context.spec, size = context.size, task = context.task, train = context.train, test = context.test
         let trainIndices = train.indices(ofClasses: 0..<10, perClassLimit: context.perClassLimit)

@@ -12,7 +12,7 @@ import LetheTensor
 /// where only the encoder E trains, the decoder and the teacher E0 (the original encoder) are frozen,
 /// and the noise n passes through the same mask T. Then it evaluates the original and the unlearned
 /// model on held-out retain and forget images and writes the report.
-public struct Unlearner {
+public struct Unlearner: StageExecutor {
     public let plan: Plan
     public let threads: Int
 
@@ -21,9 +21,7 @@ public struct Unlearner {
         self.threads = threads
     }
 
-    public func run() throws -> String { try Numerics.exclusively { try execute() } }
-
-    func execute() throws -> String {
+    public func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
         let spec = context.spec, u = spec["unlearn"] ?? .object(JSONObject())
