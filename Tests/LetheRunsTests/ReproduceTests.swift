@@ -133,3 +133,49 @@ struct TinyRuns {
         #expect(changes[2].after == nil && changes[3].before == nil && changes[3].after == .null)
     }
 }
+
+@Suite struct ResumeTests {
+    @Test func aFinishedRunIsReusedAndAnInterruptedOneStartsAgain() throws {
+        let t = TinyRuns()
+        let spec = try t.write()
+        let plan = try Planner(workingDirectory: t.base).plan(specPath: spec)
+        var lines: [String] = []
+        let dir = try Executor.execute(plan, threads: 1, log: { lines.append($0) })
+        let stamp = try FileManager.default.attributesOfItem(atPath: dir + "/manifest.json")[.modificationDate] as? Date
+        lines.removeAll()
+        #expect(try Executor.execute(plan, threads: 1, log: { lines.append($0) }) == dir)
+        #expect(lines.contains { $0.contains("done before, reusing") } && lines.filter { $0.contains("finished") }.isEmpty)
+        #expect(try FileManager.default.attributesOfItem(atPath: dir + "/manifest.json")[.modificationDate] as? Date == stamp, "not rewritten")
+
+        // An interrupted attempt: no manifest in the final place, a stale staging folder beside it.
+        let manifest = try TinyRuns.manifest(dir)
+        try FileManager.default.moveItem(atPath: dir, toPath: dir + ".partial")
+        try FileManager.default.removeItem(atPath: dir + ".partial/manifest.json")
+        try "stale".write(toFile: dir + ".partial/stale.txt", atomically: true, encoding: .utf8)
+        #expect(!RunDirectory.finished(dir))
+        let again = try Executor.execute(try Planner(workingDirectory: t.base).plan(specPath: spec), threads: 1, log: { _ in })
+        #expect(again == dir && RunDirectory.finished(dir))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/stale.txt") && !FileManager.default.fileExists(atPath: dir + ".partial"))
+        #expect(try TinyRuns.manifest(dir) == manifest, "the restarted run equals the first")
+    }
+}
+
+@Suite struct EvaluateKindTests {
+    @Test func anEvaluateSpecMeasuresTheOriginalModelOnly() throws {
+        let t = TinyRuns()
+        _ = try t.write()
+        try """
+        version: 1
+        kind: evaluate
+        data: {dataset: fashion-mnist, per_class_limit: 8, forget: {classes: [5, 7]}, retain: {classes: [0, 1]}}
+        model: \(TinyRuns.model.dropLast()), pretrain: pre.yaml}
+        evaluate: {test_per_class: 2, metrics: [psnr, ssim]}
+        """.write(toFile: t.base + "/ev.yaml", atomically: true, encoding: .utf8)
+        let dir = try t.run(t.base + "/ev.yaml")
+        let eval = try #require(try RunStore.json(dir, "eval.json"))
+        #expect(eval["method"] == .string("Original") && eval["unlearned"] == nil)
+        #expect(eval["original"]?["forget"]?["psnr"]?.doubleValue != nil && eval["original"]?["retain"]?["ssim"]?.doubleValue != nil)
+        #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"), "nothing trained, nothing to save")
+        #expect(FileManager.default.fileExists(atPath: dir + "/report.html"))
+    }
+}
