@@ -41,7 +41,7 @@ struct Runs: ParsableCommand {
                 } catch { status = "unreadable manifest" }
             }
             rows.append([String(hash.prefix(16)), kind, resolved?["model"]?["architecture"]?.stringValue ?? "-",
-                         resolved?["unlearn"]?["method"]?.stringValue ?? "-", status, keyMetrics(eval), date(path)])
+                         eval?["method"]?.stringValue ?? resolved?["unlearn"]?["method"]?.stringValue ?? "-", status, keyMetrics(eval), date(path)])
         }
         if rows.isEmpty {
             print("no runs in \(runs)/")

@@ -16,7 +16,7 @@ struct TextTable {
             return ([headers] + rows).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\n")
         case .md:
             let escaped = rows.map { $0.map { $0.replacingOccurrences(of: "|", with: "\\|") } }
-            return (["| " + headers.joined(separator: " | ") + " |", "|" + headers.indices.map { $0 == 0 ? "---|" : "---:|" }.joined()]
+            return (["| " + headers.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |", "|" + headers.indices.map { $0 == 0 ? "---|" : "---:|" }.joined()]
                     + escaped.map { "| " + $0.joined(separator: " | ") + " |" }).joined(separator: "\n")
         case .text:
             let widths = headers.indices.map { c in ([headers] + rows).map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
