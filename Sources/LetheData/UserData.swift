@@ -14,7 +14,21 @@ public enum UserData {
     // MARK: NumPy
 
     public static func npz(_ path: String, testFraction: Double) throws(DataError) -> Splits {
-        let arrays = try NumPy.readNPZ(path)
+        try arrays(try NumPy.readNPZ(path), path: path, testFraction: testFraction)
+    }
+
+    /// A folder of x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy.
+    public static func npyFolder(_ root: String, testFraction: Double) throws(DataError) -> Splits {
+        var found: [String: NumPy.Array] = [:]
+        for name in ["x_train", "y_train", "x_test", "y_test"] {
+            let path = root + "/" + name + ".npy"
+            guard let data = FileManager.default.contents(atPath: path) else { continue }
+            found[name] = try NumPy.parseNPY([UInt8](data), path: path)
+        }
+        return try arrays(found, path: root, testFraction: testFraction)
+    }
+
+    static func arrays(_ arrays: [String: NumPy.Array], path: String, testFraction: Double) throws(DataError) -> Splits {
         guard let x = arrays["x_train"], let y = arrays["y_train"] else {
             throw DataError("needs arrays x_train and y_train (and optionally x_test, y_test); it has \(arrays.keys.sorted().joined(separator: ", "))", path: path)
         }

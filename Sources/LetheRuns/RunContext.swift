@@ -31,6 +31,9 @@ struct RunContext {
         case "npz":
             let s = try UserData.npz(root, testFraction: testFraction)
             (train, test) = (s.train.fitting(size), s.test.fitting(size))
+        case "npy":
+            let s = try UserData.npyFolder(root, testFraction: testFraction)
+            (train, test) = (s.train.fitting(size), s.test.fitting(size))
         default:
             train = try FashionMNIST.load(root: root, split: .train).fitting(size)
             test = try FashionMNIST.load(root: root, split: .test).fitting(size)

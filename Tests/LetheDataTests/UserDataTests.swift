@@ -117,3 +117,12 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect(big.fitting(64).height == 48, "images that fit are kept as they are")
     }
 }
+
+@Suite struct NpyFolderTests {
+    @Test func aFolderOfNpyFilesLoadsLikeAnNPZ() throws {
+        let s = try UserData.npyFolder(fixtures + "/npy-folder", testFraction: 0.34)
+        #expect(s.train.count + s.test.count == 6 && s.test.count == 2 && Set(s.test.labels) == [0, 1])
+        #expect((s.train.height, s.train.width) == (4, 4))
+        #expect { try UserData.npyFolder(fixtures, testFraction: 0.1) } throws: { "\($0)".contains("needs arrays x_train and y_train") }
+    }
+}

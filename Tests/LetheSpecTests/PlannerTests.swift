@@ -148,3 +148,23 @@ import Testing
         #expect(d.contains { $0.pointer == JSONPointer(["model", "vqgan"]) && $0.message.contains("'vqgan' is not allowed here") })
     }
 }
+
+@Suite struct NpyDatasetPlanTests {
+    @Test func anNpyFolderNeedsItsTrainingArraysAndIsHashed() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        try FileManager.default.createDirectory(atPath: dir.path + "/arrays", withIntermediateDirectories: true)
+        let spec = """
+        version: 1
+        kind: pretrain
+        data: {dataset: npy, root: arrays}
+        model: {architecture: mae}
+        """
+        #expect { try Planner(workingDirectory: dir.path).plan(text: spec, in: dir) } throws: { "\($0)".contains("x_train.npy does not exist") }
+        try dir.write("arrays/x_train.npy", [1, 2])
+        try dir.write("arrays/y_train.npy", [3])
+        let plan = try Planner(workingDirectory: dir.path).plan(text: spec, in: dir)
+        #expect(plan.inputs.contains { $0.role == "data" })
+        #expect(plan.resolved["data"]?["test_fraction"] == .number(0.1))
+    }
+}

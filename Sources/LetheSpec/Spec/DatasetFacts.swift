@@ -40,6 +40,13 @@ public struct DatasetFacts: Sendable {
             let trainFiles = files.filter { $0.hasPrefix(trainRoot + "/") && !$0.hasPrefix(root + "/test/") }
             return DatasetFacts(classCount: classes.count, trainCount: trainFiles.count,
                                 channels: files.first.flatMap(pngChannels), files: files, root: root)
+        case "npy":
+            guard FileSystem.exists(root, directory: true) else { throw .missing("folder \(root) does not exist") }
+            for name in ["x_train.npy", "y_train.npy"] where !FileSystem.exists(root + "/" + name, directory: false) {
+                throw .missing("\(root)/\(name) does not exist (an npy data set is a folder with x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy)")
+            }
+            let files = ["x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"].map { root + "/" + $0 }.filter { FileSystem.exists($0, directory: false) }
+            return DatasetFacts(classCount: nil, trainCount: nil, channels: nil, files: files, root: root)
         default:
             guard FileSystem.exists(root, directory: false) else { throw .missing("file \(root) does not exist") }
             return DatasetFacts(classCount: nil, trainCount: nil, channels: nil, files: [root], root: root)

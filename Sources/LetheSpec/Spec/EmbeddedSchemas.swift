@@ -12,13 +12,13 @@ public enum EmbeddedSchemas {
   "additionalProperties": false,
   "properties": {
     "dataset": {
-      "enum": ["fashion-mnist", "image-folder", "npz"],
+      "enum": ["fashion-mnist", "image-folder", "npz", "npy"],
       "default": "fashion-mnist",
-      "description": "fashion-mnist: Debian's dataset-fashion-mnist (IDX). image-folder: PNG images in one sub-folder per class (ImageFolder: root/<class>/*.png, or root/train/<class> and root/test/<class>). npz: a NumPy .npz with x_train, y_train and optionally x_test, y_test (uint8 0-255 or float 0-1; (N,H,W), (N,H,W,C) or (N,C,H,W))."
+      "description": "fashion-mnist: Debian's dataset-fashion-mnist (IDX). image-folder: PNG images in one sub-folder per class (ImageFolder: root/<class>/*.png, or root/train/<class> and root/test/<class>). npz: a NumPy .npz with x_train, y_train and optionally x_test, y_test (uint8 0-255 or float 0-1; (N,H,W), (N,H,W,C) or (N,C,H,W)). npy: a folder with x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy, the same arrays as separate files."
     },
-    "root": { "type": "string", "minLength": 1, "description": "Folder (fashion-mnist, image-folder) or .npz file. Default for fashion-mnist: /usr/share/datasets/fashion-mnist." },
+    "root": { "type": "string", "minLength": 1, "description": "Folder (fashion-mnist, image-folder, npy) or .npz file. Default for fashion-mnist: /usr/share/datasets/fashion-mnist." },
     "image_size": { "type": "integer", "minimum": 8, "maximum": 256, "default": 32, "description": "Images are padded (centred) or resized to this square size." },
-    "test_fraction": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Default 0.1. image-folder and npz data without a test set: this share of every class is held out for evaluation (a fixed choice, the same on every machine); index files then count within the remaining training images." },
+    "test_fraction": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Default 0.1. image-folder, npz and npy data without a test set: this share of every class is held out for evaluation (a fixed choice, the same on every machine); index files then count within the remaining training images." },
     "per_class_limit": { "type": ["integer", "null"], "minimum": 1, "default": null, "description": "At most this many training images per class (the first ones in file order); null: all." },
     "forget": { "$ref": "#/$defs/split", "description": "The forget set D_F." },
     "retain": { "$ref": "#/$defs/split", "description": "The retain set D_R. Default: every class not in the forget set." },

@@ -11,3 +11,8 @@ np.savez_compressed("small-compressed.npz", x_train=x, y_train=y, x_test=xt, y_t
 rgb = (np.arange(10 * 4 * 4 * 3) % 7 / 6.0).astype(np.float32).reshape(10, 4, 4, 3)
 np.savez_compressed("rgb-float.npz", x_train=rgb, y_train=np.array([0, 1] * 5, dtype=np.int32))
 np.savez("no-labels.npz", x_train=x)
+# A folder of .npy files (dataset: npy), without a test set.
+import os
+os.makedirs("npy-folder", exist_ok=True)
+np.save("npy-folder/x_train.npy", (np.arange(6 * 4 * 4) % 256).astype(np.uint8).reshape(6, 4, 4))
+np.save("npy-folder/y_train.npy", np.array([0, 1, 0, 1, 0, 1], dtype=np.int64))
