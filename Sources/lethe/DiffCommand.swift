@@ -98,8 +98,15 @@ enum DiffRender {
         heading("images (\(images.count) of \(d.imageCells.count) grid cells changed)")
         if let note = d.imageNote { out.append(note) }
         if !images.isEmpty {
-            out.append(TextTable(headers: ["row", "column", "mean |Δ|", "max |Δ|"], rows: images.sorted { $0.meanAbs > $1.meanAbs }.prefix(10).map {
-                [String($0.row), String($0.column), cell($0.meanAbs), cell($0.maxAbs)]
+            let kind = (try? d.a.json("resolved.json"))?["kind"]?.stringValue ?? ""
+            let names = kind == "pretrain" ? ["masked input", "ground truth", "completion"]
+                : ["masked input", "ground truth", "original", kind == "unlearn" ? "unlearned" : "model"]
+            let columns = (d.imageCells.map(\.column).max() ?? 0) + 1
+            func place(_ c: RunDiff.ImageCell) -> String {
+                kind == "pretrain" ? "image \(c.column)" : (c.column < columns / 2 ? "retain \(c.column)" : "forget \(c.column - columns / 2)")
+            }
+            out.append(TextTable(headers: ["grid row", "image", "mean |Δ|", "max |Δ|"], rows: images.sorted { $0.meanAbs > $1.meanAbs }.prefix(10).map {
+                [$0.row < names.count ? names[$0.row] : String($0.row), place($0), cell($0.meanAbs), cell($0.maxAbs)]
             }).render(fmt))
             if let png { out.append("side by side (A | B | 4x difference): \(png)") }
         }
