@@ -1,12 +1,15 @@
 #include "CShims.h"
 
+#include <stdlib.h>   /* defines __GLIBC__ on glibc systems (it is not defined before any libc header) */
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
 void lethe_keep_freed_memory(void) {
 #if defined(__GLIBC__)
-    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    /* glibc caps the mmap threshold at 32 MiB on 64-bit (a larger value is refused): blocks below it are
+       served from the heap, which the trim threshold keeps from shrinking. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
 }
