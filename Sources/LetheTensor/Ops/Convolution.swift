@@ -55,18 +55,18 @@ struct ConvPlan {
     }
 
     /// cols[(ci, ki, kj)][(b, oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj] (0 outside).
-    func im2col<T: TensorScalar>(_ x: [T], into cols: inout [T]) {
+    /// `dst` must be zeroed: entries that fall in the padding are not written.
+    func im2col<T: TensorScalar>(_ x: [T], into dst: UnsafeMutablePointer<T>) {
         let s = geo.stride
         x.withUnsafeBufferPointer { xp in
-            cols.withUnsafeMutableBufferPointer { cp in
-                let (src, dst) = (xp.baseAddress!, cp.baseAddress!)
-                Parallel.run(n * c) { plane in
-                    forEachRun(plane: plane) { col, pixel, count in
-                        if s == 1 {
-                            (dst + col).update(from: src + pixel, count: count)
-                        } else {
-                            for j in 0..<count { dst[col + j] = src[pixel + j * s] }
-                        }
+            let src = xp.baseAddress!
+            let out = UncheckedSendable(dst)
+            Parallel.run(n * c) { plane in
+                forEachRun(plane: plane) { col, pixel, count in
+                    if s == 1 {
+                        (out.value + col).update(from: src + pixel, count: count)
+                    } else {
+                        for j in 0..<count { out.value[col + j] = src[pixel + j * s] }
                     }
                 }
             }
@@ -74,15 +74,14 @@ struct ConvPlan {
     }
 
     /// The adjoint of im2col: scatter-adds columns back into the images.
-    func col2im<T: TensorScalar>(_ cols: [T], into x: inout [T]) {
+    func col2im<T: TensorScalar>(_ src: UnsafePointer<T>, into x: inout [T]) {
         let s = geo.stride
-        cols.withUnsafeBufferPointer { cp in
-            x.withUnsafeMutableBufferPointer { xp in
-                let (src, dst) = (cp.baseAddress!, xp.baseAddress!)
-                Parallel.run(n * c) { plane in
-                    forEachRun(plane: plane) { col, pixel, count in
-                        for j in 0..<count { dst[pixel + j * s] += src[col + j] }
-                    }
+        let cols = UncheckedSendable(src)
+        x.withUnsafeMutableBufferPointer { xp in
+            let dst = xp.baseAddress!
+            Parallel.run(n * c) { plane in
+                forEachRun(plane: plane) { col, pixel, count in
+                    for j in 0..<count { dst[pixel + j * s] += cols.value[col + j] }
                 }
             }
         }
@@ -112,10 +111,17 @@ extension Tensor {
     public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
         let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
-        var cols = [T](repeating: 0, count: p.ck * p.columns)
-        p.im2col(storage, into: &cols)
         var outT = [T](repeating: 0, count: p.o * p.columns)          // (O, N HW)
-        gemm(weight.storage, cols, into: &outT, m: p.o, n: p.columns, k: p.ck)
+        // The columns are scratch: built here and again in the backward pass rather than kept on the
+        // tape (they are C k k times the input, and rebuilding is cheaper than holding them).
+        Scratch.with(T.self, count: p.ck * p.columns, zeroed: true) { cols in
+            p.im2col(storage, into: cols)
+            weight.storage.withUnsafeBufferPointer { w in
+                outT.withUnsafeMutableBufferPointer { o in
+                    gemm(w.baseAddress!, UnsafePointer(cols), o.baseAddress!, m: p.o, n: p.columns, k: p.ck, transA: false, transB: false, beta: 0, parallel: true)
+                }
+            }
+        }
         var out = [T](repeating: 0, count: p.o * p.columns)           // (N, O, HW)
         p.swapBatchAndChannels(outT, into: &out, fromChannelsFirst: true, bias: bias?.storage)
         let x = self
@@ -125,7 +131,14 @@ extension Tensor {
             p.swapBatchAndChannels(g, into: &gT, fromChannelsFirst: false, bias: nil)
             if weight.requiresGrad {
                 var gw = [T](repeating: 0, count: weight.count)       // (O, N HW) x (N HW, CK)
-                gemm(gT, cols, into: &gw, m: p.o, n: p.ck, k: p.columns, transB: true)
+                Scratch.with(T.self, count: p.ck * p.columns, zeroed: true) { cols in
+                    p.im2col(x.storage, into: cols)
+                    gT.withUnsafeBufferPointer { g in
+                        gw.withUnsafeMutableBufferPointer { out in
+                            gemm(g.baseAddress!, UnsafePointer(cols), out.baseAddress!, m: p.o, n: p.ck, k: p.columns, transA: false, transB: true, beta: 0, parallel: true)
+                        }
+                    }
+                }
                 weight.accumulate(gw)
             }
             if let bias, bias.requiresGrad {
@@ -134,10 +147,15 @@ extension Tensor {
                 bias.accumulate(gb)
             }
             if x.requiresGrad {
-                var gcols = [T](repeating: 0, count: p.ck * p.columns)  // (CK, O) x (O, N HW)
-                gemm(weight.storage, gT, into: &gcols, m: p.ck, n: p.columns, k: p.o, transA: true)
                 var gx = [T](repeating: 0, count: x.count)
-                p.col2im(gcols, into: &gx)
+                Scratch.with(T.self, count: p.ck * p.columns, zeroed: false) { gcols in   // (CK, O) x (O, N HW)
+                    weight.storage.withUnsafeBufferPointer { w in
+                        gT.withUnsafeBufferPointer { g in
+                            gemm(w.baseAddress!, g.baseAddress!, gcols, m: p.ck, n: p.columns, k: p.o, transA: true, transB: false, beta: 0, parallel: true)
+                        }
+                    }
+                    p.col2im(UnsafePointer(gcols), into: &gx)
+                }
                 x.accumulate(gx)
             }
         }
