@@ -43,11 +43,13 @@ struct Table: ParsableCommand {
         }
         var families: [(architecture: String, rows: [(name: String, eval: JSONValue, original: Bool)])] = []
         for path in specs {
-            let plan = try options.plan(path)
-            guard plan.kind == "unlearn" else {
-                printError("\(path): kind \(plan.kind), skipped")
+            // Other kinds (a glob like configs/mae-*.yaml also picks the pretrain spec) are skipped
+            // before planning, so --set overrides meant for the unlearning specs never touch them.
+            if let kind = Self.kind(of: path), kind != "unlearn" {
+                printError("\(path): kind \(kind), skipped")
                 continue
             }
+            let plan = try options.plan(path)
             let dir: String
             if noRun {
                 guard RunDirectory.finished(plan.runDirectory) else {
@@ -78,6 +80,14 @@ struct Table: ParsableCommand {
             if k > 0 { print("") }
             print(table.render(format))
         }
+    }
+
+    /// The `kind` a spec file declares, without planning it (nil when it cannot be read; planning
+    /// then reports why).
+    static func kind(of path: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: path),
+              let json = try? YAMLLoader.loadDocument([UInt8](data), file: path).toJSON().0 else { return nil }
+        return json["kind"]?.stringValue
     }
 
     static func label(_ metric: String) -> String {
