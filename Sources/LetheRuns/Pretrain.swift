@@ -26,8 +26,8 @@ public struct Pretrainer: StageExecutor {
     public func execute() throws -> String {
         let context = try RunContext(plan, threads: threads)
         let spec = context.spec, size = context.size, task = context.task, train = context.train, test = context.test
-        let trainIndices = train.indices(ofClasses: 0..<10, perClassLimit: context.perClassLimit)
-        let testIndices = test.indices(ofClasses: 0..<10, perClassLimit: context.testPerClass)
+        let trainIndices = train.indices(ofClasses: 0..<train.classCount, perClassLimit: context.perClassLimit)
+        let testIndices = test.indices(ofClasses: 0..<train.classCount, perClassLimit: context.testPerClass)
         let root0 = context.seed
         var initRNG = root0.split("init"), masks = root0.split("masks"), noise = root0.split("noise")
         let family = context.family(rng: &initRNG)
@@ -39,6 +39,7 @@ public struct Pretrainer: StageExecutor {
         let clip = t["grad_clip"]?.doubleValue
 
         let dir = try RunDirectory(finalPath: plan.runDirectory)
+        try dir.write("splits.json", json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
         var curve: [String] = [], timing: [String] = []
         let progress = Progress(label: "pretrain \(spec["model"]?["architecture"]?.stringValue ?? "")", total: steps, every: t["log_every"]?.intValue ?? 10)
         var batches = RunContext.Batches(pool: trainIndices, batch: batch, rng: root0.split("shuffle"))

@@ -133,6 +133,18 @@ struct RunContext {
         }, uniquingKeysWith: { a, _ in a })
     }
 
+    /// The exact samples a run used, by split: indices into the training set (`train`) or the test
+    /// set (`test`), each with its count and the SHA-256 of its canonical JSON, so two runs' splits
+    /// compare at a glance and the manifest hashes them.
+    static func splitsRecord(train: [(String, [Int])], test: [(String, [Int])]) -> JSONValue {
+        func entry(_ set: String, _ ids: [Int]) -> JSONValue {
+            let list = JSONValue.array(ids.map { .integer($0) })
+            return .object(JSONObject([("set", .string(set)), ("count", .integer(ids.count)),
+                                       ("sha256", .string(Digest.sha256(JSONText.scalar(list)))), ("indices", list)]))
+        }
+        return .object(JSONObject(train.map { ($0.0, entry("train", $0.1)) } + test.map { ($0.0, entry("test", $0.1)) }))
+    }
+
     func family(rng: inout Philox) -> any ModelFamily {
         Families.make(model: spec["model"]!, imageSize: size, channels: train.channels, rng: &rng)
     }

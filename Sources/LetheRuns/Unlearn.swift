@@ -51,6 +51,9 @@ public struct Unlearner: StageExecutor {
         let draws = context.seed.split("draws")
 
         let dir = try RunDirectory(finalPath: plan.runDirectory)
+        let evaluator = try context.evaluator(plan)
+        try dir.write("splits.json", json: RunContext.splitsRecord(train: [("forget", forgetPool), (proxy ? "proxy_retain" : "retain", retainPool)],
+                                                                   test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
         var curve: [String] = [], timing: [String] = []
         let progress = Progress(label: "unlearn (\(method.rawValue))", total: steps, every: t["log_every"]?.intValue ?? 10)
         for step in 0..<steps {
@@ -74,7 +77,6 @@ public struct Unlearner: StageExecutor {
             progress.update(step: step, loss: Double(terms.total.scalar), lr: optimizer.learningRate, imagesPerSecond: images / seconds)
         }
 
-        let evaluator = try context.evaluator(plan)
         let original = evaluator.evaluate(teacher), unlearned = evaluator.evaluate(student)
         var eval = context.evaluationHeader(evaluator, method: method.tableRow(proxy: proxy))
         eval["original"] = .object(original.metrics)

@@ -166,6 +166,10 @@ import LetheModels
         }
         #expect(eval["images"]?["forget"] == .integer(6))
         #expect(RunDirectory.finished(dir))
+        let splits = try #require(try RunStore.json(dir, "splits.json"))
+        #expect(splits["forget"]?["count"] == .integer(24) && splits["retain"]?["count"] == .integer(32), "8 per class, classes 5 7 9 and 0-3")
+        #expect(splits["test_forget"]?["set"] == .string("test") && splits["test_forget"]?["indices"]?.arrayValue?.count == 6)
+        #expect(try RunRecord(dir).manifest["splits.json"] != nil, "the sample ids are hashed with the run")
         for file in ["report.html", "embedding.svg", "curve.svg", "samples.png", "checkpoint.safetensors", "provenance.json"] {
             #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file) missing")
         }
