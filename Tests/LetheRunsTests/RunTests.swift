@@ -67,7 +67,7 @@ func scratch() -> String {
         #expect(dir == base + "/runs/" + plan.configHash)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
         #expect(files == ["checkpoint.safetensors", "config_hash", "eval.json", "manifest.json", "metrics.jsonl", "plan.json",
-                          "provenance.json", "resolved.json", "samples.png", "spec.yaml", "timing.jsonl"])
+                          "provenance.json", "resolved.json", "samples.png", "spec.yaml", "splits.json", "timing.jsonl"])
         let losses = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .compactMap { try? JSONParser.parse(String($0))["loss"]?.doubleValue }
         #expect(losses.count == 12)
