@@ -9,6 +9,7 @@ public enum UserData {
         public var train: LabeledImages
         public var test: LabeledImages
         public var classNames: [String]
+        public var pair: (train: LabeledImages, test: LabeledImages) { (train, test) }
     }
 
     // MARK: NumPy

@@ -32,7 +32,7 @@ public struct ClassifierStage {
         var initRNG = rng.split("init")
         let model = FeatureClassifier<Float>(channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
         let steps = plan.resolved["evaluate"]?["classifier_steps"]?.intValue ?? 1500, batch = 64
-        var optimizer = Adam(model.parameters, lr: 1e-3)
+        var optimizer = AnyOptimizer(Adam(model.parameters, lr: 1e-3))
         let schedule = LRSchedule(kind: .cosine, baseLR: 1e-3, warmupSteps: 0, totalSteps: steps, minLR: 1e-5)
         var batches = RunContext.Batches(pool: Array(0..<train.count), batch: batch, rng: rng.split("shuffle"))
         let dir = try RunDirectory(finalPath: stage.runDirectory)
@@ -42,11 +42,9 @@ public struct ClassifierStage {
             let started = Date()
             let ids = batches.next()
             optimizer.learningRate = schedule.rate(at: step)
-            model.parameters.forEach { $0.zeroGrad() }
+            optimizer.zeroGrad()
             let loss = model(train.tensor(ids, size: size)).crossEntropy(ids.map { train.labels[$0] })
-            guard loss.scalar.isFinite else { throw RunError("the feature classifier's loss became \(loss.scalar) at step \(step + 1)") }
-            loss.backward()
-            optimizer.step()
+            _ = try Training.update(&optimizer, loss: loss, clip: nil, step: step, module: model, dir: dir)
             let seconds = Date().timeIntervalSince(started)
             curve.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar)))]))))
             timing.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))

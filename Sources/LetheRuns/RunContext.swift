@@ -24,20 +24,14 @@ struct RunContext {
         let data = spec["data"] ?? .object(JSONObject())
         let root = data["root"]?.stringValue ?? FashionMNIST.defaultRoot
         let size = data["image_size"]?.intValue ?? 32, testFraction = data["test_fraction"]?.doubleValue ?? 0.1
+        let loaded: (train: LabeledImages, test: LabeledImages)
         switch data["dataset"]?.stringValue ?? "fashion-mnist" {
-        case "image-folder":
-            let s = try UserData.imageFolder(root, testFraction: testFraction)
-            (train, test) = (s.train.fitting(size), s.test.fitting(size))
-        case "npz":
-            let s = try UserData.npz(root, testFraction: testFraction)
-            (train, test) = (s.train.fitting(size), s.test.fitting(size))
-        case "npy":
-            let s = try UserData.npyFolder(root, testFraction: testFraction)
-            (train, test) = (s.train.fitting(size), s.test.fitting(size))
-        default:
-            train = try FashionMNIST.load(root: root, split: .train).fitting(size)
-            test = try FashionMNIST.load(root: root, split: .test).fitting(size)
+        case "image-folder": loaded = try UserData.imageFolder(root, testFraction: testFraction).pair
+        case "npz": loaded = try UserData.npz(root, testFraction: testFraction).pair
+        case "npy": loaded = try UserData.npyFolder(root, testFraction: testFraction).pair
+        default: loaded = (try FashionMNIST.load(root: root, split: .train), try FashionMNIST.load(root: root, split: .test))
         }
+        (train, test) = (loaded.train.fitting(size), loaded.test.fitting(size))
         self.size = size
         task = MaskTransform(kind: MaskTransform.Kind(rawValue: spec["task"]?["mask"]?.stringValue ?? "center_crop") ?? .centerCrop,
                              ratio: spec["task"]?["ratio"]?.doubleValue ?? 0.25)
