@@ -20,13 +20,9 @@ public final class Attention<T: TensorScalar>: Module<T> {
     /// (B, N, C) -> (B, N, C)
     public func callAsFunction(_ x: Tensor<T>) -> Tensor<T> {
         let (b, n, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let d = c / heads
-        let qkvOut = qkv(x).reshaped([b, n, 3, heads, d]).permuted([2, 0, 3, 1, 4])    // (3, B, H, N, D)
-        let q = qkvOut.slice(axis: 0, 0..<1).reshaped([b, heads, n, d])
-        let k = qkvOut.slice(axis: 0, 1..<2).reshaped([b, heads, n, d])
-        let v = qkvOut.slice(axis: 0, 2..<3).reshaped([b, heads, n, d])
-        let a = Tensor.attention(q, k, v).transposed(1, 2).reshaped([b, n, c])
-        return proj(a)
+        // reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4) -> q, k, v; attention; transpose(1, 2).reshape(B, N, C),
+        // fused so none of those copies is made.
+        return proj(Tensor.selfAttention(qkv: qkv(x), heads: heads).reshaped([b, n, c]))
     }
 }
 

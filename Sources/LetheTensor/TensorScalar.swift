@@ -1,4 +1,5 @@
 import CBLAS
+import CShims
 import Foundation
 
 /// The element types a tensor holds: Float for training, Double for gradient checks.
@@ -11,6 +12,39 @@ public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvert
     static func tanh(_ x: Self) -> Self
     static func erf(_ x: Self) -> Self
     static var dtypeName: String { get }
+    /// dst[i] += src[i] for i in 0..<count.
+    static func add(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int)
+    /// The sum of `count` elements (Float: eight partials in a fixed order).
+    static func sum(_ x: UnsafePointer<Self>, count: Int) -> Self
+    /// out[j] += sum over rows r of x[r * columns + j].
+    static func addColumnSums(_ x: UnsafePointer<Self>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Self>)
+    /// Softmax of each row of the (rows, n) matrix at x, in place.
+    static func softmaxRows(_ x: UnsafeMutablePointer<Self>, rows: Int, n: Int)
+    /// dx = scale * y * (g - sum(g * y)) for each row: softmax's backward from its output y.
+    static func softmaxBackwardRows(y: UnsafePointer<Self>, g: UnsafePointer<Self>, dx: UnsafeMutablePointer<Self>, rows: Int, n: Int, scale: Self)
+}
+
+extension TensorScalar {
+    /// Sums of each row of the (rows, x.count / rows) matrix `x`, rows in parallel.
+    static func rowSums(_ x: [Self], rows: Int) -> [Self] {
+        let n = rows == 0 ? 0 : x.count / rows
+        return x.withUnsafeBufferPointer { xp in
+            let src = UncheckedSendable(xp.baseAddress!)
+            return filledArray(count: rows) { out in
+                Parallel.run(rows) { r in out[r] = sum(src.value + r * n, count: n) }
+            }
+        }
+    }
+
+    /// Sums over the rows of the (x.count / columns, columns) matrix `x`, in row order.
+    static func columnSums(_ x: [Self], columns: Int) -> [Self] {
+        var out = [Self](repeating: 0, count: columns)
+        guard columns > 0 else { return out }
+        x.withUnsafeBufferPointer { xp in
+            out.withUnsafeMutableBufferPointer { addColumnSums(xp.baseAddress!, rows: xp.count / columns, columns: columns, into: $0.baseAddress!) }
+        }
+        return out
+    }
 }
 
 @inline(__always) private func blasTrans(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
@@ -45,6 +79,15 @@ extension Float: TensorScalar {
         return z * p / q
     }
     public static var dtypeName: String { "F32" }
+    @inline(__always) public static func add(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) { lethe_add(dst, src, count) }
+    @inline(__always) public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float { lethe_sum(x, count) }
+    @inline(__always) public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) { lethe_softmax_rows(x, rows, n) }
+    @inline(__always) public static func softmaxBackwardRows(y: UnsafePointer<Float>, g: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, n: Int, scale: Float) {
+        lethe_softmax_backward_rows(y, g, dx, rows, n, scale)
+    }
+    @inline(__always) public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+        lethe_column_sums(x, rows, columns, out)
+    }
 }
 
 extension Double: TensorScalar {
@@ -59,6 +102,34 @@ extension Double: TensorScalar {
     @inline(__always) public static func tanh(_ x: Double) -> Double { Foundation.tanh(x) }
     @inline(__always) public static func erf(_ x: Double) -> Double { Foundation.erf(x) }
     public static var dtypeName: String { "F64" }
+    public static func add(_ src: UnsafePointer<Double>, into dst: UnsafeMutablePointer<Double>, count: Int) {
+        for i in 0..<count { dst[i] += src[i] }
+    }
+    public static func softmaxRows(_ x: UnsafeMutablePointer<Double>, rows: Int, n: Int) {
+        for r in 0..<rows {
+            let row = x + r * n
+            var mx = -Double.infinity
+            for j in 0..<n { mx = Swift.max(mx, row[j]) }
+            var z: Double = 0
+            for j in 0..<n { row[j] = Foundation.exp(row[j] - mx); z += row[j] }
+            for j in 0..<n { row[j] /= z }
+        }
+    }
+    public static func softmaxBackwardRows(y: UnsafePointer<Double>, g: UnsafePointer<Double>, dx: UnsafeMutablePointer<Double>, rows: Int, n: Int, scale: Double) {
+        for r in 0..<rows {
+            var s: Double = 0
+            for j in 0..<n { s += g[r * n + j] * y[r * n + j] }
+            for j in 0..<n { dx[r * n + j] = scale * y[r * n + j] * (g[r * n + j] - s) }
+        }
+    }
+    public static func addColumnSums(_ x: UnsafePointer<Double>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Double>) {
+        for r in 0..<rows { for j in 0..<columns { out[j] += x[r * columns + j] } }
+    }
+    public static func sum(_ x: UnsafePointer<Double>, count: Int) -> Double {
+        var s: Double = 0
+        for i in 0..<count { s += x[i] }
+        return s
+    }
 }
 
 /// OpenBLAS threading. Bits of a gemm depend on the thread count, so the count is set once per run

@@ -38,4 +38,71 @@ import Testing
             #expect(abs(Double(xf.grad![i]) - xd.grad![i]) <= 2e-6 * max(1, abs(xd.grad![i])))
         }
     }
+
+    /// Ops with Float-only fast paths (C kernels, fused attention, contiguous broadcast reductions)
+    /// agree with the generic Double path, forward and every input's gradient, on shapes big enough
+    /// to cross the kernels' vector tails and chunk boundaries.
+    @Test(arguments: ["layer norm", "layer norm plain", "group norm", "softmax", "self attention",
+                      "conv 3x3 pad 1", "add per channel", "add bias row", "mul per channel"])
+    func floatFastPathsMatchTheDoublePath(name: String) {
+        let (fo, fg) = Self.evaluate(Float.self, name)
+        let (dOut, dGrads) = Self.evaluate(Double.self, name)
+        let scale = dOut.map(abs).max() ?? 1
+        let outErr = zip(fo, dOut).map { abs($0 - $1) }.max() ?? 0
+        #expect(outErr <= 2e-5 * max(1, scale), "\(name) forward: \(outErr)")
+        for (i, (f, d)) in zip(fg, dGrads).enumerated() {
+            let gScale = d.map(abs).max() ?? 1
+            let err = zip(f, d).map { abs($0 - $1) }.max() ?? 0
+            #expect(err <= 5e-5 * max(1, gScale), "\(name) gradient of input \(i): \(err)")
+        }
+    }
+
+    /// The fused self-attention computes exactly what the reshape / permute / attention / transpose
+    /// chain it replaces computes (Double, so the comparison is tight).
+    @Test func fusedSelfAttentionEqualsTheUnfusedChain() {
+        let (out, _) = Self.evaluate(Double.self, "self attention")
+        let rows = out.count / 16
+        var worst = 0.0
+        for r in 0..<rows { for j in 0..<8 { worst = max(worst, abs(out[r * 16 + j] - out[r * 16 + 8 + j])) } }
+        #expect(worst < 1e-12, "fused and unfused attention differ by \(worst)")
+    }
+
+    /// The op `name` on fixed random inputs in precision S, with the gradients of sum(out * R).
+    static func evaluate<S: TensorScalar>(_ type: S.Type, _ name: String) -> (out: [Double], grads: [[Double]]) {
+        var rng = Philox(seed: 77)
+        func r(_ shape: [Int]) -> Tensor<S> {
+            Tensor((0..<shape.reduce(1, *)).map { _ in S(rng.normal()) }, shape: shape, requiresGrad: true)
+        }
+        let inputs: [Tensor<S>]
+        let f: ([Tensor<S>]) -> Tensor<S>
+        switch name {
+        case "layer norm": inputs = [r([37, 130]), r([130]), r([130])]; f = { $0[0].layerNorm($0[1], $0[2], eps: 1e-6) }
+        case "layer norm plain": inputs = [r([5, 9, 20])]; f = { $0[0].layerNorm(nil, nil) }
+        case "group norm": inputs = [r([3, 12, 7, 5]), r([12]), r([12])]; f = { $0[0].groupNorm(groups: 4, $0[1], $0[2]) }
+        case "softmax": inputs = [r([29, 45])]; f = { ($0[0] * 3).softmax() }
+        case "self attention":
+            inputs = [r([3, 11, 24])]
+            f = { x in
+                let (b, n) = (x[0].shape[0], x[0].shape[1])
+                let fused = Tensor.selfAttention(qkv: x[0], heads: 2)
+                let parts = x[0].reshaped([b, n, 3, 2, 4]).permuted([2, 0, 3, 1, 4])
+                let (q, k, v) = (0..<3).map { parts.slice(axis: 0, $0..<($0 + 1)).reshaped([b, 2, n, 4]) }.splat
+                let unfused = Tensor.attention(q, k, v).transposed(1, 2).reshaped([b, n, 8])
+                return Tensor.concat([fused, unfused], axis: -1)
+            }
+        case "conv 3x3 pad 1": inputs = [r([3, 5, 9, 7]), r([6, 5, 3, 3]), r([6])]; f = { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 1, padding: 1)) }
+        case "add per channel": inputs = [r([4, 6, 5, 5]), r([4, 6, 1, 1])]; f = { $0[0] + $0[1] - $0[1] * 2 }
+        case "add bias row": inputs = [r([7, 3, 19]), r([1, 19])]; f = { $0[0] + $0[1] - $0[1] * 3 }
+        default: inputs = [r([4, 6, 5, 5]), r([6, 1, 1])]; f = { $0[0] * $0[1] }
+        }
+        let out = f(inputs)
+        let weights = Tensor<S>((0..<out.count).map { _ in S(rng.normal()) }, shape: out.shape)
+        (out * weights).sum().backward()
+        return (out.storage.map { Double($0) }, inputs.map { ($0.grad ?? []).map { Double($0) } })
+    }
+}
+
+private extension Array {
+    /// The first three elements as a tuple.
+    var splat: (Element, Element, Element) { (self[0], self[1], self[2]) }
 }

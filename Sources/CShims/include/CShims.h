@@ -16,4 +16,30 @@ void lethe_gelu_backward(const float *x, const float *g, float *dx, size_t n);
 /// y = x * sigmoid(x); dx = g * s * (1 + x (1 - s)).
 void lethe_silu_forward(const float *x, float *y, size_t n);
 void lethe_silu_backward(const float *x, const float *g, float *dx, size_t n);
+
+/// Memory-bound kernels (kernels.c). Sums use eight interleaved partials in a fixed order, so their
+/// bits depend on neither the compiler's vectorisation nor the thread count.
+float lethe_sum(const float *x, size_t n);
+/// out[r] = sum of row r of the (rows, n) matrix x.
+void lethe_row_sums(const float *x, size_t rows, size_t n, float *out);
+/// out[j] += sum over rows of x[r][j].
+void lethe_column_sums(const float *x, size_t rows, size_t n, float *out);
+/// dst[i] += src[i].
+void lethe_add(float *dst, const float *src, size_t n);
+/// exp by a branch-free polynomial (about 1 ulp), the one the activations use.
+float lethe_vexpf(float x);
+
+/// Layer / group normalisation of groups g0..<g1 (group g: elements g m ..< (g+1) m; element i has
+/// channel (i / spatial) % channels). Writes xhat, y and rstd[g]; w and b may be NULL (1 and 0).
+void lethe_norm_forward(const float *x, float *xhat, float *y, float *rstd, size_t g0, size_t g1,
+                        size_t m, size_t spatial, size_t channels, const float *w, const float *b, float eps);
+/// Its backward: dx (written, may be NULL), and dw / db (added into, per channel, may be NULL).
+void lethe_norm_backward(const float *gy, const float *xhat, const float *rstd, const float *w,
+                         float *dx, float *dw, float *db, size_t g0, size_t g1,
+                         size_t m, size_t spatial, size_t channels);
+
+/// Softmax of each row of the (rows, n) matrix x, in place (exp by lethe_vexpf).
+void lethe_softmax_rows(float *x, size_t rows, size_t n);
+/// dx = scale * y * (g - sum(g * y)) per row: softmax's backward given its output y.
+void lethe_softmax_backward_rows(const float *y, const float *g, float *dx, size_t rows, size_t n, float scale);
 #endif

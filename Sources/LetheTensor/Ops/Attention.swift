@@ -9,6 +9,75 @@ extension Tensor {
         return scores.softmax().matmul(v)
     }
 
+    /// Multi-head self-attention straight from a fused projection: `qkv` is (B, N, 3C) laid out as
+    /// [q | k | v], each C = heads * D wide (timm's `qkv` linear), and the result is (B, N, C), the
+    /// heads side by side: what `reshape(B, N, 3, H, D).permute(2, 0, 3, 1, 4)`, `attention(q, k, v)`
+    /// and `transpose(1, 2).reshape(B, N, C)` give, without materialising any of those copies. Each
+    /// (batch, head) pair is independent work with strided products, so the bits never depend on the
+    /// thread count.
+    @_specialize(where T == Float)
+    public static func selfAttention(qkv: Tensor, heads: Int) -> Tensor {
+        precondition(qkv.rank == 3 && qkv.shape[2] % (3 * heads) == 0, "selfAttention: qkv \(qkv.shape) for \(heads) heads")
+        let (b, n, c3) = (qkv.shape[0], qkv.shape[1], qkv.shape[2])
+        let c = c3 / 3, d = c / heads, pairs = b * heads
+        let scale = 1 / T(d).squareRoot()
+        /// Offsets of head h of batch i in qkv (its q; k and v follow at +c and +2c) and in the output.
+        func offsets(_ pair: Int) -> (qkv: Int, out: Int) {
+            let (i, h) = (pair / heads, pair % heads)
+            return (i * n * c3 + h * d, i * n * c + h * d)
+        }
+        var probs = [T](repeating: 0, count: pairs * n * n)             // softmax(q k^T scale), kept for backward
+        let out: [T] = filledArray(count: b * n * c) { o in
+            qkv.storage.withUnsafeBufferPointer { x in
+                probs.withUnsafeMutableBufferPointer { p in
+                    let ptrs = UncheckedSendable((x.baseAddress!, p.baseAddress!, o.baseAddress!))
+                    Parallel.run(pairs) { pair in
+                        let (x, p, o) = ptrs.value
+                        let at = offsets(pair), s = p + pair * n * n
+                        T.gemm(transA: false, transB: true, m: n, n: n, k: d, alpha: scale, a: x + at.qkv, lda: c3,
+                               b: x + at.qkv + c, ldb: c3, beta: 0, c: s, ldc: n)
+                        T.softmaxRows(s, rows: n, n: n)
+                        T.gemm(transA: false, transB: false, m: n, n: d, k: n, alpha: 1, a: s, lda: n,
+                               b: x + at.qkv + 2 * c, ldb: c3, beta: 0, c: o + at.out, ldc: c)
+                    }
+                }
+            }
+        }
+        return make(out, shape: [b, n, c], inputs: [qkv]) { g in
+            let gx: [T] = filledArray(count: qkv.count) { gq in
+                qkv.storage.withUnsafeBufferPointer { x in
+                    probs.withUnsafeBufferPointer { p in
+                        g.withUnsafeBufferPointer { gp in
+                            let ptrs = UncheckedSendable((x.baseAddress!, p.baseAddress!, gp.baseAddress!, gq.baseAddress!))
+                            Parallel.run(pairs) { pair in
+                                let (x, p, g, gq) = ptrs.value
+                                let at = offsets(pair), probs = p + pair * n * n
+                                let (q, k, v) = (x + at.qkv, x + at.qkv + c, x + at.qkv + 2 * c)
+                                let (gqOut, gkOut, gvOut) = (gq + at.qkv, gq + at.qkv + c, gq + at.qkv + 2 * c)
+                                var scratch = [T](repeating: 0, count: 2 * n * n)
+                                scratch.withUnsafeMutableBufferPointer { tmp in
+                                    let (dP, dS) = (tmp.baseAddress!, tmp.baseAddress! + n * n)
+                                    // dV = P^T dO; dP = dO V^T; dS = softmax'(dP) * scale
+                                    T.gemm(transA: true, transB: false, m: n, n: d, k: n, alpha: 1, a: probs, lda: n,
+                                           b: g + at.out, ldb: c, beta: 0, c: gvOut, ldc: c3)
+                                    T.gemm(transA: false, transB: true, m: n, n: n, k: d, alpha: 1, a: g + at.out, lda: c,
+                                           b: v, ldb: c3, beta: 0, c: dP, ldc: n)
+                                    T.softmaxBackwardRows(y: probs, g: dP, dx: dS, rows: n, n: n, scale: scale)
+                                    // dQ = dS K; dK = dS^T Q
+                                    T.gemm(transA: false, transB: false, m: n, n: d, k: n, alpha: 1, a: dS, lda: n,
+                                           b: k, ldb: c3, beta: 0, c: gqOut, ldc: c3)
+                                    T.gemm(transA: true, transB: false, m: n, n: d, k: n, alpha: 1, a: dS, lda: n,
+                                           b: q, ldb: c3, beta: 0, c: gkOut, ldc: c3)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            qkv.accumulate(gx)
+        }
+    }
+
     /// `F.embedding(indices, weight)`: rows of `weight` (V, D) laid out as `indexShape + [D]`.
     @_specialize(where T == Float)
     public static func embedding(_ indices: [Int], shape indexShape: [Int], weight: Tensor) -> Tensor {

@@ -80,6 +80,19 @@ enum Broadcast {
     /// Sums a gradient of `outShape` back down to `shape` (over the broadcast dimensions).
     static func reduce<T: TensorScalar>(_ g: [T], from outShape: [Int], to shape: [Int]) -> [T] {
         if outShape == shape { return g }
+        // The common cases, contiguous: a per-channel term (N, C, 1, 1) or (C, 1, 1) of (N, C, H, W)
+        // sums rows; a bias (C) or (1, C) of (..., C) sums columns.
+        let padded = [Int](repeating: 1, count: outShape.count - shape.count) + shape
+        if let kept = (0...outShape.count).last(where: { k in padded[..<k].elementsEqual(outShape[..<k]) }),
+           padded[kept...].allSatisfy({ $0 == 1 }) {
+            let rows = outShape[..<kept].reduce(1, *)
+            return T.rowSums(g, rows: rows)
+        }
+        if let dropped = (0...outShape.count).first(where: { k in padded[k...].elementsEqual(outShape[k...]) }),
+           padded[..<dropped].allSatisfy({ $0 == 1 }) {
+            let inner = outShape[dropped...].reduce(1, *)
+            return T.columnSums(g, columns: inner)
+        }
         var out = [T](repeating: 0, count: shape.reduce(1, *))
         let s = strides(shape, in: outShape)
         out.withUnsafeMutableBufferPointer { o in

@@ -55,18 +55,32 @@ struct ConvPlan {
     }
 
     /// cols[(ci, ki, kj)][(b, oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj] (0 outside).
-    /// `dst` must be zeroed: entries that fall in the padding are not written.
+    /// Every entry of `dst` is written (the padding with zeros), so it may start uninitialised.
     func im2col<T: TensorScalar>(_ x: [T], into dst: UnsafeMutablePointer<T>) {
         let s = geo.stride
         x.withUnsafeBufferPointer { xp in
-            let src = xp.baseAddress!
+            let src = UncheckedSendable(xp.baseAddress!)
             let out = UncheckedSendable(dst)
             Parallel.run(n * c) { plane in
-                forEachRun(plane: plane) { col, pixel, count in
-                    if s == 1 {
-                        (out.value + col).update(from: src + pixel, count: count)
-                    } else {
-                        for j in 0..<count { out.value[col + j] = src[pixel + j * s] }
+                let b = plane / c, ci = plane % c
+                let image = src.value + plane * h * w
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        let row = out.value + ((ci * kh + ki) * kw + kj) * columns + b * hw
+                        let valid = validColumns(kj: kj)
+                        for oy in 0..<ho {
+                            let d = row + oy * wo
+                            let iy = oy * s - geo.padding + ki
+                            guard iy >= 0 && iy < h && !valid.isEmpty else { d.update(repeating: 0, count: wo); continue }
+                            d.update(repeating: 0, count: valid.lowerBound)
+                            let pixels = image + iy * w + valid.lowerBound * s - geo.padding + kj
+                            if s == 1 {
+                                (d + valid.lowerBound).update(from: pixels, count: valid.count)
+                            } else {
+                                for j in 0..<valid.count { d[valid.lowerBound + j] = pixels[j * s] }
+                            }
+                            (d + valid.upperBound).update(repeating: 0, count: wo - valid.upperBound)
+                        }
                     }
                 }
             }
@@ -78,26 +92,34 @@ struct ConvPlan {
         let s = geo.stride
         let cols = UncheckedSendable(src)
         x.withUnsafeMutableBufferPointer { xp in
-            let dst = xp.baseAddress!
+            let dst = UncheckedSendable(xp.baseAddress!)
             Parallel.run(n * c) { plane in
                 forEachRun(plane: plane) { col, pixel, count in
-                    for j in 0..<count { dst[pixel + j * s] += cols.value[col + j] }
+                    let from = cols.value + col, to = dst.value + pixel
+                    if s == 1 {
+                        T.add(from, into: to, count: count)
+                    } else {
+                        for j in 0..<count { to[j * s] += from[j] }
+                    }
                 }
             }
         }
     }
 
     /// (O, N, HW) <-> (N, O, HW); adds `bias[o]` on the way when given.
-    func swapBatchAndChannels<T: TensorScalar>(_ src: [T], into dst: inout [T], fromChannelsFirst: Bool, bias: [T]?) {
+    func swapBatchAndChannels<T: TensorScalar>(_ src: [T], into dst: UnsafeMutablePointer<T>, fromChannelsFirst: Bool, bias: [T]?) {
         src.withUnsafeBufferPointer { s in
-            dst.withUnsafeMutableBufferPointer { d in
-                Parallel.run(n * o) { job in
-                    let b = job / o, oc = job % o
-                    let channelsFirst = (oc * n + b) * hw, batchFirst = (b * o + oc) * hw
-                    let add = bias?[oc] ?? 0
-                    for i in 0..<hw {
-                        if fromChannelsFirst { d[batchFirst + i] = s[channelsFirst + i] + add } else { d[channelsFirst + i] = s[batchFirst + i] }
-                    }
+            let (s, d) = (UncheckedSendable(s.baseAddress!), UncheckedSendable(dst))
+            Parallel.run(n * o) { job in
+                let b = job / o, oc = job % o
+                let channelsFirst = (oc * n + b) * hw, batchFirst = (b * o + oc) * hw
+                if !fromChannelsFirst {
+                    (d.value + channelsFirst).update(from: s.value + batchFirst, count: hw)
+                } else if let add = bias?[oc] {
+                    let (from, to) = (s.value + channelsFirst, d.value + batchFirst)
+                    for i in 0..<hw { to[i] = from[i] + add }
+                } else {
+                    (d.value + batchFirst).update(from: s.value + channelsFirst, count: hw)
                 }
             }
         }
@@ -111,30 +133,30 @@ extension Tensor {
     public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
         let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
-        var outT = [T](repeating: 0, count: p.o * p.columns)          // (O, N HW)
         // The columns are scratch: built here and again in the backward pass rather than kept on the
         // tape (they are C k k times the input, and rebuilding is cheaper than holding them).
-        Scratch.with(T.self, count: p.ck * p.columns, zeroed: true) { cols in
-            p.im2col(storage, into: cols)
-            weight.storage.withUnsafeBufferPointer { w in
-                outT.withUnsafeMutableBufferPointer { o in
+        let outT: [T] = filledArray(count: p.o * p.columns) { o in     // (O, N HW)
+            Scratch.with(T.self, count: p.ck * p.columns, zeroed: false) { cols in
+                p.im2col(storage, into: cols)
+                weight.storage.withUnsafeBufferPointer { w in
                     gemm(w.baseAddress!, UnsafePointer(cols), o.baseAddress!, m: p.o, n: p.columns, k: p.ck, transA: false, transB: false, beta: 0, parallel: true)
                 }
             }
         }
-        var out = [T](repeating: 0, count: p.o * p.columns)           // (N, O, HW)
-        p.swapBatchAndChannels(outT, into: &out, fromChannelsFirst: true, bias: bias?.storage)
+        let out: [T] = filledArray(count: p.o * p.columns) { o in      // (N, O, HW)
+            p.swapBatchAndChannels(outT, into: o.baseAddress!, fromChannelsFirst: true, bias: bias?.storage)
+        }
         let x = self
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return Tensor.make(out, shape: [p.n, p.o, p.ho, p.wo], inputs: inputs) { g in
-            var gT = [T](repeating: 0, count: p.o * p.columns)        // (O, N HW)
-            p.swapBatchAndChannels(g, into: &gT, fromChannelsFirst: false, bias: nil)
+            let gT: [T] = filledArray(count: p.o * p.columns) { d in   // (O, N HW)
+                p.swapBatchAndChannels(g, into: d.baseAddress!, fromChannelsFirst: false, bias: nil)
+            }
             if weight.requiresGrad {
-                var gw = [T](repeating: 0, count: weight.count)       // (O, N HW) x (N HW, CK)
-                Scratch.with(T.self, count: p.ck * p.columns, zeroed: true) { cols in
-                    p.im2col(x.storage, into: cols)
-                    gT.withUnsafeBufferPointer { g in
-                        gw.withUnsafeMutableBufferPointer { out in
+                let gw: [T] = filledArray(count: weight.count) { out in   // (O, N HW) x (N HW, CK)
+                    Scratch.with(T.self, count: p.ck * p.columns, zeroed: false) { cols in
+                        p.im2col(x.storage, into: cols)
+                        gT.withUnsafeBufferPointer { g in
                             gemm(g.baseAddress!, UnsafePointer(cols), out.baseAddress!, m: p.o, n: p.ck, k: p.columns, transA: false, transB: true, beta: 0, parallel: true)
                         }
                     }
@@ -142,9 +164,7 @@ extension Tensor {
                 weight.accumulate(gw)
             }
             if let bias, bias.requiresGrad {
-                var gb = [T](repeating: 0, count: p.o)
-                for oc in 0..<p.o { for i in 0..<p.columns { gb[oc] += gT[oc * p.columns + i] } }
-                bias.accumulate(gb)
+                bias.accumulate(T.rowSums(gT, rows: p.o))
             }
             if x.requiresGrad {
                 var gx = [T](repeating: 0, count: x.count)

@@ -3,11 +3,10 @@ import CShims
 // Elementwise operations with broadcasting. Each forward sits beside its backward.
 
 extension Tensor {
-    /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
+    /// f(a, b) elementwise over the broadcast shape of a and b.
     @inline(__always)
     @_specialize(where T == Float)
-    static func binary(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
-                       da: @escaping (T, T) -> T, db: @escaping (T, T) -> T) -> Tensor {
+    static func broadcastForward(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T) -> (values: [T], shape: [Int]) {
         guard let shape = Broadcast.shape(a.shape, b.shape) else {
             preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
@@ -23,26 +22,50 @@ extension Tensor {
                 }
             }
         }
-        let needA = a.requiresGrad, needB = b.requiresGrad
+        return (out, shape)
+    }
+
+    /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
+    @inline(__always)
+    @_specialize(where T == Float)
+    static func binary(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
+                       da: @escaping (T, T) -> T, db: @escaping (T, T) -> T) -> Tensor {
+        let (out, shape) = broadcastForward(a, b, f)
+        let sa = Broadcast.strides(a.shape, in: shape), sb = Broadcast.strides(b.shape, in: shape)
+        let needA = a.requiresGrad, needB = b.requiresGrad, same = a.shape == b.shape
         return make(out, shape: shape, inputs: [a, b]) { g in
-            var ga = needA ? [T](repeating: 0, count: out.count) : []
-            var gb = needB ? [T](repeating: 0, count: out.count) : []
-            a.storage.withUnsafeBufferPointer { x in
-                b.storage.withUnsafeBufferPointer { y in
-                    g.withUnsafeBufferPointer { gp in
-                        ga.withUnsafeMutableBufferPointer { gap in
-                            gb.withUnsafeMutableBufferPointer { gbp in
-                                Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in
-                                    if needA { gap[i] = gp[i] * da(x[ia], y[ib]) }
-                                    if needB { gbp[i] = gp[i] * db(x[ia], y[ib]) }
+            /// g * d(x[ia], y[ib]) at every output element.
+            func partial(_ d: @escaping (T, T) -> T) -> [T] {
+                filledArray(count: out.count) { gp in
+                    a.storage.withUnsafeBufferPointer { x in
+                        b.storage.withUnsafeBufferPointer { y in
+                            g.withUnsafeBufferPointer { gin in
+                                if same {
+                                    Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in for i in r { gp[i] = gin[i] * d(x[i], y[i]) } }
+                                } else {
+                                    Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in gp[i] = gin[i] * d(x[ia], y[ib]) }
                                 }
                             }
                         }
                     }
                 }
             }
-            if a.requiresGrad { a.accumulate(Broadcast.reduce(ga, from: shape, to: a.shape)) }
-            if b.requiresGrad { b.accumulate(Broadcast.reduce(gb, from: shape, to: b.shape)) }
+            if needA { a.accumulate(Broadcast.reduce(partial(da), from: shape, to: a.shape)) }
+            if needB { b.accumulate(Broadcast.reduce(partial(db), from: shape, to: b.shape)) }
+        }
+    }
+
+    /// a + sign * b: the output's gradient goes to a as it is and to b times sign (both summed over
+    /// broadcast dimensions), with no per-element derivative to evaluate.
+    @_specialize(where T == Float)
+    static func additive(_ a: Tensor, _ b: Tensor, sign: T) -> Tensor {
+        let (out, shape) = sign == 1 ? broadcastForward(a, b, +) : broadcastForward(a, b, -)
+        return make(out, shape: shape, inputs: [a, b]) { g in
+            if a.requiresGrad { a.accumulate(Broadcast.reduce(g, from: shape, to: a.shape)) }
+            if b.requiresGrad {
+                let gb = Broadcast.reduce(g, from: shape, to: b.shape)
+                b.accumulate(sign == 1 ? gb : gb.map { -$0 })
+            }
         }
     }
 
@@ -71,9 +94,9 @@ extension Tensor {
     }
 
     @_specialize(where T == Float)
-    public static func + (a: Tensor, b: Tensor) -> Tensor { binary(a, b, +, da: { _, _ in 1 }, db: { _, _ in 1 }) }
+    public static func + (a: Tensor, b: Tensor) -> Tensor { additive(a, b, sign: 1) }
     @_specialize(where T == Float)
-    public static func - (a: Tensor, b: Tensor) -> Tensor { binary(a, b, -, da: { _, _ in 1 }, db: { _, _ in -1 }) }
+    public static func - (a: Tensor, b: Tensor) -> Tensor { additive(a, b, sign: -1) }
     @_specialize(where T == Float)
     public static func * (a: Tensor, b: Tensor) -> Tensor { binary(a, b, *, da: { _, y in y }, db: { x, _ in x }) }
     @_specialize(where T == Float)

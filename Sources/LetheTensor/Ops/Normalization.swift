@@ -1,5 +1,7 @@
 // Softmax and normalisations over rows. Forward saves what backward needs (llm.c style).
 
+import CShims
+
 extension Tensor {
     /// The largest value of each row of the last dimension (the shift that keeps exp finite).
     /// Rows per parallel chunk for row-wise kernels of row length `n`.
@@ -26,20 +28,20 @@ extension Tensor {
     public func softmax() -> Tensor {
         let n = shape[rank - 1], rows = count / Swift.max(n, 1)
         var out = storage
-        forEachRow(&out, n: n) { o, start, mx in
-            var z: T = 0
-            for j in start..<(start + n) { let e = T.exp(o[j] - mx); o[j] = e; z += e }
-            for j in start..<(start + n) { o[j] /= z }
+        out.withUnsafeMutableBufferPointer { o in
+            let base = UncheckedSendable(o.baseAddress!)
+            Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in T.softmaxRows(base.value + rs.lowerBound * n, rows: rs.count, n: n) }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             // dx = y * (g - sum(g * y))
-            var gx = [T](repeating: 0, count: count)
-            gx.withUnsafeMutableBufferPointer { d in
-                Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
-                    for r in rs {
-                        var dot: T = 0
-                        for j in 0..<n { dot += g[r * n + j] * out[r * n + j] }
-                        for j in 0..<n { d[r * n + j] = out[r * n + j] * (g[r * n + j] - dot) }
+            let gx: [T] = filledArray(count: count) { d in
+                g.withUnsafeBufferPointer { gp in
+                    out.withUnsafeBufferPointer { y in
+                        let p = UncheckedSendable((y.baseAddress!, gp.baseAddress!, d.baseAddress!))
+                        Parallel.chunks(rows, grain: Tensor.rowGrain(n)) { rs in
+                            let (y, g, d) = p.value, at = rs.lowerBound * n
+                            T.softmaxBackwardRows(y: y + at, g: g + at, dx: d + at, rows: rs.count, n: n, scale: 1)
+                        }
                     }
                 }
             }
@@ -91,6 +93,11 @@ extension Tensor {
     @_specialize(where T == Float)
     static func normalize(_ x: Tensor, groups: Int, groupSize m: Int, spatial: Int, channels: Int,
                           weight: Tensor?, bias: Tensor?, eps: T) -> Tensor {
+        if T.self == Float.self {
+            return unsafeBitCast(Tensor<Float>.normalizeFloat(unsafeBitCast(x, to: Tensor<Float>.self), groups: groups, groupSize: m, spatial: spatial, channels: channels,
+                                                              weight: weight.map { unsafeBitCast($0, to: Tensor<Float>.self) },
+                                                              bias: bias.map { unsafeBitCast($0, to: Tensor<Float>.self) }, eps: Float(eps)), to: Tensor.self)
+        }
         var xhat = [T](repeating: 0, count: x.count)
         var rstd = [T](repeating: 0, count: groups)
         let w = weight?.storage, b = bias?.storage
@@ -162,4 +169,80 @@ extension Tensor {
             x.accumulate(gx)
         }
     }
+}
+
+extension Tensor where T == Float {
+    /// `normalize` through the C kernels: groups in fixed chunks over the threads; the per-channel
+    /// weight and bias gradients are summed per chunk and the chunks added in order, so the bits never
+    /// depend on the thread count.
+    static func normalizeFloat(_ x: Tensor, groups: Int, groupSize m: Int, spatial: Int, channels: Int,
+                               weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+        let grain = rowGrain(m)
+        var rstd = [Float](repeating: 0, count: groups)
+        var xhat = [Float](), out = [Float]()
+        xhat = filledArray(count: x.count) { xh in
+            out = filledArray(count: x.count) { o in
+                rstd.withUnsafeMutableBufferPointer { r in
+                    x.storage.withUnsafeBufferPointer { xs in
+                        withOptionalPointer(weight?.storage) { w in
+                            withOptionalPointer(bias?.storage) { b in
+                                let p = UncheckedSendable((xs.baseAddress!, xh.baseAddress!, o.baseAddress!, r.baseAddress!, w, b))
+                                Parallel.chunks(groups, grain: grain) { gs in
+                                    let (xs, xh, o, r, w, b) = p.value
+                                    lethe_norm_forward(xs, xh, o, r, gs.lowerBound, gs.upperBound, m, spatial, channels, w, b, eps)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let inputs = [x] + [weight, bias].compactMap { $0 }
+        return make(out, shape: x.shape, inputs: inputs) { g in
+            let needW = weight?.requiresGrad ?? false, needB = bias?.requiresGrad ?? false
+            let chunks = (groups + grain - 1) / grain
+            var dw = [Float](repeating: 0, count: needW ? chunks * channels : 0)
+            var db = [Float](repeating: 0, count: needB ? chunks * channels : 0)
+            var gx = x.requiresGrad ? [Float](repeating: 0, count: x.count) : []
+            g.withUnsafeBufferPointer { gp in
+                xhat.withUnsafeBufferPointer { xh in
+                    rstd.withUnsafeBufferPointer { r in
+                        withOptionalPointer(weight?.storage) { w in
+                            dw.withUnsafeMutableBufferPointer { dwp in
+                                db.withUnsafeMutableBufferPointer { dbp in
+                                    gx.withUnsafeMutableBufferPointer { dx in
+                                        // An empty array's buffer still has an address: pass nil for what is not wanted.
+                                        let p = UncheckedSendable((gp.baseAddress!, xh.baseAddress!, r.baseAddress!, w, needW ? dwp.baseAddress : nil,
+                                                                   needB ? dbp.baseAddress : nil, x.requiresGrad ? dx.baseAddress : nil))
+                                        Parallel.chunks(groups, grain: grain) { gs in
+                                            let (gp, xh, r, w, dw, db, dx) = p.value
+                                            let chunk = gs.lowerBound / grain
+                                            lethe_norm_backward(gp, xh, r, w, dx, dw.map { $0 + chunk * channels }, db.map { $0 + chunk * channels },
+                                                                gs.lowerBound, gs.upperBound, m, spatial, channels)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            /// Adds the chunks' partial sums in chunk order.
+            func total(_ partials: [Float]) -> [Float] {
+                var sums = [Float](repeating: 0, count: channels)
+                for c in 0..<chunks { for ch in 0..<channels { sums[ch] += partials[c * channels + ch] } }
+                return sums
+            }
+            if needW { weight!.accumulate(total(dw)) }
+            if needB { bias!.accumulate(total(db)) }
+            if x.requiresGrad { x.accumulate(gx) }
+        }
+    }
+}
+
+/// `body` with the array's base address, or nil for a nil or empty array.
+@inline(__always)
+func withOptionalPointer<R>(_ a: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+    guard let a, !a.isEmpty else { return body(nil) }
+    return a.withUnsafeBufferPointer { body($0.baseAddress) }
 }

@@ -1,0 +1,227 @@
+#include "CShims.h"
+#include <math.h>
+#include <string.h>
+
+/* Memory-bound float32 kernels of the tensor core. Every sum runs over eight interleaved partial
+   accumulators combined in a fixed order: the arithmetic is spelled out, so compilers may vectorise
+   it without reassociating, and the bits depend on neither the compiler's choices nor the thread
+   count (callers split work into fixed chunks). */
+
+#define LANES 8
+
+float lethe_sum(const float *x, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += x[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += x[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* sum (x - c)^2 */
+static float sum_sq_dev(const float *x, size_t n, float c) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) { float d = x[i + k] - c; acc[k] += d * d; }
+    for (int k = 0; i < n; i++, k++) { float d = x[i] - c; acc[k] += d * d; }
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+/* sum a * b */
+static float dot(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] += a[i + k] * b[i + k];
+    for (int k = 0; i < n; i++, k++) acc[k] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
+void lethe_row_sums(const float *x, size_t rows, size_t n, float *out) {
+    for (size_t r = 0; r < rows; r++) out[r] = lethe_sum(x + r * n, n);
+}
+
+void lethe_column_sums(const float *x, size_t rows, size_t n, float *out) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = x + r * n;
+        for (size_t j = 0; j < n; j++) out[j] += row[j];
+    }
+}
+
+void lethe_add(float *dst, const float *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] += src[i];
+}
+
+/* ---- normalisation over groups (layer norm and group norm share it) ----
+   Group g is elements [g m, (g+1) m); element i belongs to channel (i / spatial) % channels, so a
+   group is a sequence of runs of `spatial` elements sharing one channel (layer norm: spatial = 1 and
+   m = channels, one channel per element). */
+
+/* Calls BODY(start, length, channel) for each run of one channel inside group g. */
+#define FOR_EACH_RUN(g, BODY)                                                           \
+    do {                                                                                \
+        size_t base_ = (g) * m, j_ = 0;                                                 \
+        while (j_ < m) {                                                                \
+            size_t i_ = base_ + j_;                                                     \
+            size_t len_ = spatial - i_ % spatial;                                       \
+            if (len_ > m - j_) len_ = m - j_;                                           \
+            size_t c_ = (i_ / spatial) % channels;                                      \
+            BODY(i_, len_, c_);                                                         \
+            j_ += len_;                                                                 \
+        }                                                                               \
+    } while (0)
+
+void lethe_norm_forward(const float *x, float *xhat, float *y, float *rstd, size_t g0, size_t g1,
+                        size_t m, size_t spatial, size_t channels, const float *w, const float *b, float eps) {
+    int per_element = spatial == 1 && m == channels;
+    for (size_t g = g0; g < g1; g++) {
+        const float *xs = x + g * m;
+        float mean = lethe_sum(xs, m) / (float)m;
+        float r = 1.0f / sqrtf(sum_sq_dev(xs, m, mean) / (float)m + eps);
+        rstd[g] = r;
+        float *xh = xhat + g * m, *ys = y + g * m;
+        for (size_t j = 0; j < m; j++) xh[j] = (xs[j] - mean) * r;
+        if (per_element) {
+            for (size_t j = 0; j < m; j++) ys[j] = xh[j] * (w ? w[j] : 1.0f) + (b ? b[j] : 0.0f);
+        } else {
+#define AFFINE(i, len, c)                                                               \
+            {                                                                           \
+                float wc = w ? w[c] : 1.0f, bc = b ? b[c] : 0.0f;                       \
+                for (size_t k = 0; k < (len); k++) y[(i) + k] = xhat[(i) + k] * wc + bc; \
+            }
+            FOR_EACH_RUN(g, AFFINE);
+#undef AFFINE
+        }
+    }
+}
+
+void lethe_norm_backward(const float *gy, const float *xhat, const float *rstd, const float *w,
+                         float *dx, float *dw, float *db, size_t g0, size_t g1,
+                         size_t m, size_t spatial, size_t channels) {
+    int per_element = spatial == 1 && m == channels;
+    for (size_t g = g0; g < g1; g++) {
+        const float *gs = gy + g * m, *xh = xhat + g * m;
+        if (per_element) {
+            if (dw) for (size_t j = 0; j < m; j++) dw[j] += gs[j] * xh[j];
+            if (db) for (size_t j = 0; j < m; j++) db[j] += gs[j];
+        } else if (dw || db) {
+#define CHANNEL_SUMS(i, len, c)                                                         \
+            {                                                                           \
+                if (dw) dw[c] += dot(gy + (i), xhat + (i), (len));                      \
+                if (db) db[c] += lethe_sum(gy + (i), (len));                            \
+            }
+            FOR_EACH_RUN(g, CHANNEL_SUMS);
+#undef CHANNEL_SUMS
+        }
+        if (!dx) continue;
+        /* dx = rstd * (v - mean(v) - xhat * mean(v * xhat)), v = g * w[c] */
+        float *d = dx + g * m;
+        if (!w) {
+            for (size_t j = 0; j < m; j++) d[j] = gs[j];
+        } else if (per_element) {
+            for (size_t j = 0; j < m; j++) d[j] = gs[j] * w[j];
+        } else {
+#define SCALE(i, len, c)                                                                \
+            {                                                                           \
+                float wc = w[c];                                                        \
+                for (size_t k = 0; k < (len); k++) dx[(i) + k] = gy[(i) + k] * wc;      \
+            }
+            FOR_EACH_RUN(g, SCALE);
+#undef SCALE
+        }
+        float meanD = lethe_sum(d, m) / (float)m, meanDX = dot(d, xh, m) / (float)m, r = rstd[g];
+        for (size_t j = 0; j < m; j++) d[j] = r * (d[j] - meanD - xh[j] * meanDX);
+    }
+}
+
+/* ---- exp for activations ----
+   exp(x) = 2^n * p(r), x = n ln2 + r, |r| <= ln2 / 2, with a degree-6 polynomial (about 1 ulp over
+   the clamped range). Branch-free, so loops over it vectorise. */
+static inline float vexpf(float x) {
+    x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+    float n = __builtin_roundevenf(x * 1.44269504088896341f);
+    float r = x - n * 0.693359375f;         /* ln2 split in two for an exact first product */
+    r = r + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int e = (int)n + 127;
+    union { int i; float f; } scale = { .i = e << 23 };
+    return p * scale.f;
+}
+
+float lethe_vexpf(float x) { return vexpf(x); }
+
+void lethe_silu_forward(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] / (1.0f + vexpf(-x[i]));
+}
+
+void lethe_silu_backward(const float *x, const float *g, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 1.0f / (1.0f + vexpf(-x[i]));
+        dx[i] = g[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+/* erf by the same rational minimax approximation as Lethe's Swift Float.erf (within 1e-6 relative
+   of libm on [-4, 4]; +-1 beyond), so the C and Swift paths agree. */
+static inline float lethe_erff(float x) {
+    float z = x < -4.0f ? -4.0f : (x > 4.0f ? 4.0f : x);
+    float z2 = z * z;
+    float p = -2.72614225801306e-10f;
+    p = p * z2 + 2.77068142495902e-08f;
+    p = p * z2 - 2.10102402082508e-06f;
+    p = p * z2 - 5.69250639462346e-05f;
+    p = p * z2 - 7.34990630326855e-04f;
+    p = p * z2 - 2.95459980854025e-03f;
+    p = p * z2 - 1.60960333262415e-02f;
+    float q = -1.45660718464996e-05f;
+    q = q * z2 - 2.13374055278905e-04f;
+    q = q * z2 - 1.68282697438203e-03f;
+    q = q * z2 - 7.37332916720468e-03f;
+    q = q * z2 - 1.42647390514189e-02f;
+    return z * p / q;
+}
+
+void lethe_gelu_forward(const float *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        y[i] = v * (1.0f + lethe_erff(v * 0.70710678118654752440f)) * 0.5f;
+    }
+}
+
+void lethe_gelu_backward(const float *x, const float *g, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float cdf = (1.0f + lethe_erff(v * 0.70710678118654752440f)) * 0.5f;
+        float pdf = 0.39894228040143267794f * vexpf(-0.5f * v * v);
+        dx[i] = g[i] * (cdf + v * pdf);
+    }
+}
+
+/* ---- softmax over rows ---- */
+
+void lethe_softmax_rows(float *x, size_t rows, size_t n) {
+    for (size_t r = 0; r < rows; r++) {
+        float *row = x + r * n;
+        float mx = -INFINITY;
+        for (size_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        for (size_t j = 0; j < n; j++) row[j] = vexpf(row[j] - mx);
+        float z = 1.0f / lethe_sum(row, n);
+        for (size_t j = 0; j < n; j++) row[j] *= z;
+    }
+}
+
+void lethe_softmax_backward_rows(const float *y, const float *g, float *dx, size_t rows, size_t n, float scale) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *yr = y + r * n, *gr = g + r * n;
+        float *d = dx + r * n;
+        float s = dot(gr, yr, n);
+        for (size_t j = 0; j < n; j++) d[j] = scale * yr[j] * (gr[j] - s);
+    }
+}
