@@ -97,22 +97,27 @@ public struct Adam<T: TensorScalar>: Optimizer {
         let epsT = T(eps)
         for (i, p) in parameters.enumerated() {
             guard let g0 = p.grad else { continue }
-            var values = p.storage
             var g = g0
-            if weightDecay != 0 {
-                if decoupled {
-                    for j in values.indices { values[j] *= decay }
-                } else {
-                    for j in g.indices { g[j] += wd * values[j] }
+            if weightDecay != 0 && !decoupled {
+                for j in g.indices { g[j] += wd * p.storage[j] }
+            }
+            // In place, through pointers: one pass over each buffer, no copies.
+            let decoupledDecay = weightDecay != 0 && decoupled
+            p.storage.withUnsafeMutableBufferPointer { x in
+                m[i].withUnsafeMutableBufferPointer { m in
+                    v[i].withUnsafeMutableBufferPointer { v in
+                        g.withUnsafeBufferPointer { g in
+                            for j in 0..<x.count {
+                                if decoupledDecay { x[j] *= decay }
+                                m[j] += (g[j] - m[j]) * oneMinusB1            // exp_avg.lerp_(grad, 1 - beta1)
+                                v[j] = v[j] * b2 + oneMinusB2 * g[j] * g[j]   // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                                let denom = v[j].squareRoot() / bias2Sqrt + epsT
+                                x[j] -= stepSize * (m[j] / denom)
+                            }
+                        }
+                    }
                 }
             }
-            for j in values.indices {
-                m[i][j] += (g[j] - m[i][j]) * oneMinusB1           // exp_avg.lerp_(grad, 1 - beta1)
-                v[i][j] = v[i][j] * b2 + oneMinusB2 * g[j] * g[j]  // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-                let denom = v[i][j].squareRoot() / bias2Sqrt + epsT
-                values[j] -= stepSize * (m[i][j] / denom)
-            }
-            p.assign(values)
         }
     }
 }

@@ -69,10 +69,13 @@ extension Tensor {
         let inF = shape[rank - 1], outF = weight.shape[0]
         precondition(weight.shape == [outF, inF], "linear: input \(shape) with weight \(weight.shape)")
         let rows = count / inF
-        var out = [T](repeating: 0, count: rows * outF)
-        if let bias {
-            precondition(bias.shape == [outF])
-            for r in 0..<rows { for j in 0..<outF { out[r * outF + j] = bias.storage[j] } }
+        precondition(bias == nil || bias!.shape == [outF], "linear: bias \(bias!.shape) for \(outF) outputs")
+        // Every row starts as the bias (or is written by a beta = 0 product), so no zero-fill.
+        var out: [T] = filledArray(count: rows * outF) { o in
+            guard let bias else { return }
+            bias.storage.withUnsafeBufferPointer { b in
+                for r in 0..<rows { (o.baseAddress! + r * outF).initialize(from: b.baseAddress!, count: outF) }
+            }
         }
         gemm(storage, weight.storage, into: &out, m: rows, n: outF, k: inF, transB: true, beta: bias == nil ? 0 : 1)
         let x = self
@@ -89,9 +92,7 @@ extension Tensor {
                 weight.accumulate(gw)
             }
             if let bias, bias.requiresGrad {
-                var gb = [T](repeating: 0, count: outF)
-                for r in 0..<rows { for j in 0..<outF { gb[j] += g[r * outF + j] } }
-                bias.accumulate(gb)
+                bias.accumulate(T.columnSums(g, columns: outF))
             }
         }
     }
