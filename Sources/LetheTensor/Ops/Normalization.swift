@@ -242,7 +242,7 @@ extension Tensor where T == Float {
 
 /// `body` with the array's base address, or nil for a nil or empty array.
 @inline(__always)
-func withOptionalPointer<R>(_ a: [Float]?, _ body: (UnsafePointer<Float>?) -> R) -> R {
+func withOptionalPointer<T, R>(_ a: [T]?, _ body: (UnsafePointer<T>?) -> R) -> R {
     guard let a, !a.isEmpty else { return body(nil) }
     return a.withUnsafeBufferPointer { body($0.baseAddress) }
 }

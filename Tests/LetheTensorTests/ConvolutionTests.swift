@@ -1,0 +1,48 @@
+import Testing
+@testable import LetheTensor
+
+/// The blocked im2col convolution against the convolution sum written out directly, on batches big
+/// enough to be split into several blocks of images.
+@Suite struct ConvolutionTests {
+    @Test(arguments: [(stride: 1, padding: 1, size: 30), (stride: 2, padding: 1, size: 45), (stride: 1, padding: 0, size: 31)])
+    func blockedConvolutionMatchesTheDirectSum(stride: Int, padding: Int, size: Int) {
+        var rng = Philox(seed: 5)
+        let (n, c, o, k) = (5, 24, 3, 3)
+        func r(_ shape: [Int]) -> Tensor<Double> {
+            Tensor((0..<shape.reduce(1, *)).map { _ in rng.normal() }, shape: shape, requiresGrad: true)
+        }
+        let x = r([n, c, size, size]), w = r([o, c, k, k]), b = r([o])
+        let geo = Conv2dGeometry(stride: stride, padding: padding)
+        let plan = ConvPlan(input: x.shape, kernel: w.shape, geo: geo)
+        #expect(plan.blocks.count > 1, "the case must span several blocks (\(plan.blockImages) images per block)")
+        let out = x.conv2d(w, b, geo)
+        let ho = out.shape[2]
+        let weights = Tensor<Double>((0..<out.count).map { _ in rng.normal() }, shape: out.shape)
+        (out * weights).sum().backward()
+
+        // out[b][o][y][x] = bias[o] + sum over c, i, j of w[o][c][i][j] * in[b][c][y s - p + i][x s - p + j];
+        // the gradients of sum(out * R) follow from the same sum.
+        var expected = [Double](repeating: 0, count: out.count)
+        var gx = [Double](repeating: 0, count: x.count), gw = [Double](repeating: 0, count: w.count), gb = [Double](repeating: 0, count: o)
+        for bi in 0..<n { for oc in 0..<o { for y in 0..<ho { for xo in 0..<ho {
+            let at = ((bi * o + oc) * ho + y) * ho + xo
+            var sum = b.storage[oc]
+            let rw = weights.storage[at]
+            gb[oc] += rw
+            for ci in 0..<c { for i in 0..<k { for j in 0..<k {
+                let iy = y * stride - padding + i, ix = xo * stride - padding + j
+                guard iy >= 0, iy < size, ix >= 0, ix < size else { continue }
+                let xi = ((bi * c + ci) * size + iy) * size + ix, wi = ((oc * c + ci) * k + i) * k + j
+                sum += w.storage[wi] * x.storage[xi]
+                gx[xi] += rw * w.storage[wi]
+                gw[wi] += rw * x.storage[xi]
+            } } }
+            expected[at] = sum
+        } } } }
+        func worst(_ a: [Double], _ e: [Double]) -> Double { zip(a, e).map { abs($0 - $1) }.max() ?? 0 }
+        #expect(worst(out.storage, expected) < 1e-10)
+        #expect(worst(x.grad!, gx) < 1e-10)
+        #expect(worst(w.grad!, gw) < 1e-9)
+        #expect(worst(b.grad!, gb) < 1e-9)
+    }
+}
