@@ -74,6 +74,17 @@ enum Parallel {
         }
     }
 
+    /// Runs `body(i)` for i in 0..<count over the threads with OpenBLAS single-threaded meanwhile, for
+    /// independent blocks of work that each call BLAS (serially, `parallel: false`): the threads go to
+    /// the blocks rather than into each small product. Every product then runs on one thread with
+    /// shapes fixed by the blocks, so the results do not depend on the thread count in either mode.
+    static func blocksWithSerialBLAS(_ count: Int, _ body: (Int) -> Void) {
+        let blasThreads = BLAS.threads
+        if blasThreads != 1 { BLAS.setThreads(1) }
+        defer { if blasThreads != 1 { BLAS.setThreads(blasThreads) } }
+        run(count, body)
+    }
+
     /// 0..<n in chunks of `grain` (the last may be shorter).
     static func chunks(_ n: Int, grain: Int, _ body: (Range<Int>) -> Void) {
         guard n > 0 else { return }

@@ -30,7 +30,9 @@ struct ConvPlan {
         ho = geo.outSize(h, kernel: kh)
         wo = geo.outSize(w, kernel: kw)
         let perImage = max(1, c * kh * kw * ho * wo)
-        blockImages = max(1, min(n, ConvPlan.blockElements / perImage))
+        // At most a cache's worth of columns, and at least eight blocks when the batch allows, so the
+        // blocks spread evenly over the threads.
+        blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / perImage))
     }
 
     /// Column-matrix elements per block (floats: 1 MiB).
@@ -52,13 +54,12 @@ struct ConvPlan {
     /// written (the padding with zeros), so `dst` may start uninitialised.
     func im2col<T: TensorScalar>(_ x: UnsafePointer<T>, images: Range<Int>, into dst: UnsafeMutablePointer<T>) {
         let s = geo.stride, width = images.count * hw
-        let (src, out) = (UncheckedSendable(x), UncheckedSendable(dst))
-        Parallel.run(images.count * c) { job in
+        for job in 0..<(images.count * c) {
             let local = job / c, ci = job % c
-            let image = src.value + ((images.lowerBound + local) * c + ci) * h * w
+            let image = x + ((images.lowerBound + local) * c + ci) * h * w
             for ki in 0..<kh {
                 for kj in 0..<kw {
-                    let row = out.value + ((ci * kh + ki) * kw + kj) * width + local * hw
+                    let row = dst + ((ci * kh + ki) * kw + kj) * width + local * hw
                     let valid = validColumns(kj: kj)
                     for oy in 0..<ho {
                         let d = row + oy * wo
@@ -81,13 +82,12 @@ struct ConvPlan {
     /// The adjoint of im2col for one block: scatter-adds its columns into the images' gradient.
     func col2im<T: TensorScalar>(_ src: UnsafePointer<T>, images: Range<Int>, into gx: UnsafeMutablePointer<T>) {
         let s = geo.stride, width = images.count * hw
-        let (cols, dst) = (UncheckedSendable(src), UncheckedSendable(gx))
-        Parallel.run(images.count * c) { job in
+        for job in 0..<(images.count * c) {
             let local = job / c, ci = job % c
-            let image = dst.value + ((images.lowerBound + local) * c + ci) * h * w
+            let image = gx + ((images.lowerBound + local) * c + ci) * h * w
             for ki in 0..<kh {
                 for kj in 0..<kw {
-                    let row = cols.value + ((ci * kh + ki) * kw + kj) * width + local * hw
+                    let row = src + ((ci * kh + ki) * kw + kj) * width + local * hw
                     let valid = validColumns(kj: kj)
                     guard !valid.isEmpty else { continue }
                     for oy in 0..<ho {
@@ -110,11 +110,8 @@ struct ConvPlan {
     /// `bias[o]` on the way out when given.
     func blockToImages<T: TensorScalar>(_ block: UnsafePointer<T>, images: Range<Int>, into out: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?) {
         let width = images.count * hw
-        let (src, dst, add) = (UncheckedSendable(block), UncheckedSendable(out), UncheckedSendable(bias))
-        Parallel.run(images.count * o) { job in
-            let local = job / o, oc = job % o
-            let (block, out, bias) = (src.value, dst.value, add.value)
-            do {
+        for local in 0..<images.count {
+            for oc in 0..<o {
                 let (from, to) = (block + oc * width + local * hw, out + ((images.lowerBound + local) * o + oc) * hw)
                 if let bias {
                     let add = bias[oc]
@@ -128,10 +125,10 @@ struct ConvPlan {
 
     func imagesToBlock<T: TensorScalar>(_ images: Range<Int>, from g: UnsafePointer<T>, into block: UnsafeMutablePointer<T>) {
         let width = images.count * hw
-        let (src, dst) = (UncheckedSendable(g), UncheckedSendable(block))
-        Parallel.run(images.count * o) { job in
-            let local = job / o, oc = job % o
-            (dst.value + oc * width + local * hw).update(from: src.value + ((images.lowerBound + local) * o + oc) * hw, count: hw)
+        for local in 0..<images.count {
+            for oc in 0..<o {
+                (block + oc * width + local * hw).update(from: g + ((images.lowerBound + local) * o + oc) * hw, count: hw)
+            }
         }
     }
 }
@@ -143,19 +140,21 @@ extension Tensor {
     public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
         let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
-        let blockWidth = p.blockImages * p.hw
+        let blockWidth = p.blockImages * p.hw, blocks = p.blocks
         // The columns are scratch, rebuilt in the backward pass rather than kept on the tape.
         let out: [T] = filledArray(count: p.n * p.o * p.hw) { out in
-            Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
-                Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { product in
-                    storage.withUnsafeBufferPointer { x in
-                        weight.storage.withUnsafeBufferPointer { w in
-                            withOptionalPointer(bias?.storage) { b in
-                                for images in p.blocks {
-                                    p.im2col(x.baseAddress!, images: images, into: cols)
-                                    gemm(w.baseAddress!, UnsafePointer(cols), product, m: p.o, n: images.count * p.hw, k: p.ck,
-                                         transA: false, transB: false, beta: 0, parallel: true)
-                                    p.blockToImages(UnsafePointer(product), images: images, into: out.baseAddress!, bias: b)
+            storage.withUnsafeBufferPointer { x in
+                weight.storage.withUnsafeBufferPointer { w in
+                    withOptionalPointer(bias?.storage) { b in
+                        let ptrs = UncheckedSendable((x.baseAddress!, w.baseAddress!, b, out.baseAddress!))
+                        Parallel.blocksWithSerialBLAS(blocks.count) { i in
+                            let (x, w, b, out) = ptrs.value, images = blocks[i]
+                            Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
+                                Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { product in
+                                    p.im2col(x, images: images, into: cols)
+                                    gemm(w, UnsafePointer(cols), product, m: p.o, n: images.count * p.hw, k: p.ck,
+                                         transA: false, transB: false, beta: 0, parallel: false)
+                                    p.blockToImages(UnsafePointer(product), images: images, into: out, bias: b)
                                 }
                             }
                         }
@@ -167,28 +166,32 @@ extension Tensor {
         let inputs = [x, weight] + (bias.map { [$0] } ?? [])
         return Tensor.make(out, shape: [p.n, p.o, p.ho, p.wo], inputs: inputs) { g in
             let needW = weight.requiresGrad, needX = x.requiresGrad
-            var gw = [T](repeating: 0, count: needW ? weight.count : 0)
+            // Each block adds its share of the weight gradient into its own slot; the slots are then
+            // added in block order, so the sum never depends on the thread count.
+            var partials = [T](repeating: 0, count: needW ? blocks.count * weight.count : 0)
             var gx = [T](repeating: 0, count: needX ? x.count : 0)
             if needW || needX {
-                Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
-                    Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { gBlock in
-                        x.storage.withUnsafeBufferPointer { xs in
-                            weight.storage.withUnsafeBufferPointer { w in
-                                g.withUnsafeBufferPointer { gp in
-                                    gw.withUnsafeMutableBufferPointer { gwp in
-                                        gx.withUnsafeMutableBufferPointer { gxp in
-                                            for (i, images) in p.blocks.enumerated() {
-                                                let width = images.count * p.hw
-                                                p.imagesToBlock(images, from: gp.baseAddress!, into: gBlock)
-                                                if needW {   // gW += g (O, width) x cols^T (width, CK)
-                                                    p.im2col(xs.baseAddress!, images: images, into: cols)
-                                                    gemm(UnsafePointer(gBlock), UnsafePointer(cols), gwp.baseAddress!, m: p.o, n: p.ck, k: width,
-                                                         transA: false, transB: true, beta: i == 0 ? 0 : 1, parallel: true)
+                x.storage.withUnsafeBufferPointer { xs in
+                    weight.storage.withUnsafeBufferPointer { w in
+                        g.withUnsafeBufferPointer { gp in
+                            partials.withUnsafeMutableBufferPointer { gwp in
+                                gx.withUnsafeMutableBufferPointer { gxp in
+                                    let ptrs = UncheckedSendable((xs.baseAddress!, w.baseAddress!, gp.baseAddress!, gwp.baseAddress, gxp.baseAddress))
+                                    Parallel.blocksWithSerialBLAS(blocks.count) { i in
+                                        let (xs, w, gp, gwp, gxp) = ptrs.value, images = blocks[i]
+                                        let width = images.count * p.hw
+                                        Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
+                                            Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { gBlock in
+                                                p.imagesToBlock(images, from: gp, into: gBlock)
+                                                if needW {   // gW_i = g (O, width) x cols^T (width, CK)
+                                                    p.im2col(xs, images: images, into: cols)
+                                                    gemm(UnsafePointer(gBlock), UnsafePointer(cols), gwp! + i * weight.count, m: p.o, n: p.ck, k: width,
+                                                         transA: false, transB: true, beta: 0, parallel: false)
                                                 }
                                                 if needX {   // columns' gradient W^T (CK, O) x g (O, width), scattered back
-                                                    gemm(w.baseAddress!, UnsafePointer(gBlock), cols, m: p.ck, n: width, k: p.o,
-                                                         transA: true, transB: false, beta: 0, parallel: true)
-                                                    p.col2im(UnsafePointer(cols), images: images, into: gxp.baseAddress!)
+                                                    gemm(w, UnsafePointer(gBlock), cols, m: p.ck, n: width, k: p.o,
+                                                         transA: true, transB: false, beta: 0, parallel: false)
+                                                    p.col2im(UnsafePointer(cols), images: images, into: gxp!)
                                                 }
                                             }
                                         }
@@ -196,6 +199,15 @@ extension Tensor {
                                 }
                             }
                         }
+                    }
+                }
+            }
+            var gw = [T]()
+            if needW {
+                gw = Array(partials[0..<weight.count])
+                gw.withUnsafeMutableBufferPointer { total in
+                    partials.withUnsafeBufferPointer { parts in
+                        for i in 1..<max(1, blocks.count) { T.add(parts.baseAddress! + i * weight.count, into: total.baseAddress!, count: weight.count) }
                     }
                 }
             }
