@@ -48,6 +48,7 @@ import Testing
             ("conv2d 3x3 pad 1", [r([2, 2, 4, 3]), r([3, 2, 3, 3]), r([3])], { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 1, padding: 1)) }),
             ("add per channel", [r([2, 3, 2, 2]), r([2, 3, 1, 1])], { $0[0] + $0[1] }),
             ("sub bias row", [r([2, 3, 4]), r([1, 4])], { $0[0] - $0[1] }),
+            ("broadcast on the left", [r([2, 3, 1, 1]), r([2, 3, 2, 2]), r([2])], { $0[0] * $0[1] - $0[0] + $0[2] / ($0[1] * $0[1] + 1) }),
             ("embedding", [r([5, 3])], { T.embedding([4, 0, 4, 1, 2, 2], shape: [2, 3], weight: $0[0]) }),
             ("mse loss", [r([3, 4]), r([3, 4])], { $0[0].mseLoss($0[1]) }),
             ("l1 loss", [r([3, 4]), r([3, 4])], { $0[0].l1Loss($0[1]) }),

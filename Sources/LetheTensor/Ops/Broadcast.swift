@@ -77,21 +77,34 @@ enum Broadcast {
         }
     }
 
-    /// Sums a gradient of `outShape` back down to `shape` (over the broadcast dimensions).
-    static func reduce<T: TensorScalar>(_ g: [T], from outShape: [Int], to shape: [Int]) -> [T] {
-        if outShape == shape { return g }
-        // The common cases, contiguous: a per-channel term (N, C, 1, 1) or (C, 1, 1) of (N, C, H, W)
-        // sums rows; a bias (C) or (1, C) of (..., C) sums columns.
+    /// How a broadcast operand of `shape` spreads over `outShape`, in the two contiguous cases:
+    /// - rows(r): one value per row of r contiguous rows (a per-channel (N, C, 1, 1) or (C, 1, 1) term
+    ///   of (N, C, H, W)): shape is a prefix of outShape followed by ones;
+    /// - columns(n): the same n values for every row of n (a bias (C) or (1, C) of (..., C)): shape
+    ///   is ones followed by a suffix of outShape.
+    enum Pattern: Equatable { case rows(Int), columns(Int) }
+
+    static func pattern(_ shape: [Int], in outShape: [Int]) -> Pattern? {
+        guard shape.count <= outShape.count else { return nil }
         let padded = [Int](repeating: 1, count: outShape.count - shape.count) + shape
         if let kept = (0...outShape.count).last(where: { k in padded[..<k].elementsEqual(outShape[..<k]) }),
            padded[kept...].allSatisfy({ $0 == 1 }) {
-            let rows = outShape[..<kept].reduce(1, *)
-            return T.rowSums(g, rows: rows)
+            return .rows(outShape[..<kept].reduce(1, *))
         }
         if let dropped = (0...outShape.count).first(where: { k in padded[k...].elementsEqual(outShape[k...]) }),
            padded[..<dropped].allSatisfy({ $0 == 1 }) {
-            let inner = outShape[dropped...].reduce(1, *)
-            return T.columnSums(g, columns: inner)
+            return .columns(outShape[dropped...].reduce(1, *))
+        }
+        return nil
+    }
+
+    /// Sums a gradient of `outShape` back down to `shape` (over the broadcast dimensions).
+    static func reduce<T: TensorScalar>(_ g: [T], from outShape: [Int], to shape: [Int]) -> [T] {
+        if outShape == shape { return g }
+        switch pattern(shape, in: outShape) {
+        case .rows(let rows): return T.rowSums(g, rows: rows)
+        case .columns(let inner): return T.columnSums(g, columns: inner)
+        case nil: break
         }
         var out = [T](repeating: 0, count: shape.reduce(1, *))
         let s = strides(shape, in: outShape)

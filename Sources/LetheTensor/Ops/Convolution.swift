@@ -21,7 +21,7 @@ struct ConvPlan {
     var hw: Int { ho * wo }
     var ck: Int { c * kh * kw }
     /// Images per block; fixed by the shapes alone, never by the thread count.
-    let blockImages: Int
+    var blockImages: Int
 
     init(input: [Int], kernel: [Int], geo: Conv2dGeometry) {
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
@@ -37,6 +37,25 @@ struct ConvPlan {
 
     /// Column-matrix elements per block (floats: 1 MiB).
     static let blockElements = 1 << 18
+
+    /// For stride 1: the convolution that maps the output's gradient to the input's (input (N, O, Ho,
+    /// Wo), kernel (C, O, k, k), padding k - 1 - p, output (N, C, H, W)); nil where that does not hold.
+    func transposedPlan() -> ConvPlan? {
+        guard geo.stride == 1, kh == kw, geo.padding <= kh - 1 else { return nil }
+        var t = ConvPlan(input: [n, o, ho, wo], kernel: [c, o, kh, kw], geo: Conv2dGeometry(stride: 1, padding: kh - 1 - geo.padding))
+        guard t.ho == h, t.wo == w else { return nil }
+        t.blockImages = blockImages        // the same image blocks as this plan
+        return t
+    }
+
+    /// W'[c][o][i][j] = W[o][c][k-1-i][k-1-j]: the kernel of the transposed convolution.
+    func flippedKernel<T: TensorScalar>(_ weight: [T]) -> [T] {
+        var out = [T](repeating: 0, count: weight.count)
+        for oc in 0..<o { for ci in 0..<c { for i in 0..<kh { for j in 0..<kw {
+            out[((ci * o + oc) * kh + i) * kw + j] = weight[((oc * c + ci) * kh + (kh - 1 - i)) * kw + (kw - 1 - j)]
+        } } } }
+        return out
+    }
 
     /// The image blocks, in order.
     var blocks: [Range<Int>] { stride(from: 0, to: n, by: blockImages).map { $0..<min(n, $0 + blockImages) } }
@@ -170,6 +189,13 @@ extension Tensor {
             // added in block order, so the sum never depends on the thread count.
             var partials = [T](repeating: 0, count: needW ? blocks.count * weight.count : 0)
             var gx = [T](repeating: 0, count: needX ? x.count : 0)
+            // With stride 1 (and a square kernel, padding < k) the input's gradient is itself a
+            // convolution: of g with the flipped, transposed kernel and padding k - 1 - p. Its product
+            // has depth O k k instead of O and needs no scatter-add.
+            let transposed = needX ? p.transposedPlan() : nil
+            let flipped = transposed.map { _ in p.flippedKernel(weight.storage) } ?? []
+            let colsCount = max(p.ck * p.hw, transposed.map { $0.ck * $0.hw } ?? 0) * p.blockImages
+            let gBlockCount = max(p.o * p.hw, transposed.map { p.c * $0.hw } ?? 0) * p.blockImages
             if needW || needX {
                 x.storage.withUnsafeBufferPointer { xs in
                     weight.storage.withUnsafeBufferPointer { w in
@@ -180,15 +206,22 @@ extension Tensor {
                                     Parallel.blocksWithSerialBLAS(blocks.count) { i in
                                         let (xs, w, gp, gwp, gxp) = ptrs.value, images = blocks[i]
                                         let width = images.count * p.hw
-                                        Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
-                                            Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { gBlock in
+                                        Scratch.with(T.self, count: colsCount, zeroed: false) { cols in
+                                            Scratch.with(T.self, count: gBlockCount, zeroed: false) { gBlock in
                                                 p.imagesToBlock(images, from: gp, into: gBlock)
                                                 if needW {   // gW_i = g (O, width) x cols^T (width, CK)
                                                     p.im2col(xs, images: images, into: cols)
                                                     gemm(UnsafePointer(gBlock), UnsafePointer(cols), gwp! + i * weight.count, m: p.o, n: p.ck, k: width,
                                                          transA: false, transB: true, beta: 0, parallel: false)
                                                 }
-                                                if needX {   // columns' gradient W^T (CK, O) x g (O, width), scattered back
+                                                if let t = transposed {   // gx = W' (C, O k k) x im2col(g), straight to NCHW
+                                                    t.im2col(gp, images: images, into: cols)
+                                                    flipped.withUnsafeBufferPointer { wf in
+                                                        gemm(wf.baseAddress!, UnsafePointer(cols), gBlock, m: p.c, n: images.count * t.hw, k: t.ck,
+                                                             transA: false, transB: false, beta: 0, parallel: false)
+                                                    }
+                                                    t.blockToImages(UnsafePointer(gBlock), images: images, into: gxp!, bias: nil)
+                                                } else if needX {   // columns' gradient W^T (CK, O) x g (O, width), scattered back
                                                     gemm(w, UnsafePointer(gBlock), cols, m: p.ck, n: width, k: p.o,
                                                          transA: true, transB: false, beta: 0, parallel: false)
                                                     p.col2im(UnsafePointer(cols), images: images, into: gxp!)

@@ -16,6 +16,10 @@ extension Tensor {
                 b.storage.withUnsafeBufferPointer { y in
                     if a.shape == b.shape {
                         Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in for i in r { o[i] = f(x[i], y[i]) } }
+                    } else if a.shape == shape, let pattern = Broadcast.pattern(b.shape, in: shape) {
+                        Tensor.spread(count: o.count, pattern) { i, j in o[i] = f(x[i], y[j]) }
+                    } else if b.shape == shape, let pattern = Broadcast.pattern(a.shape, in: shape) {
+                        Tensor.spread(count: o.count, pattern) { i, j in o[i] = f(x[j], y[i]) }
                     } else {
                         Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in o[i] = f(x[ia], y[ib]) }
                     }
@@ -23,6 +27,24 @@ extension Tensor {
             }
         }
         return (out, shape)
+    }
+
+    /// Calls `body(i, j)` for every element i of an output of `count` elements and the element j of a
+    /// broadcast operand spread over it by `pattern`, in parallel chunks of whole rows.
+    @inline(__always)
+    static func spread(count: Int, _ pattern: Broadcast.Pattern, _ body: (Int, Int) -> Void) {
+        switch pattern {
+        case .rows(let rows):
+            let inner = rows == 0 ? 0 : count / rows
+            Parallel.chunks(rows, grain: rowGrain(inner)) { rs in
+                for r in rs { for i in (r * inner)..<((r + 1) * inner) { body(i, r) } }
+            }
+        case .columns(let inner):
+            let rows = inner == 0 ? 0 : count / inner
+            Parallel.chunks(rows, grain: rowGrain(inner)) { rs in
+                for r in rs { for j in 0..<inner { body(r * inner + j, j) } }
+            }
+        }
     }
 
     /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
