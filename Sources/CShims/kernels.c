@@ -225,3 +225,80 @@ void lethe_softmax_backward_rows(const float *y, const float *g, float *dx, size
         for (size_t j = 0; j < n; j++) d[j] = scale * yr[j] * (gr[j] - s);
     }
 }
+
+/* ---- im2col / col2im for one block of images ----
+   cols[(ci, ki, kj)][(b, oy, ox)] = x[b][ci][oy s - p + ki][ox s - p + kj], 0 outside; rows of
+   images * ho * wo columns. The runs are short (a row of the output), so the copies are written as
+   plain loops rather than library calls. */
+
+/* Output columns [lo, hi) whose input column ox s - p + kj lies inside 0..<w. */
+static inline void valid_columns(long w, long wo, long s, long p, long kj, long *lo, long *hi) {
+    long num = p - kj + s - 1;
+    long l = num > 0 ? num / s : 0;
+    long last = w - 1 + p - kj;
+    long h = last >= 0 ? last / s + 1 : 0;
+    if (h > wo) h = wo;
+    if (h < l) h = l;
+    *lo = l; *hi = h;
+}
+
+__attribute__((no_builtin("memcpy", "memset", "memmove")))
+void lethe_im2col(const float *x, size_t images, size_t c, size_t h, size_t w, size_t kh, size_t kw,
+                  size_t stride, size_t pad, size_t ho, size_t wo, float *dst) {
+    size_t hw = ho * wo, width = images * hw;
+    long s = (long)stride, p = (long)pad;
+    for (size_t b = 0; b < images; b++)
+    for (size_t ci = 0; ci < c; ci++) {
+        const float *image = x + (b * c + ci) * h * w;
+        for (size_t ki = 0; ki < kh; ki++)
+        for (size_t kj = 0; kj < kw; kj++) {
+            float *row = dst + ((ci * kh + ki) * kw + kj) * width + b * hw;
+            long lo, hi;
+            valid_columns((long)w, (long)wo, s, p, (long)kj, &lo, &hi);
+            for (size_t oy = 0; oy < ho; oy++) {
+                float *d = row + oy * wo;
+                long iy = (long)oy * s - p + (long)ki;
+                if (iy < 0 || iy >= (long)h || lo == hi) {
+                    for (size_t j = 0; j < wo; j++) d[j] = 0.0f;
+                    continue;
+                }
+                for (long j = 0; j < lo; j++) d[j] = 0.0f;
+                const float *px = image + iy * (long)w + lo * s - p + (long)kj;
+                if (s == 1) {
+                    for (long j = 0; j < hi - lo; j++) d[lo + j] = px[j];
+                } else {
+                    for (long j = 0; j < hi - lo; j++) d[lo + j] = px[j * s];
+                }
+                for (long j = hi; j < (long)wo; j++) d[j] = 0.0f;
+            }
+        }
+    }
+}
+
+void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w, size_t kh, size_t kw,
+                  size_t stride, size_t pad, size_t ho, size_t wo, float *gx) {
+    size_t hw = ho * wo, width = images * hw;
+    long s = (long)stride, p = (long)pad;
+    for (size_t b = 0; b < images; b++)
+    for (size_t ci = 0; ci < c; ci++) {
+        float *image = gx + (b * c + ci) * h * w;
+        for (size_t ki = 0; ki < kh; ki++)
+        for (size_t kj = 0; kj < kw; kj++) {
+            const float *row = cols + ((ci * kh + ki) * kw + kj) * width + b * hw;
+            long lo, hi;
+            valid_columns((long)w, (long)wo, s, p, (long)kj, &lo, &hi);
+            if (lo == hi) continue;
+            for (size_t oy = 0; oy < ho; oy++) {
+                long iy = (long)oy * s - p + (long)ki;
+                if (iy < 0 || iy >= (long)h) continue;
+                const float *from = row + oy * wo + lo;
+                float *to = image + iy * (long)w + lo * s - p + (long)kj;
+                if (s == 1) {
+                    for (long j = 0; j < hi - lo; j++) to[j] += from[j];
+                } else {
+                    for (long j = 0; j < hi - lo; j++) to[j * s] += from[j];
+                }
+            }
+        }
+    }
+}

@@ -45,4 +45,29 @@ import Testing
         #expect(worst(w.grad!, gw) < 1e-9)
         #expect(worst(b.grad!, gb) < 1e-9)
     }
+
+    /// The Float path (C im2col / col2im kernels) against the Double path checked above.
+    @Test(arguments: [(stride: 1, padding: 1, size: 30), (stride: 2, padding: 1, size: 45), (stride: 1, padding: 0, size: 31), (stride: 2, padding: 0, size: 40)])
+    func floatKernelsMatchTheDoublePath(stride: Int, padding: Int, size: Int) {
+        let f = Self.run(Float.self, stride: stride, padding: padding, size: size)
+        let d = Self.run(Double.self, stride: stride, padding: padding, size: size)
+        for (i, name) in ["out", "x", "w", "b"].enumerated() {
+            let (a, e) = (f[i], d[i])
+            let scale = max(1, e.map(abs).max() ?? 1)
+            let err = zip(a, e).map { abs($0 - $1) }.max() ?? 0
+            #expect(err < 2e-5 * scale, "\(name): \(err) of \(scale)")
+        }
+    }
+
+    /// The output and the gradients of sum(out * R) of one multi-block convolution in precision S.
+    static func run<S: TensorScalar>(_ type: S.Type, stride: Int, padding: Int, size: Int) -> [[Double]] {
+        var rng = Philox(seed: 9)
+        func r(_ shape: [Int]) -> Tensor<S> {
+            Tensor((0..<shape.reduce(1, *)).map { _ in S(rng.normal()) }, shape: shape, requiresGrad: true)
+        }
+        let x = r([5, 24, size, size]), w = r([3, 24, 3, 3]), b = r([3])
+        let out = x.conv2d(w, b, Conv2dGeometry(stride: stride, padding: padding))
+        (out * Tensor((0..<out.count).map { _ in S(rng.normal()) }, shape: out.shape)).sum().backward()
+        return [out.storage, x.grad!, w.grad!, b.grad!].map { $0.map { Double($0) } }
+    }
 }

@@ -42,4 +42,11 @@ void lethe_norm_backward(const float *gy, const float *xhat, const float *rstd, 
 void lethe_softmax_rows(float *x, size_t rows, size_t n);
 /// dx = scale * y * (g - sum(g * y)) per row: softmax's backward given its output y.
 void lethe_softmax_backward_rows(const float *y, const float *g, float *dx, size_t rows, size_t n, float scale);
+
+/// im2col of `images` consecutive (c, h, w) images into a (c kh kw, images ho wo) matrix, zeros in
+/// the padding; and its adjoint, adding a column matrix's entries back into the images' gradient.
+void lethe_im2col(const float *x, size_t images, size_t c, size_t h, size_t w, size_t kh, size_t kw,
+                  size_t stride, size_t pad, size_t ho, size_t wo, float *dst);
+void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w, size_t kh, size_t kw,
+                  size_t stride, size_t pad, size_t ho, size_t wo, float *gx);
 #endif

@@ -1,6 +1,8 @@
 // 2-D convolution as im2col + gemm over blocks of images, NCHW activations and (O, C, kH, kW) weights
 // as in PyTorch.
 
+import CShims
+
 public struct Conv2dGeometry: Sendable, Equatable {
     public var stride: Int
     public var padding: Int
@@ -64,7 +66,8 @@ struct ConvPlan {
     @inline(__always)
     func validColumns(kj: Int) -> Range<Int> {
         let lo = max(0, (geo.padding - kj + geo.stride - 1) / geo.stride)
-        let hi = min(wo, (w - 1 + geo.padding - kj) / geo.stride + 1)
+        let last = w - 1 + geo.padding - kj          // the largest ox s that stays inside (may be < 0)
+        let hi = last < 0 ? 0 : min(wo, last / geo.stride + 1)
         return lo..<max(lo, hi)
     }
 
@@ -72,6 +75,11 @@ struct ConvPlan {
     /// (0 outside) for the images of one block: a (C k k, |images| Ho Wo) matrix. Every entry is
     /// written (the padding with zeros), so `dst` may start uninitialised.
     func im2col<T: TensorScalar>(_ x: UnsafePointer<T>, images: Range<Int>, into dst: UnsafeMutablePointer<T>) {
+        if T.self == Float.self {    // the C kernel: short runs as plain loops, not library calls
+            lethe_im2col(UnsafeRawPointer(x + images.lowerBound * c * h * w).assumingMemoryBound(to: Float.self), images.count,
+                         c, h, w, kh, kw, geo.stride, geo.padding, ho, wo, UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self))
+            return
+        }
         let s = geo.stride, width = images.count * hw
         for job in 0..<(images.count * c) {
             let local = job / c, ci = job % c
@@ -100,6 +108,11 @@ struct ConvPlan {
 
     /// The adjoint of im2col for one block: scatter-adds its columns into the images' gradient.
     func col2im<T: TensorScalar>(_ src: UnsafePointer<T>, images: Range<Int>, into gx: UnsafeMutablePointer<T>) {
+        if T.self == Float.self {
+            lethe_col2im(UnsafeRawPointer(src).assumingMemoryBound(to: Float.self), images.count, c, h, w, kh, kw, geo.stride, geo.padding,
+                         ho, wo, UnsafeMutableRawPointer(gx + images.lowerBound * c * h * w).assumingMemoryBound(to: Float.self))
+            return
+        }
         let s = geo.stride, width = images.count * hw
         for job in 0..<(images.count * c) {
             let local = job / c, ci = job % c

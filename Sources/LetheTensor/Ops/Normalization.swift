@@ -94,9 +94,9 @@ extension Tensor {
     static func normalize(_ x: Tensor, groups: Int, groupSize m: Int, spatial: Int, channels: Int,
                           weight: Tensor?, bias: Tensor?, eps: T) -> Tensor {
         if T.self == Float.self {
-            return unsafeBitCast(Tensor<Float>.normalizeFloat(unsafeBitCast(x, to: Tensor<Float>.self), groups: groups, groupSize: m, spatial: spatial, channels: channels,
-                                                              weight: weight.map { unsafeBitCast($0, to: Tensor<Float>.self) },
-                                                              bias: bias.map { unsafeBitCast($0, to: Tensor<Float>.self) }, eps: Float(eps)), to: Tensor.self)
+            return unsafeBitCast(Tensor<Float>.normalizeFloat(unsafeDowncast(x, to: Tensor<Float>.self), groups: groups, groupSize: m, spatial: spatial, channels: channels,
+                                                              weight: weight.map { unsafeDowncast($0, to: Tensor<Float>.self) },
+                                                              bias: bias.map { unsafeDowncast($0, to: Tensor<Float>.self) }, eps: Float(eps)), to: Tensor.self)
         }
         var xhat = [T](repeating: 0, count: x.count)
         var rstd = [T](repeating: 0, count: groups)
