@@ -266,6 +266,8 @@ void lethe_im2col(const float *x, size_t images, size_t c, size_t h, size_t w, s
                 const float *px = image + iy * (long)w + lo * s - p + (long)kj;
                 if (s == 1) {
                     for (long j = 0; j < hi - lo; j++) d[lo + j] = px[j];
+                } else if (s == 2) {   /* a constant stride lets the compiler vectorise by deinterleaving */
+                    for (long j = 0; j < hi - lo; j++) d[lo + j] = px[2 * j];
                 } else {
                     for (long j = 0; j < hi - lo; j++) d[lo + j] = px[j * s];
                 }
@@ -295,6 +297,8 @@ void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w
                 float *to = image + iy * (long)w + lo * s - p + (long)kj;
                 if (s == 1) {
                     for (long j = 0; j < hi - lo; j++) to[j] += from[j];
+                } else if (s == 2) {
+                    for (long j = 0; j < hi - lo; j++) to[2 * j] += from[j];
                 } else {
                     for (long j = 0; j < hi - lo; j++) to[j * s] += from[j];
                 }
