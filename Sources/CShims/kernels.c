@@ -306,3 +306,111 @@ void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w
         }
     }
 }
+
+/* ---- Winograd F(2x2, 3x3) transforms (see Winograd.swift for the maths) ----
+   Each works a row of tiles at a time: the first stage combines whole image rows (contiguous), the
+   second combines columns two apart (a constant stride the compiler vectorises), so the loops run
+   over many tiles at once. Layouts: v[ξ][c][tile], m and dm [ξ][o][tile], tile = (image th + ty) tw + tx. */
+
+#include <stdlib.h>
+
+void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
+                          size_t th, size_t tw, float *v) {
+    size_t tiles = images * th * tw, width = 2 * tw + 2;
+    float *rows = calloc(8 * width, sizeof(float));
+    float *r[4] = {rows, rows + width, rows + 2 * width, rows + 3 * width};
+    float *t[4] = {rows + 4 * width, rows + 5 * width, rows + 6 * width, rows + 7 * width};
+    for (size_t b = 0; b < images; b++)
+    for (size_t ci = 0; ci < c; ci++) {
+        const float *plane = x + (b * c + ci) * h * w;
+        for (size_t ty = 0; ty < th; ty++) {
+            for (int i = 0; i < 4; i++) {                 /* input rows 2 ty - p + i, zero-padded */
+                long y = (long)(2 * ty + i) - (long)pad;
+                for (size_t k = 0; k < width; k++) {
+                    long xx = (long)k - (long)pad;
+                    r[i][k] = (y >= 0 && y < (long)h && xx >= 0 && xx < (long)w) ? plane[y * (long)w + xx] : 0.0f;
+                }
+            }
+            for (size_t k = 0; k < width; k++) {          /* B^T d over rows */
+                float d0 = r[0][k], d1 = r[1][k], d2 = r[2][k], d3 = r[3][k];
+                t[0][k] = d0 - d2; t[1][k] = d1 + d2; t[2][k] = d2 - d1; t[3][k] = d1 - d3;
+            }
+            size_t base = (b * th + ty) * tw;
+            for (int i = 0; i < 4; i++) {                 /* (B^T d) B over columns */
+                float *o0 = v + ((size_t)(4 * i) * c + ci) * tiles + base;
+                float *o1 = v + ((size_t)(4 * i + 1) * c + ci) * tiles + base;
+                float *o2 = v + ((size_t)(4 * i + 2) * c + ci) * tiles + base;
+                float *o3 = v + ((size_t)(4 * i + 3) * c + ci) * tiles + base;
+                const float *ti = t[i];
+                for (size_t tx = 0; tx < tw; tx++) {
+                    float a = ti[2 * tx], bb = ti[2 * tx + 1], cc = ti[2 * tx + 2], d = ti[2 * tx + 3];
+                    o0[tx] = a - cc; o1[tx] = bb + cc; o2[tx] = cc - bb; o3[tx] = bb - d;
+                }
+            }
+        }
+    }
+    free(rows);
+}
+
+void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, size_t wo,
+                           size_t th, size_t tw, const float *bias, float *out) {
+    size_t tiles = images * th * tw;
+    float *row = malloc(2 * (2 * tw) * sizeof(float));
+    for (size_t b = 0; b < images; b++)
+    for (size_t oc = 0; oc < o; oc++) {
+        float *plane = out + (b * o + oc) * ho * wo;
+        float add = bias ? bias[oc] : 0.0f;
+        for (size_t ty = 0; ty < th; ty++) {
+            size_t base = (b * th + ty) * tw;
+            const float *mm[16];
+            for (int xi = 0; xi < 16; xi++) mm[xi] = m + ((size_t)xi * o + oc) * tiles + base;
+            float *y0 = row, *y1 = row + 2 * tw;
+            for (size_t tx = 0; tx < tw; tx++) {
+                float t0[4], t1[4];                         /* A^T M: 2x4 */
+                for (int j = 0; j < 4; j++) {
+                    float m0 = mm[j][tx], m1 = mm[4 + j][tx], m2 = mm[8 + j][tx], m3 = mm[12 + j][tx];
+                    t0[j] = m0 + m1 + m2; t1[j] = m1 - m2 - m3;
+                }
+                y0[2 * tx] = t0[0] + t0[1] + t0[2] + add; y0[2 * tx + 1] = t0[1] - t0[2] - t0[3] + add;
+                y1[2 * tx] = t1[0] + t1[1] + t1[2] + add; y1[2 * tx + 1] = t1[1] - t1[2] - t1[3] + add;
+            }
+            for (int i = 0; i < 2 && 2 * ty + i < ho; i++) {
+                float *dst = plane + (2 * ty + i) * wo, *src = i ? y1 : y0;
+                for (size_t k = 0; k < wo; k++) dst[k] = src[k];
+            }
+        }
+    }
+    free(row);
+}
+
+void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
+                                    size_t th, size_t tw, float *dm) {
+    size_t tiles = images * th * tw;
+    float *rows = calloc(2 * (2 * tw), sizeof(float));
+    for (size_t b = 0; b < images; b++)
+    for (size_t oc = 0; oc < o; oc++) {
+        const float *plane = g + (b * o + oc) * ho * wo;
+        for (size_t ty = 0; ty < th; ty++) {
+            float *r0 = rows, *r1 = rows + 2 * tw;
+            for (int i = 0; i < 2; i++) {                 /* dY rows, zero beyond the output */
+                float *r = i ? r1 : r0;
+                size_t y = 2 * ty + i;
+                for (size_t k = 0; k < 2 * tw; k++) r[k] = (y < ho && k < wo) ? plane[y * wo + k] : 0.0f;
+            }
+            size_t base = (b * th + ty) * tw;
+            float *dd[16];
+            for (int xi = 0; xi < 16; xi++) dd[xi] = dm + ((size_t)xi * o + oc) * tiles + base;
+            for (size_t tx = 0; tx < tw; tx++) {
+                float a = r0[2 * tx], bb = r0[2 * tx + 1], cc = r1[2 * tx], d = r1[2 * tx + 1];
+                float rr[4][2] = {{a, bb}, {a + cc, bb + d}, {a - cc, bb - d}, {-cc, -d}};   /* A dY */
+                for (int i = 0; i < 4; i++) {                                                 /* (A dY) A^T */
+                    dd[4 * i][tx] = rr[i][0];
+                    dd[4 * i + 1][tx] = rr[i][0] + rr[i][1];
+                    dd[4 * i + 2][tx] = rr[i][0] - rr[i][1];
+                    dd[4 * i + 3][tx] = -rr[i][1];
+                }
+            }
+        }
+    }
+    free(rows);
+}

@@ -4,15 +4,26 @@ import Testing
 /// The blocked im2col convolution against the convolution sum written out directly, on batches big
 /// enough to be split into several blocks of images.
 @Suite struct ConvolutionTests {
-    /// Cases: im2col at stride 1 and 2, shifted products (stride 1 from 32x32 outputs), with and
-    /// without padding.
-    static let cases = [(stride: 1, padding: 1, size: 20), (stride: 2, padding: 1, size: 45), (stride: 1, padding: 0, size: 34),
-                        (stride: 1, padding: 1, size: 32), (stride: 2, padding: 0, size: 40)]
+    /// One case per way a convolution runs, each spanning several blocks of images: Winograd (forward
+    /// and weight gradient; input gradient by im2col, by Winograd, with ragged tiles), shifted
+    /// products (stride 1, 32x32 and up, too few channels for Winograd), im2col at stride 1 (a 5x5
+    /// kernel) and stride 2 with and without padding.
+    struct Case: Sendable, CustomTestStringConvertible {
+        var stride, padding, size, c, o, k: Int
+        var testDescription: String { "stride \(stride) pad \(padding) \(size)x\(size) \(c)->\(o) k\(k)" }
+    }
+    static let cases = [
+        Case(stride: 1, padding: 1, size: 20, c: 24, o: 3, k: 3), Case(stride: 1, padding: 1, size: 32, c: 24, o: 9, k: 3),
+        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3), Case(stride: 1, padding: 0, size: 34, c: 4, o: 3, k: 3),
+        Case(stride: 1, padding: 2, size: 20, c: 6, o: 3, k: 5), Case(stride: 2, padding: 1, size: 45, c: 24, o: 3, k: 3),
+        Case(stride: 2, padding: 0, size: 40, c: 24, o: 3, k: 3),
+    ]
 
     @Test(arguments: cases)
-    func blockedConvolutionMatchesTheDirectSum(stride: Int, padding: Int, size: Int) {
+    func blockedConvolutionMatchesTheDirectSum(_ t: Case) {
+        let (stride, padding, size) = (t.stride, t.padding, t.size)
         var rng = Philox(seed: 5)
-        let (n, c, o, k) = (5, 24, 3, 3)
+        let (n, c, o, k) = (5, t.c, t.o, t.k)
         func r(_ shape: [Int]) -> Tensor<Double> {
             Tensor((0..<shape.reduce(1, *)).map { _ in rng.normal() }, shape: shape, requiresGrad: true)
         }
@@ -20,7 +31,8 @@ import Testing
         let geo = Conv2dGeometry(stride: stride, padding: padding)
         let plan = ConvPlan(input: x.shape, kernel: w.shape, geo: geo)
         #expect(plan.blocks.count > 1, "the case must span several blocks (\(plan.blockImages) images per block)")
-        #expect(plan.shifted == (stride == 1 && size + 2 * padding - 2 >= 32))
+        #expect(plan.winograd == (stride == 1 && k == 3 && c >= 8))
+        #expect(plan.shifted == (stride == 1 && size + 2 * padding - k + 1 >= 32))
         let out = x.conv2d(w, b, geo)
         let ho = out.shape[2]
         let weights = Tensor<Double>((0..<out.count).map { _ in rng.normal() }, shape: out.shape)
@@ -52,11 +64,11 @@ import Testing
         #expect(worst(b.grad!, gb) < 1e-9)
     }
 
-    /// The Float path (C im2col / col2im kernels) against the Double path checked above.
+    /// The Float path (C kernels) against the Double path checked above.
     @Test(arguments: cases)
-    func floatKernelsMatchTheDoublePath(stride: Int, padding: Int, size: Int) {
-        let f = Self.run(Float.self, stride: stride, padding: padding, size: size)
-        let d = Self.run(Double.self, stride: stride, padding: padding, size: size)
+    func floatKernelsMatchTheDoublePath(_ t: Case) {
+        let f = Self.run(Float.self, t)
+        let d = Self.run(Double.self, t)
         for (i, name) in ["out", "x", "w", "b"].enumerated() {
             let (a, e) = (f[i], d[i])
             let scale = max(1, e.map(abs).max() ?? 1)
@@ -66,13 +78,13 @@ import Testing
     }
 
     /// The output and the gradients of sum(out * R) of one multi-block convolution in precision S.
-    static func run<S: TensorScalar>(_ type: S.Type, stride: Int, padding: Int, size: Int) -> [[Double]] {
+    static func run<S: TensorScalar>(_ type: S.Type, _ t: Case) -> [[Double]] {
         var rng = Philox(seed: 9)
         func r(_ shape: [Int]) -> Tensor<S> {
             Tensor((0..<shape.reduce(1, *)).map { _ in S(rng.normal()) }, shape: shape, requiresGrad: true)
         }
-        let x = r([5, 24, size, size]), w = r([3, 24, 3, 3]), b = r([3])
-        let out = x.conv2d(w, b, Conv2dGeometry(stride: stride, padding: padding))
+        let x = r([5, t.c, t.size, t.size]), w = r([t.o, t.c, t.k, t.k]), b = r([t.o])
+        let out = x.conv2d(w, b, Conv2dGeometry(stride: t.stride, padding: t.padding))
         (out * Tensor((0..<out.count).map { _ in S(rng.normal()) }, shape: out.shape)).sum().backward()
         return [out.storage, x.grad!, w.grad!, b.grad!].map { $0.map { Double($0) } }
     }

@@ -49,4 +49,13 @@ void lethe_im2col(const float *x, size_t images, size_t c, size_t h, size_t w, s
                   size_t stride, size_t pad, size_t ho, size_t wo, float *dst);
 void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w, size_t kh, size_t kw,
                   size_t stride, size_t pad, size_t ho, size_t wo, float *gx);
+
+/// Winograd F(2x2, 3x3) transforms of one block of images (layouts in LetheTensor's Winograd.swift):
+/// input tiles B^T d B, outputs A^T M A (+ bias), and the output gradient's A dY A^T.
+void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
+                          size_t th, size_t tw, float *v);
+void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, size_t wo,
+                           size_t th, size_t tw, const float *bias, float *out);
+void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
+                                    size_t th, size_t tw, float *dm);
 #endif

@@ -35,6 +35,7 @@ struct ConvPlan {
         // At most a cache's worth of columns, and at least eight blocks when the batch allows, so the
         // blocks spread evenly over the threads.
         blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / perImage))
+        if winograd { blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / winogradPerImage)) }
     }
 
     /// Column-matrix elements per block (floats: 1 MiB).
@@ -260,7 +261,8 @@ extension Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
         let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
         let blockWidth = p.blockImages * p.hw, blocks = p.blocks
-        let taps = p.shifted ? p.taps(weight.storage) : []
+        let taps = p.shifted && !p.winograd ? p.taps(weight.storage) : []
+        let u = p.winograd ? p.winogradKernel(weight.storage) : []
         // The columns are scratch, rebuilt in the backward pass rather than kept on the tape.
         let out: [T] = filledArray(count: p.n * p.o * p.hw) { out in
             storage.withUnsafeBufferPointer { x in
@@ -269,6 +271,17 @@ extension Tensor {
                         let ptrs = UncheckedSendable((x.baseAddress!, w.baseAddress!, b, out.baseAddress!))
                         Parallel.blocksWithSerialBLAS(blocks.count) { i in
                             let (x, w, b, out) = ptrs.value, images = blocks[i]
+                            if p.winograd {
+                                let tiles = p.tiles(images.count)
+                                Scratch.with(T.self, count: 16 * p.c * tiles, zeroed: false) { v in
+                                    Scratch.with(T.self, count: 16 * p.o * tiles, zeroed: false) { m in
+                                        p.winogradInput(x, images: images, into: v)
+                                        u.withUnsafeBufferPointer { p.winogradProducts($0.baseAddress!, UnsafePointer(v), images: images.count, into: m) }
+                                        p.winogradOutput(UnsafePointer(m), images: images, into: out, bias: b)
+                                    }
+                                }
+                                return
+                            }
                             if p.shifted {
                                 Scratch.with(T.self, count: p.c * p.paddedStride(images.count), zeroed: false) { padded in
                                     Scratch.with(T.self, count: p.o * images.count * p.paddedPlane, zeroed: false) { q in
@@ -305,7 +318,8 @@ extension Tensor {
             // has depth O k k instead of O and needs no scatter-add.
             let transposed = needX ? p.transposedPlan() : nil
             let flipped = transposed.map { _ in p.flippedKernel(weight.storage) } ?? []
-            let flippedTaps = transposed.map { $0.shifted ? $0.taps(flipped) : [] } ?? []
+            let flippedTaps = transposed.map { $0.shifted && !$0.winograd ? $0.taps(flipped) : [] } ?? []
+            let flippedU = transposed.map { $0.winograd ? $0.winogradKernel(flipped) : [] } ?? []
             let colsCount = max(p.ck * p.hw, transposed.map { $0.ck * $0.hw } ?? 0) * p.blockImages
             let gBlockCount = max(p.o * p.hw, transposed.map { p.c * $0.hw } ?? 0) * p.blockImages
             if needW || needX {
@@ -321,7 +335,19 @@ extension Tensor {
                                         Scratch.with(T.self, count: colsCount, zeroed: false) { cols in
                                             Scratch.with(T.self, count: gBlockCount, zeroed: false) { gBlock in
                                                 p.imagesToBlock(images, from: gp, into: gBlock)
-                                                if needW && p.shifted {   // per tap: g on the padded grid x shifted copy^T
+                                                if needW && p.winograd {   // dU = (A dY A^T) V^T per position, dW = G^T dU G
+                                                    let tiles = p.tiles(images.count)
+                                                    Scratch.with(T.self, count: 16 * p.c * tiles, zeroed: false) { v in
+                                                        Scratch.with(T.self, count: 16 * p.o * tiles, zeroed: false) { dm in
+                                                            Scratch.with(T.self, count: 16 * p.o * p.c, zeroed: false) { du in
+                                                                p.winogradInput(xs, images: images, into: v)
+                                                                p.winogradOutputGradient(gp, images: images, into: dm)
+                                                                p.winogradKernelProducts(UnsafePointer(dm), UnsafePointer(v), images: images.count, into: du)
+                                                                p.winogradKernelGradient(UnsafePointer(du), into: gwp! + i * weight.count)
+                                                            }
+                                                        }
+                                                    }
+                                                } else if needW && p.shifted {   // per tap: g on the padded grid x shifted copy^T
                                                     Scratch.with(T.self, count: p.c * p.paddedStride(images.count), zeroed: false) { padded in
                                                         Scratch.with(T.self, count: p.o * images.count * p.paddedPlane, zeroed: false) { gPadded in
                                                             Scratch.with(T.self, count: weight.count, zeroed: false) { tapScratch in
@@ -337,7 +363,18 @@ extension Tensor {
                                                     gemm(UnsafePointer(gBlock), UnsafePointer(cols), gwp! + i * weight.count, m: p.o, n: p.ck, k: width,
                                                          transA: false, transB: true, beta: 0, parallel: false)
                                                 }
-                                                if let t = transposed, t.shifted {   // gx = the transposed convolution, shifted products
+                                                if let t = transposed, t.winograd {   // gx = the transposed convolution, Winograd
+                                                    let tiles = t.tiles(images.count)
+                                                    Scratch.with(T.self, count: 16 * t.c * tiles, zeroed: false) { v in
+                                                        Scratch.with(T.self, count: 16 * t.o * tiles, zeroed: false) { m in
+                                                            t.winogradInput(gp, images: images, into: v)
+                                                            flippedU.withUnsafeBufferPointer {
+                                                                t.winogradProducts($0.baseAddress!, UnsafePointer(v), images: images.count, into: m)
+                                                            }
+                                                            t.winogradOutput(UnsafePointer(m), images: images, into: gxp!, bias: nil)
+                                                        }
+                                                    }
+                                                } else if let t = transposed, t.shifted {   // gx = the transposed convolution, shifted products
                                                     Scratch.with(T.self, count: t.c * t.paddedStride(images.count), zeroed: false) { padded in
                                                         Scratch.with(T.self, count: t.o * images.count * t.paddedPlane, zeroed: false) { q in
                                                             t.pad(gp, images: images, into: padded)
