@@ -326,10 +326,13 @@ void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, siz
         for (size_t ty = 0; ty < th; ty++) {
             for (int i = 0; i < 4; i++) {                 /* input rows 2 ty - p + i, zero-padded */
                 long y = (long)(2 * ty + i) - (long)pad;
-                for (size_t k = 0; k < width; k++) {
-                    long xx = (long)k - (long)pad;
-                    r[i][k] = (y >= 0 && y < (long)h && xx >= 0 && xx < (long)w) ? plane[y * (long)w + xx] : 0.0f;
-                }
+                long lo = (long)pad, hi = (long)pad + (long)w;          /* columns holding pixels */
+                if (hi > (long)width) hi = (long)width;
+                if (y < 0 || y >= (long)h) { lo = hi = 0; }
+                for (long k = 0; k < lo; k++) r[i][k] = 0.0f;
+                const float *src = plane + y * (long)w - (long)pad;
+                for (long k = lo; k < hi; k++) r[i][k] = src[k];
+                for (long k = hi > lo ? hi : 0; k < (long)width; k++) r[i][k] = 0.0f;
             }
             for (size_t k = 0; k < width; k++) {          /* B^T d over rows */
                 float d0 = r[0][k], d1 = r[1][k], d2 = r[2][k], d3 = r[3][k];

@@ -77,11 +77,59 @@ extension Tensor {
         }
     }
 
+    /// a + sign * b as plain loops (no per-element closure, so they vectorise) for equal shapes and for
+    /// a per-row or per-column operand on either side; nil for other broadcasts.
+    @_specialize(where T == Float)
+    static func additiveForward(_ a: Tensor, _ b: Tensor, sign: T) -> (values: [T], shape: [Int])? {
+        guard let shape = Broadcast.shape(a.shape, b.shape) else { return nil }
+        let count = shape.reduce(1, *)
+        let pattern: Broadcast.Pattern?, bBroadcast: Bool
+        if a.shape == b.shape { pattern = nil; bBroadcast = true }
+        else if a.shape == shape, let p = Broadcast.pattern(b.shape, in: shape) { pattern = p; bBroadcast = true }
+        else if b.shape == shape, let p = Broadcast.pattern(a.shape, in: shape) { pattern = p; bBroadcast = false }
+        else { return nil }
+        let (sa, sb): (T, T) = (1, sign)
+        let out: [T] = filledArray(count: count) { o in
+            a.storage.withUnsafeBufferPointer { x in
+                b.storage.withUnsafeBufferPointer { y in
+                    let ptrs = UncheckedSendable((x.baseAddress!, y.baseAddress!, o.baseAddress!))
+                    // `full` has the output's shape; `small` is spread over it; scales apply to a and b.
+                    let (full, small) = bBroadcast ? (ptrs.value.0, ptrs.value.1) : (ptrs.value.1, ptrs.value.0)
+                    let (sf, ss) = bBroadcast ? (sa, sb) : (sb, sa)
+                    let fullP = UncheckedSendable(full), smallP = UncheckedSendable(small)
+                    switch pattern {
+                    case nil:
+                        Parallel.chunks(count, grain: Parallel.elementGrain) { r in
+                            let (x, y, o) = ptrs.value
+                            for i in r { o[i] = x[i] + sign * y[i] }
+                        }
+                    case .rows(let rows)?:
+                        let inner = rows == 0 ? 0 : count / rows
+                        Parallel.chunks(rows, grain: rowGrain(inner)) { rs in
+                            let (f, s, o) = (fullP.value, smallP.value, ptrs.value.2)
+                            for r in rs {
+                                let v = ss * s[r]
+                                for i in (r * inner)..<((r + 1) * inner) { o[i] = sf * f[i] + v }
+                            }
+                        }
+                    case .columns(let inner)?:
+                        let rows = inner == 0 ? 0 : count / inner
+                        Parallel.chunks(rows, grain: rowGrain(inner)) { rs in
+                            let (f, s, o) = (fullP.value, smallP.value, ptrs.value.2)
+                            for r in rs { for j in 0..<inner { o[r * inner + j] = sf * f[r * inner + j] + ss * s[j] } }
+                        }
+                    }
+                }
+            }
+        }
+        return (out, shape)
+    }
+
     /// a + sign * b: the output's gradient goes to a as it is and to b times sign (both summed over
     /// broadcast dimensions), with no per-element derivative to evaluate.
     @_specialize(where T == Float)
     static func additive(_ a: Tensor, _ b: Tensor, sign: T) -> Tensor {
-        let (out, shape) = sign == 1 ? broadcastForward(a, b, +) : broadcastForward(a, b, -)
+        let (out, shape) = additiveForward(a, b, sign: sign) ?? (sign == 1 ? broadcastForward(a, b, +) : broadcastForward(a, b, -))
         return make(out, shape: shape, inputs: [a, b]) { g in
             if a.requiresGrad { a.accumulate(Broadcast.reduce(g, from: shape, to: a.shape)) }
             if b.requiresGrad {
