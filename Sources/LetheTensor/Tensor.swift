@@ -139,3 +139,10 @@ func filledArray<T: TensorScalar>(count: Int, _ fill: (UnsafeMutableBufferPointe
         initialized = count
     }
 }
+
+/// An array of trivial scalars left unwritten, for buffers that a later pass writes whole before
+/// anything reads them (the gradient slots of a convolution's blocks, a kernel's full output).
+@inline(__always)
+func unwrittenArray<T: TensorScalar>(count: Int) -> [T] {
+    [T](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+}

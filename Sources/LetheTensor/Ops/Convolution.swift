@@ -311,8 +311,8 @@ extension Tensor {
             let needW = weight.requiresGrad, needX = x.requiresGrad
             // Each block adds its share of the weight gradient into its own slot; the slots are then
             // added in block order, so the sum never depends on the thread count.
-            var partials = [T](repeating: 0, count: needW ? blocks.count * weight.count : 0)
-            var gx = [T](repeating: 0, count: needX ? x.count : 0)
+            // Every path writes each block's slot whole, so the slots start uninitialised.
+            var partials: [T] = unwrittenArray(count: needW ? blocks.count * weight.count : 0)
             // With stride 1 (and a square kernel, padding < k) the input's gradient is itself a
             // convolution: of g with the flipped, transposed kernel and padding k - 1 - p. Its product
             // has depth O k k instead of O and needs no scatter-add.
@@ -320,6 +320,8 @@ extension Tensor {
             let flipped = transposed.map { _ in p.flippedKernel(weight.storage) } ?? []
             let flippedTaps = transposed.map { $0.shifted && !$0.winograd ? $0.taps(flipped) : [] } ?? []
             let flippedU = transposed.map { $0.winograd ? $0.winogradKernel(flipped) : [] } ?? []
+            // The transposed convolution writes every element of gx; the scatter-add of col2im needs zeros.
+            var gx: [T] = !needX ? [] : transposed == nil ? [T](repeating: 0, count: x.count) : unwrittenArray(count: x.count)
             let colsCount = max(p.ck * p.hw, transposed.map { $0.ck * $0.hw } ?? 0) * p.blockImages
             let gBlockCount = max(p.o * p.hw, transposed.map { p.c * $0.hw } ?? 0) * p.blockImages
             if needW || needX {

@@ -203,7 +203,7 @@ extension Tensor where T == Float {
             let chunks = (groups + grain - 1) / grain
             var dw = [Float](repeating: 0, count: needW ? chunks * channels : 0)
             var db = [Float](repeating: 0, count: needB ? chunks * channels : 0)
-            var gx = x.requiresGrad ? [Float](repeating: 0, count: x.count) : []
+            var gx: [Float] = x.requiresGrad ? unwrittenArray(count: x.count) : []   // written whole by the kernel
             g.withUnsafeBufferPointer { gp in
                 xhat.withUnsafeBufferPointer { xh in
                     rstd.withUnsafeBufferPointer { r in
