@@ -316,27 +316,25 @@ void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w
 
 void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
                           size_t th, size_t tw, float *v) {
-    size_t tiles = images * th * tw, width = 2 * tw + 2;
-    float *rows = calloc(8 * width, sizeof(float));
-    float *r[4] = {rows, rows + width, rows + 2 * width, rows + 3 * width};
-    float *t[4] = {rows + 4 * width, rows + 5 * width, rows + 6 * width, rows + 7 * width};
+    size_t tiles = images * th * tw, width = 2 * tw + 2;   /* >= pad + w + pad: the padded row */
+    float *rows = calloc(4 * width + w, sizeof(float));
+    float *t[4] = {rows, rows + width, rows + 2 * width, rows + 3 * width};
+    const float *zero = rows + 4 * width;                   /* a row of w zeros above and below */
     for (size_t b = 0; b < images; b++)
     for (size_t ci = 0; ci < c; ci++) {
         const float *plane = x + (b * c + ci) * h * w;
         for (size_t ty = 0; ty < th; ty++) {
-            for (int i = 0; i < 4; i++) {                 /* input rows 2 ty - p + i, zero-padded */
+            const float *r[4];
+            for (int i = 0; i < 4; i++) {
                 long y = (long)(2 * ty + i) - (long)pad;
-                long lo = (long)pad, hi = (long)pad + (long)w;          /* columns holding pixels */
-                if (hi > (long)width) hi = (long)width;
-                if (y < 0 || y >= (long)h) { lo = hi = 0; }
-                for (long k = 0; k < lo; k++) r[i][k] = 0.0f;
-                const float *src = plane + y * (long)w - (long)pad;
-                for (long k = lo; k < hi; k++) r[i][k] = src[k];
-                for (long k = hi > lo ? hi : 0; k < (long)width; k++) r[i][k] = 0.0f;
+                r[i] = (y >= 0 && y < (long)h) ? plane + y * (long)w : zero;
             }
-            for (size_t k = 0; k < width; k++) {          /* B^T d over rows */
-                float d0 = r[0][k], d1 = r[1][k], d2 = r[2][k], d3 = r[3][k];
-                t[0][k] = d0 - d2; t[1][k] = d1 + d2; t[2][k] = d2 - d1; t[3][k] = d1 - d3;
+            /* B^T d over rows, straight from the image; the padding columns of t stay zero */
+            float *t0 = t[0] + pad, *t1 = t[1] + pad, *t2 = t[2] + pad, *t3 = t[3] + pad;
+            const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
+            for (size_t k = 0; k < w; k++) {
+                float d0 = r0[k], d1 = r1[k], d2 = r2[k], d3 = r3[k];
+                t0[k] = d0 - d2; t1[k] = d1 + d2; t2[k] = d2 - d1; t3[k] = d1 - d3;
             }
             size_t base = (b * th + ty) * tw;
             for (int i = 0; i < 4; i++) {                 /* (B^T d) B over columns */
