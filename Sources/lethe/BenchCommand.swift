@@ -55,12 +55,14 @@ struct Bench: ParsableCommand {
         let peak = measureSgemmPeak()
         print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
         print("")
-        print("op (forward + backward)              shape                          ms/iter   GFLOP/s  % peak")
+        let torch = torchTimes(ops: true)
+        print("op (forward + backward)              shape                          ms/iter   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
         func row(_ name: String, _ shape: String, flops: Double, _ body: () -> Void) {
             let t = best(body)
             let gflops = flops / t / 1e9
             let rate = flops > 0 ? String(format: "%8.1f  %5.1f%%", gflops, 100 * gflops / peak) : "       —       —"
-            print(name.padding(37) + shape.padding(31) + String(format: "%7.3f  ", t * 1e3) + rate)
+            let reference = torch.ms[name].map { String(format: "   %10.3f   %13.2f", $0, $0 / (t * 1e3)) } ?? "            —               —"
+            print(name.padding(37) + shape.padding(31) + String(format: "%7.3f  ", t * 1e3) + rate + reference)
         }
         func param(_ s: [Int]) -> Tensor<Float> { Tensor.randn(s, rng: &rng, requiresGrad: true) }
 
@@ -72,6 +74,10 @@ struct Bench: ParsableCommand {
         }
         let q = param([32, 4, 64, 32]), kk = param([32, 4, 64, 32]), v = param([32, 4, 64, 32])
         row("attention", "[32,4,64,32]", flops: 3 * 2 * 2 * 32 * 4 * 64 * 64 * 32) { Tensor.attention(q, kk, v).sum().backward() }
+        let qkv = param([32, 64, 384])
+        row("self-attention from qkv", "[32,64,3x128], 4 heads", flops: 3 * 2 * 2 * 32 * 4 * 64 * 64 * 32) {
+            Tensor.selfAttention(qkv: qkv, heads: 4).sum().backward()
+        }
         let ln = param([2048, 128]), g = param([128]), beta = param([128])
         row("layer norm", "[2048,128]", flops: 0) { ln.layerNorm(g, beta).sum().backward() }
         let sm = param([512, 256])
@@ -106,11 +112,12 @@ struct Bench: ParsableCommand {
     }
 
     /// PyTorch's best step times by model name, from bench/torch/bench_steps.py (empty when absent).
-    func torchTimes() -> (ms: [String: Double], version: String?) {
+    /// PyTorch's best times for the reference steps (by model) or, with `ops`, the op families (by op).
+    func torchTimes(ops: Bool = false) -> (ms: [String: Double], version: String?) {
         guard FileManager.default.isExecutableFile(atPath: torchPython) else { return ([:], nil) }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: torchPython)
-        process.arguments = ["bench/torch/bench_steps.py", "--threads", String(threads), "--seconds", String(max(seconds, 1))]
+        process.arguments = ["bench/torch/bench_steps.py", "--threads", String(threads), "--seconds", String(max(seconds, 1))] + (ops ? ["--ops"] : [])
         let pipe = Pipe()
         process.standardOutput = pipe
         do { try process.run() } catch { return ([:], nil) }
@@ -119,7 +126,8 @@ struct Bench: ParsableCommand {
         var ms: [String: Double] = [:]
         var version: String?
         for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            guard let value = try? JSONParser.parse(String(line)), let name = value["model"]?.stringValue, let t = value["ms"]?.doubleValue else { continue }
+            guard let value = try? JSONParser.parse(String(line)), let name = (value["model"] ?? value["op"])?.stringValue,
+                  let t = value["ms"]?.doubleValue else { continue }
             ms[name] = t
             version = value["torch"]?.stringValue
         }

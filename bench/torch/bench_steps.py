@@ -262,13 +262,58 @@ def diffusion_step():
     return "diffusion", student, step
 
 
+def best_ms(fn, seconds):
+    fn()
+    best, start = float("inf"), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1e3
+
+
+def op_rows(seconds):
+    """The op families of `lethe bench` (forward + backward of a sum), the same shapes."""
+    def p(*shape):
+        return torch.randn(*shape, requires_grad=True)
+    x, w, b = p(2048, 128), p(512, 128), p(512)
+    img, k = p(32, 32, 16, 16), p(64, 32, 3, 3)
+    q, kk, v = p(32, 4, 64, 32), p(32, 4, 64, 32), p(32, 4, 64, 32)
+    qkv = p(32, 64, 384)
+    ln, g, beta = p(2048, 128), p(128), p(128)
+    sm = p(512, 256)
+    gn, gw, gb = p(32, 64, 16, 16), p(64), p(64)
+    e = p(32, 64, 32, 32)
+
+    def self_attention():
+        q_, k_, v_ = qkv.reshape(32, 64, 3, 4, 32).permute(2, 0, 3, 1, 4).unbind(0)
+        F.scaled_dot_product_attention(q_, k_, v_).transpose(1, 2).reshape(32, 64, 128).sum().backward()
+
+    ops = {
+        "linear": lambda: F.linear(x, w, b).sum().backward(),
+        "conv2d 3x3 pad 1": lambda: F.conv2d(img, k, padding=1).sum().backward(),
+        "attention": lambda: F.scaled_dot_product_attention(q, kk, v).sum().backward(),
+        "self-attention from qkv": self_attention,
+        "layer norm": lambda: F.layer_norm(ln, (128,), g, beta).sum().backward(),
+        "softmax": lambda: sm.softmax(-1).square().sum().backward(),
+        "group norm (32 groups)": lambda: F.group_norm(gn, 32, gw, gb).sum().backward(),
+        "gelu": lambda: F.gelu(e).sum().backward(),
+    }
+    for name, fn in ops.items():
+        print(json.dumps({"op": name, "ms": best_ms(fn, seconds), "torch": torch.__version__}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--ops", action="store_true", help="time the op families instead of the steps")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.ops:
+        op_rows(args.seconds)
+        return
     for make in (mae_step, vqgan_step, diffusion_step):
         name, model, step = make()
         step()
