@@ -26,21 +26,28 @@ extension ConvPlan {
     /// U[ξ][o][c] = (G g G^T)[ξ] for every kernel g = W[o][c].
     func winogradKernel<T: TensorScalar>(_ weight: [T]) -> [T] {
         var u = [T](repeating: 0, count: 16 * o * c)
-        for oc in 0..<o {
-            for ci in 0..<c {
-                let g = Array(weight[((oc * c + ci) * 9)..<((oc * c + ci) * 9 + 9)])
-                var t = [T](repeating: 0, count: 12)     // G g: 4x3
-                for j in 0..<3 {
-                    let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j])
-                    t[j] = g0
-                    t[3 + j] = (g0 + g1 + g2) / 2
-                    t[6 + j] = (g0 - g1 + g2) / 2
-                    t[9 + j] = g2
-                }
-                for i in 0..<4 {                           // (G g) G^T: 4x4
-                    let (t0, t1, t2) = (t[3 * i], t[3 * i + 1], t[3 * i + 2])
-                    let row = [t0, (t0 + t1 + t2) / 2, (t0 - t1 + t2) / 2, t2]
-                    for j in 0..<4 { u[((i * 4 + j) * o + oc) * c + ci] = row[j] }
+        weight.withUnsafeBufferPointer { wp in
+            u.withUnsafeMutableBufferPointer { up in
+                var t = [T](repeating: 0, count: 12)           // G g: 4x3, reused for every kernel
+                for oc in 0..<o {
+                    for ci in 0..<c {
+                        let g = wp.baseAddress! + (oc * c + ci) * 9
+                        for j in 0..<3 {
+                            let (g0, g1, g2) = (g[j], g[3 + j], g[6 + j])
+                            t[j] = g0
+                            t[3 + j] = (g0 + g1 + g2) / 2
+                            t[6 + j] = (g0 - g1 + g2) / 2
+                            t[9 + j] = g2
+                        }
+                        for i in 0..<4 {                       // (G g) G^T: 4x4
+                            let (t0, t1, t2) = (t[3 * i], t[3 * i + 1], t[3 * i + 2])
+                            let at = { (j: Int) in ((i * 4 + j) * o + oc) * c + ci }
+                            up[at(0)] = t0
+                            up[at(1)] = (t0 + t1 + t2) / 2
+                            up[at(2)] = (t0 - t1 + t2) / 2
+                            up[at(3)] = t2
+                        }
+                    }
                 }
             }
         }
@@ -49,19 +56,18 @@ extension ConvPlan {
 
     /// dg = G^T dU G for every (o, c), written into `dw` in (O, C, 3, 3) layout.
     func winogradKernelGradient<T: TensorScalar>(_ du: UnsafePointer<T>, into dw: UnsafeMutablePointer<T>) {
+        var t = [T](repeating: 0, count: 12)                   // G^T dU: 3x4, reused for every kernel
         for oc in 0..<o {
             for ci in 0..<c {
-                var u = [T](repeating: 0, count: 16)
-                for xi in 0..<16 { u[xi] = du[(xi * o + oc) * c + ci] }
-                var t = [T](repeating: 0, count: 12)     // G^T dU: 3x4
+                let u = { (xi: Int) in du[(xi * o + oc) * c + ci] }
                 for j in 0..<4 {
-                    let (u0, u1, u2, u3) = (u[j], u[4 + j], u[8 + j], u[12 + j])
+                    let (u0, u1, u2, u3) = (u(j), u(4 + j), u(8 + j), u(12 + j))
                     t[j] = u0 + (u1 + u2) / 2
                     t[4 + j] = (u1 - u2) / 2
                     t[8 + j] = (u1 + u2) / 2 + u3
                 }
                 let out = dw + (oc * c + ci) * 9
-                for i in 0..<3 {                           // (G^T dU) G: 3x3
+                for i in 0..<3 {                               // (G^T dU) G: 3x3
                     let (t0, t1, t2, t3) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3])
                     out[3 * i] = t0 + (t1 + t2) / 2
                     out[3 * i + 1] = (t1 - t2) / 2
