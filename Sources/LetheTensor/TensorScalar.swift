@@ -1,4 +1,5 @@
 import CBLAS
+import Synchronization
 import CShims
 import Foundation
 
@@ -53,6 +54,7 @@ extension Float: TensorScalar {
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        BLAS.count(m: m, n: n, k: k)
         cblas_sgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -94,6 +96,7 @@ extension Double: TensorScalar {
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
                             a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
                             beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+        BLAS.count(m: m, n: n, k: k)
         cblas_dgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
                     alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
@@ -137,4 +140,10 @@ extension Double: TensorScalar {
 public enum BLAS {
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
     public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    private static let executed = Atomic<Int>(0)
+    /// Floating-point operations (2 m n k per product) of every gemm run so far in this process, for
+    /// `lethe bench`'s achieved GFLOP/s; read the difference around the work you measure.
+    public static var flops: Int { executed.load(ordering: .relaxed) }
+    @inline(__always) static func count(m: Int, n: Int, k: Int) { executed.wrappingAdd(2 * m * n * k, ordering: .relaxed) }
 }

@@ -43,17 +43,17 @@ struct Bench: ParsableCommand {
         if endToEnd { return try wholeRuns() }
         Numerics.configure(threads: threads, mode: mode)
         print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per row")
-        if !stepsOnly {
-            opRows()
-            print("")
-        }
-        referenceSteps()
-    }
-
-    func opRows() {
-        var rng = Philox(seed: 0)
         let peak = measureSgemmPeak()
         print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
+        if !stepsOnly {
+            opRows(peak: peak)
+            print("")
+        }
+        referenceSteps(peak: peak)
+    }
+
+    func opRows(peak: Double) {
+        var rng = Philox(seed: 0)
         print("")
         let torch = torchTimes(ops: true)
         print("op (forward + backward)              shape                          ms/iter   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
@@ -89,14 +89,21 @@ struct Bench: ParsableCommand {
     }
 
     /// One unlearning step per reference model, beside PyTorch's time for the same work.
-    func referenceSteps() {
+    /// GFLOP/s of a step counts the matrix products it actually executes (`BLAS.flops`: Winograd's
+    /// reduced products, not the direct convolution's), against the sgemm peak.
+    func referenceSteps(peak: Double) {
         let torch = torchTimes()
-        print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   PyTorch ms   PyTorch/Lethe")
+        print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
         for (name, make) in [("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion)] {
             if let model, model.lowercased() != name.lowercased() { continue }
             let step = make()
+            step.run()
+            let before = BLAS.flops
+            step.run()
+            let flops = Double(BLAS.flops - before)
             let t = best(step.run) * 1e3
-            var line = step.name.padding(37) + String(step.parameters).padding(13) + String(format: "%8.1f", t)
+            let rate = flops / (t / 1e3) / 1e9
+            var line = step.name.padding(37) + String(step.parameters).padding(13) + String(format: "%8.1f  %8.1f  %5.1f%%", t, rate, 100 * rate / peak)
             if let reference = torch.ms[step.name] {
                 line += String(format: "   %10.1f   %13.2f", reference, reference / t)
             } else {
