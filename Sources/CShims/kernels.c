@@ -81,14 +81,21 @@ void lethe_norm_forward(const float *x, float *xhat, float *y, float *rstd, size
         float r = 1.0f / sqrtf(sum_sq_dev(xs, m, mean) / (float)m + eps);
         rstd[g] = r;
         float *xh = xhat + g * m, *ys = y + g * m;
-        for (size_t j = 0; j < m; j++) xh[j] = (xs[j] - mean) * r;
         if (per_element) {
-            for (size_t j = 0; j < m; j++) ys[j] = xh[j] * (w ? w[j] : 1.0f) + (b ? b[j] : 0.0f);
-        } else {
+            for (size_t j = 0; j < m; j++) {
+                float v = (xs[j] - mean) * r;
+                xh[j] = v;
+                ys[j] = v * (w ? w[j] : 1.0f) + (b ? b[j] : 0.0f);
+            }
+        } else {   /* xhat and y in one pass over each channel's run */
 #define AFFINE(i, len, c)                                                               \
             {                                                                           \
                 float wc = w ? w[c] : 1.0f, bc = b ? b[c] : 0.0f;                       \
-                for (size_t k = 0; k < (len); k++) y[(i) + k] = xhat[(i) + k] * wc + bc; \
+                for (size_t k = 0; k < (len); k++) {                                    \
+                    float v = (x[(i) + k] - mean) * r;                                  \
+                    xhat[(i) + k] = v;                                                  \
+                    y[(i) + k] = v * wc + bc;                                           \
+                }                                                                       \
             }
             FOR_EACH_RUN(g, AFFINE);
 #undef AFFINE
