@@ -168,26 +168,34 @@ struct ConvPlan {
                          c, h, w, kh, kw, geo.stride, geo.padding, ho, wo, UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self))
             return
         }
+        forEachRow(images: images) { row, image, valid in
+            let d = dst + row
+            guard let image else { d.update(repeating: 0, count: wo); return }
+            d.update(repeating: 0, count: valid.lowerBound)
+            for j in 0..<valid.count { d[valid.lowerBound + j] = x[image + j * geo.stride] }
+            (d + valid.upperBound).update(repeating: 0, count: wo - valid.upperBound)
+        }
+    }
+
+    /// Calls `body(row, pixel, valid)` for every output row of every column-matrix row of a block:
+    /// `row` is the offset of that run of `wo` columns in the block's matrix, `pixel` the offset in the
+    /// images of the input pixel under column `valid.lowerBound` (the next ones `stride` apart), nil
+    /// when the row lies wholly in the padding. The Double path of im2col and col2im; Float runs the
+    /// same traversal in C.
+    private func forEachRow(images: Range<Int>, _ body: (Int, Int?, Range<Int>) -> Void) {
         let s = geo.stride, width = images.count * hw
-        for job in 0..<(images.count * c) {
-            let local = job / c, ci = job % c
-            let image = x + ((images.lowerBound + local) * c + ci) * h * w
-            for ki in 0..<kh {
-                for kj in 0..<kw {
-                    let row = dst + ((ci * kh + ki) * kw + kj) * width + local * hw
-                    let valid = validColumns(kj: kj)
-                    for oy in 0..<ho {
-                        let d = row + oy * wo
-                        let iy = oy * s - geo.padding + ki
-                        guard iy >= 0 && iy < h && !valid.isEmpty else { d.update(repeating: 0, count: wo); continue }
-                        d.update(repeating: 0, count: valid.lowerBound)
-                        let pixels = image + iy * w + valid.lowerBound * s - geo.padding + kj
-                        if s == 1 {
-                            (d + valid.lowerBound).update(from: pixels, count: valid.count)
-                        } else {
-                            for j in 0..<valid.count { d[valid.lowerBound + j] = pixels[j * s] }
+        for local in 0..<images.count {
+            for ci in 0..<c {
+                let image = ((images.lowerBound + local) * c + ci) * h * w
+                for ki in 0..<kh {
+                    for kj in 0..<kw {
+                        let row = ((ci * kh + ki) * kw + kj) * width + local * hw
+                        let valid = validColumns(kj: kj)
+                        for oy in 0..<ho {
+                            let iy = oy * s - geo.padding + ki
+                            let inside = iy >= 0 && iy < h && !valid.isEmpty
+                            body(row + oy * wo, inside ? image + iy * w + valid.lowerBound * s - geo.padding + kj : nil, valid)
                         }
-                        (d + valid.upperBound).update(repeating: 0, count: wo - valid.upperBound)
                     }
                 }
             }
@@ -201,28 +209,9 @@ struct ConvPlan {
                          ho, wo, UnsafeMutableRawPointer(gx + images.lowerBound * c * h * w).assumingMemoryBound(to: Float.self))
             return
         }
-        let s = geo.stride, width = images.count * hw
-        for job in 0..<(images.count * c) {
-            let local = job / c, ci = job % c
-            let image = gx + ((images.lowerBound + local) * c + ci) * h * w
-            for ki in 0..<kh {
-                for kj in 0..<kw {
-                    let row = src + ((ci * kh + ki) * kw + kj) * width + local * hw
-                    let valid = validColumns(kj: kj)
-                    guard !valid.isEmpty else { continue }
-                    for oy in 0..<ho {
-                        let iy = oy * s - geo.padding + ki
-                        guard iy >= 0 && iy < h else { continue }
-                        let from = row + oy * wo + valid.lowerBound
-                        let to = image + iy * w + valid.lowerBound * s - geo.padding + kj
-                        if s == 1 {
-                            T.add(from, into: to, count: valid.count)
-                        } else {
-                            for j in 0..<valid.count { to[j * s] += from[j] }
-                        }
-                    }
-                }
-            }
+        forEachRow(images: images) { row, image, valid in
+            guard let image else { return }
+            for j in 0..<valid.count { gx[image + j * geo.stride] += src[row + valid.lowerBound + j] }
         }
     }
 
