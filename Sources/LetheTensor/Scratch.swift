@@ -10,7 +10,7 @@ enum Scratch {
         var idle: [(pointer: UnsafeMutableRawPointer, bytes: Int)] = []
     }
     private static let pool = Pool()
-    static let keep = 4
+    static let keep = 8
 
     /// Runs `body` with `count` elements of scratch memory, zero-filled when `zeroed`, otherwise
     /// uninitialised (the body must write before it reads).

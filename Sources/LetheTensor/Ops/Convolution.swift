@@ -147,6 +147,46 @@ struct ConvPlan {
         for t in 0..<(kh * kw) { for oc in 0..<o { for ci in 0..<c { dw[(oc * c + ci) * kh * kw + t] = tapScratch[(t * o + oc) * c + ci] } } }
     }
 
+    /// The kernel in the form this plan's path multiplies with: Winograd's U, per-tap weights for
+    /// shifted products, or the weight as it is for im2col.
+    func preparedKernel<T: TensorScalar>(_ weight: [T]) -> [T] {
+        winograd ? winogradKernel(weight) : shifted ? taps(weight) : weight
+    }
+
+    /// One block of the convolution by this plan's path: out[images] = conv(x[images]) + bias, with
+    /// `kernel` from `preparedKernel`. Serial (blocks run in parallel); used for the forward pass and,
+    /// on the transposed plan, for the input gradient.
+    func forwardBlock<T: TensorScalar>(_ x: UnsafePointer<T>, images: Range<Int>, kernel: UnsafePointer<T>, bias: UnsafePointer<T>?,
+                                       into out: UnsafeMutablePointer<T>) {
+        if winograd {
+            let tiles = tiles(images.count)
+            Scratch.with(T.self, count: 16 * c * tiles, zeroed: false) { v in
+                Scratch.with(T.self, count: 16 * o * tiles, zeroed: false) { m in
+                    winogradInput(x, images: images, into: v)
+                    winogradProducts(kernel, UnsafePointer(v), images: images.count, into: m)
+                    winogradOutput(UnsafePointer(m), images: images, into: out, bias: bias)
+                }
+            }
+        } else if shifted {
+            Scratch.with(T.self, count: c * paddedStride(images.count), zeroed: false) { padded in
+                Scratch.with(T.self, count: o * images.count * paddedPlane, zeroed: false) { q in
+                    pad(x, images: images, into: padded)
+                    shiftedProducts(UnsafePointer(padded), taps: kernel, images: images.count, into: q)
+                    unpad(UnsafePointer(q), images: images, into: out, bias: bias)
+                }
+            }
+        } else {
+            let width = images.count * hw
+            Scratch.with(T.self, count: ck * width, zeroed: false) { cols in
+                Scratch.with(T.self, count: o * width, zeroed: false) { product in
+                    im2col(x, images: images, into: cols)
+                    gemm(kernel, UnsafePointer(cols), product, m: o, n: width, k: ck, transA: false, transB: false, beta: 0, parallel: false)
+                    blockToImages(UnsafePointer(product), images: images, into: out, bias: bias)
+                }
+            }
+        }
+    }
+
     /// The image blocks, in order.
     var blocks: [Range<Int>] { stride(from: 0, to: n, by: blockImages).map { $0..<min(n, $0 + blockImages) } }
 
@@ -249,46 +289,17 @@ extension Tensor {
     public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
         let p = ConvPlan(input: shape, kernel: weight.shape, geo: geo)
-        let blockWidth = p.blockImages * p.hw, blocks = p.blocks
-        let taps = p.shifted && !p.winograd ? p.taps(weight.storage) : []
-        let u = p.winograd ? p.winogradKernel(weight.storage) : []
+        let blocks = p.blocks
+        let kernel = p.preparedKernel(weight.storage)
         // The columns are scratch, rebuilt in the backward pass rather than kept on the tape.
         let out: [T] = filledArray(count: p.n * p.o * p.hw) { out in
             storage.withUnsafeBufferPointer { x in
-                weight.storage.withUnsafeBufferPointer { w in
+                kernel.withUnsafeBufferPointer { k in
                     withOptionalPointer(bias?.storage) { b in
-                        let ptrs = UncheckedSendable((x.baseAddress!, w.baseAddress!, b, out.baseAddress!))
+                        let ptrs = UncheckedSendable((x.baseAddress!, k.baseAddress!, b, out.baseAddress!))
                         Parallel.blocksWithSerialBLAS(blocks.count) { i in
-                            let (x, w, b, out) = ptrs.value, images = blocks[i]
-                            if p.winograd {
-                                let tiles = p.tiles(images.count)
-                                Scratch.with(T.self, count: 16 * p.c * tiles, zeroed: false) { v in
-                                    Scratch.with(T.self, count: 16 * p.o * tiles, zeroed: false) { m in
-                                        p.winogradInput(x, images: images, into: v)
-                                        u.withUnsafeBufferPointer { p.winogradProducts($0.baseAddress!, UnsafePointer(v), images: images.count, into: m) }
-                                        p.winogradOutput(UnsafePointer(m), images: images, into: out, bias: b)
-                                    }
-                                }
-                                return
-                            }
-                            if p.shifted {
-                                Scratch.with(T.self, count: p.c * p.paddedStride(images.count), zeroed: false) { padded in
-                                    Scratch.with(T.self, count: p.o * images.count * p.paddedPlane, zeroed: false) { q in
-                                        p.pad(x, images: images, into: padded)
-                                        taps.withUnsafeBufferPointer { p.shiftedProducts(UnsafePointer(padded), taps: $0.baseAddress!, images: images.count, into: q) }
-                                        p.unpad(UnsafePointer(q), images: images, into: out, bias: b)
-                                    }
-                                }
-                                return
-                            }
-                            Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
-                                Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { product in
-                                    p.im2col(x, images: images, into: cols)
-                                    gemm(w, UnsafePointer(cols), product, m: p.o, n: images.count * p.hw, k: p.ck,
-                                         transA: false, transB: false, beta: 0, parallel: false)
-                                    p.blockToImages(UnsafePointer(product), images: images, into: out, bias: b)
-                                }
-                            }
+                            let (x, k, b, out) = ptrs.value
+                            p.forwardBlock(x, images: blocks[i], kernel: k, bias: b, into: out)
                         }
                     }
                 }
@@ -306,13 +317,10 @@ extension Tensor {
             // convolution: of g with the flipped, transposed kernel and padding k - 1 - p. Its product
             // has depth O k k instead of O and needs no scatter-add.
             let transposed = needX ? p.transposedPlan() : nil
-            let flipped = transposed.map { _ in p.flippedKernel(weight.storage) } ?? []
-            let flippedTaps = transposed.map { $0.shifted && !$0.winograd ? $0.taps(flipped) : [] } ?? []
-            let flippedU = transposed.map { $0.winograd ? $0.winogradKernel(flipped) : [] } ?? []
+            let flipped = transposed.map { $0.preparedKernel(p.flippedKernel(weight.storage)) } ?? []
             // The transposed convolution writes every element of gx; the scatter-add of col2im needs zeros.
             var gx: [T] = !needX ? [] : transposed == nil ? [T](repeating: 0, count: x.count) : unwrittenArray(count: x.count)
-            let colsCount = max(p.ck * p.hw, transposed.map { $0.ck * $0.hw } ?? 0) * p.blockImages
-            let gBlockCount = max(p.o * p.hw, transposed.map { p.c * $0.hw } ?? 0) * p.blockImages
+            let blockWidth = p.blockImages * p.hw
             if needW || needX {
                 x.storage.withUnsafeBufferPointer { xs in
                     weight.storage.withUnsafeBufferPointer { w in
@@ -323,8 +331,8 @@ extension Tensor {
                                     Parallel.blocksWithSerialBLAS(blocks.count) { i in
                                         let (xs, w, gp, gwp, gxp) = ptrs.value, images = blocks[i]
                                         let width = images.count * p.hw
-                                        Scratch.with(T.self, count: colsCount, zeroed: false) { cols in
-                                            Scratch.with(T.self, count: gBlockCount, zeroed: false) { gBlock in
+                                        Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
+                                            Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { gBlock in
                                                 p.imagesToBlock(images, from: gp, into: gBlock)
                                                 if needW && p.winograd {   // dU = (A dY A^T) V^T per position, dW = G^T dU G
                                                     let tiles = p.tiles(images.count)
@@ -354,34 +362,8 @@ extension Tensor {
                                                     gemm(UnsafePointer(gBlock), UnsafePointer(cols), gwp! + i * weight.count, m: p.o, n: p.ck, k: width,
                                                          transA: false, transB: true, beta: 0, parallel: false)
                                                 }
-                                                if let t = transposed, t.winograd {   // gx = the transposed convolution, Winograd
-                                                    let tiles = t.tiles(images.count)
-                                                    Scratch.with(T.self, count: 16 * t.c * tiles, zeroed: false) { v in
-                                                        Scratch.with(T.self, count: 16 * t.o * tiles, zeroed: false) { m in
-                                                            t.winogradInput(gp, images: images, into: v)
-                                                            flippedU.withUnsafeBufferPointer {
-                                                                t.winogradProducts($0.baseAddress!, UnsafePointer(v), images: images.count, into: m)
-                                                            }
-                                                            t.winogradOutput(UnsafePointer(m), images: images, into: gxp!, bias: nil)
-                                                        }
-                                                    }
-                                                } else if let t = transposed, t.shifted {   // gx = the transposed convolution, shifted products
-                                                    Scratch.with(T.self, count: t.c * t.paddedStride(images.count), zeroed: false) { padded in
-                                                        Scratch.with(T.self, count: t.o * images.count * t.paddedPlane, zeroed: false) { q in
-                                                            t.pad(gp, images: images, into: padded)
-                                                            flippedTaps.withUnsafeBufferPointer {
-                                                                t.shiftedProducts(UnsafePointer(padded), taps: $0.baseAddress!, images: images.count, into: q)
-                                                            }
-                                                            t.unpad(UnsafePointer(q), images: images, into: gxp!, bias: nil)
-                                                        }
-                                                    }
-                                                } else if let t = transposed {   // gx = W' (C, O k k) x im2col(g), straight to NCHW
-                                                    t.im2col(gp, images: images, into: cols)
-                                                    flipped.withUnsafeBufferPointer { wf in
-                                                        gemm(wf.baseAddress!, UnsafePointer(cols), gBlock, m: p.c, n: images.count * t.hw, k: t.ck,
-                                                             transA: false, transB: false, beta: 0, parallel: false)
-                                                    }
-                                                    t.blockToImages(UnsafePointer(gBlock), images: images, into: gxp!, bias: nil)
+                                                if let t = transposed {   // gx = the transposed convolution, by its own path
+                                                    flipped.withUnsafeBufferPointer { t.forwardBlock(gp, images: images, kernel: $0.baseAddress!, bias: nil, into: gxp!) }
                                                 } else if needX {   // columns' gradient W^T (CK, O) x g (O, width), scattered back
                                                     gemm(w, UnsafePointer(gBlock), cols, m: p.ck, n: width, k: p.o,
                                                          transA: true, transB: false, beta: 0, parallel: false)
