@@ -5,18 +5,25 @@ import Testing
 /// enough to be split into several blocks of images.
 @Suite struct ConvolutionTests {
     /// One case per way a convolution runs, each spanning several blocks of images: Winograd (forward
-    /// and weight gradient; input gradient by im2col, by Winograd, with ragged tiles), shifted
-    /// products (stride 1, 32x32 and up, too few channels for Winograd), im2col at stride 1 (a 5x5
-    /// kernel) and stride 2 with and without padding.
+    /// and weight gradient; input gradient by im2col, by Winograd, with ragged tiles); direct (few input
+    /// channels at stride 1, one channel, a 5x5 kernel; strides 2 and 3 with and without padding, a 4x4
+    /// kernel at stride 2, output rows that are not whole vectors, channel counts that are not whole
+    /// register tiles); shifted products (stride 1, 32x32 and up, a 5x5 kernel); im2col (1x1, and a 5x5
+    /// kernel on a small image).
     struct Case: Sendable, CustomTestStringConvertible {
         var stride, padding, size, c, o, k: Int
-        var testDescription: String { "stride \(stride) pad \(padding) \(size)x\(size) \(c)->\(o) k\(k)" }
+        var path: String
+        var testDescription: String { "\(path): stride \(stride) pad \(padding) \(size)x\(size) \(c)->\(o) k\(k)" }
     }
     static let cases = [
-        Case(stride: 1, padding: 1, size: 20, c: 24, o: 3, k: 3), Case(stride: 1, padding: 1, size: 32, c: 24, o: 9, k: 3),
-        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3), Case(stride: 1, padding: 0, size: 34, c: 4, o: 3, k: 3),
-        Case(stride: 1, padding: 2, size: 20, c: 6, o: 3, k: 5), Case(stride: 2, padding: 1, size: 45, c: 24, o: 3, k: 3),
-        Case(stride: 2, padding: 0, size: 40, c: 24, o: 3, k: 3),
+        Case(stride: 1, padding: 1, size: 20, c: 24, o: 3, k: 3, path: "winograd"), Case(stride: 1, padding: 1, size: 32, c: 24, o: 9, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 0, size: 34, c: 4, o: 3, k: 3, path: "direct"), Case(stride: 1, padding: 1, size: 32, c: 1, o: 6, k: 3, path: "direct"),
+        Case(stride: 1, padding: 2, size: 20, c: 6, o: 9, k: 5, path: "direct"), Case(stride: 2, padding: 1, size: 45, c: 24, o: 6, k: 3, path: "direct"),
+        Case(stride: 2, padding: 0, size: 40, c: 10, o: 5, k: 3, path: "direct"), Case(stride: 2, padding: 1, size: 18, c: 5, o: 4, k: 4, path: "direct"),
+        Case(stride: 3, padding: 1, size: 20, c: 3, o: 7, k: 3, path: "direct"),
+        Case(stride: 1, padding: 2, size: 32, c: 8, o: 3, k: 5, path: "shifted"),
+        Case(stride: 1, padding: 0, size: 12, c: 8, o: 5, k: 1, path: "im2col"), Case(stride: 1, padding: 2, size: 20, c: 8, o: 3, k: 5, path: "im2col"),
     ]
 
     @Test(arguments: cases)
@@ -31,8 +38,7 @@ import Testing
         let geo = Conv2dGeometry(stride: stride, padding: padding)
         let plan = ConvPlan(input: x.shape, kernel: w.shape, geo: geo)
         #expect(plan.blocks.count > 1, "the case must span several blocks (\(plan.blockImages) images per block)")
-        #expect(plan.winograd == (stride == 1 && k == 3 && c >= 8))
-        #expect(plan.shifted == (stride == 1 && size + 2 * padding - k + 1 >= 32))
+        #expect((plan.winograd ? "winograd" : plan.direct ? "direct" : plan.shifted ? "shifted" : "im2col") == t.path)
         let out = x.conv2d(w, b, geo)
         let ho = out.shape[2]
         let weights = Tensor<Double>((0..<out.count).map { _ in rng.normal() }, shape: out.shape)

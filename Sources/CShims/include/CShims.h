@@ -58,4 +58,21 @@ void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, s
                            size_t th, size_t tw, const float *bias, float *out);
 void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
                                     size_t th, size_t tw, float *dm);
+
+/// Direct convolution (kernels.c), for few input channels or stride > 1. `lethe_direct_pack` writes a
+/// block's zero-padded, column-phase-split input xp (per image and channel: rows = (ho - 1) s + kh
+/// rows of s phases of roundup8(wo) + (kw - 1) / s columns); the forward pass writes out (images, o,
+/// ho, wo) = conv + bias (bias may be NULL); the weight gradient (o, c, kh, kw) is overwritten with
+/// the block's sum, from gp = the output gradient with rows zero-padded to roundup8(wo) columns.
+void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t w, size_t s, size_t pad,
+                       size_t kw, size_t rows, size_t wo, float *xp);
+void lethe_direct_forward(const float *xp, size_t images, size_t c, size_t o, size_t kh, size_t kw, size_t s,
+                          size_t rows, size_t ho, size_t wo, const float *weight, const float *bias, float *out);
+/// The input gradient gx (images, c, h, w) of a strided convolution from g (images, o, ho, wo), every
+/// element written.
+void lethe_direct_input_gradient(const float *g, size_t images, size_t c, size_t h, size_t w, size_t o, size_t kh,
+                                 size_t kw, size_t s, size_t pad, size_t ho, size_t wo, const float *weight, float *gx);
+void lethe_direct_pack_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo, float *gp);
+void lethe_direct_weight_gradient(const float *xp, const float *gp, size_t images, size_t c, size_t o, size_t kh,
+                                  size_t kw, size_t s, size_t rows, size_t ho, size_t wo, float *dw);
 #endif

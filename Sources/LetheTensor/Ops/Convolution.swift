@@ -1,5 +1,6 @@
-// 2-D convolution as im2col + gemm over blocks of images, NCHW activations and (O, C, kH, kW) weights
-// as in PyTorch.
+// 2-D convolution over blocks of images, NCHW activations and (O, C, kH, kW) weights as in PyTorch.
+// Each convolution takes one of four paths, chosen from its shapes alone: Winograd F(2x2, 3x3)
+// (Winograd.swift), direct (few input channels, or strided), shifted products, or im2col + gemm.
 
 import CShims
 
@@ -36,6 +37,7 @@ struct ConvPlan {
         // blocks spread evenly over the threads.
         blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / perImage))
         if winograd { blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / winogradPerImage)) }
+        if direct { blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / directPerImage)) }
     }
 
     /// Column-matrix elements per block (floats: 1 MiB).
@@ -72,7 +74,7 @@ struct ConvPlan {
     // cost) and lose at 16x16 and below, so they are used from 1024 output pixels per image.
 
     /// Whether this convolution runs as shifted products over a padded copy (shape-only decision).
-    var shifted: Bool { geo.stride == 1 && hw >= 1024 }
+    var shifted: Bool { !winograd && !direct && geo.stride == 1 && hw >= 1024 }
     var paddedWidth: Int { w + 2 * geo.padding }
     var paddedPlane: Int { (h + 2 * geo.padding) * paddedWidth }
     /// Zeros after each channel's padded rows, so the furthest-shifted view stays inside the copy.
@@ -147,6 +149,108 @@ struct ConvPlan {
         for t in 0..<(kh * kw) { for oc in 0..<o { for ci in 0..<c { dw[(oc * c + ci) * kh * kw + t] = tapScratch[(t * o + oc) * c + ci] } } }
     }
 
+    // MARK: direct convolution
+    //
+    // Convolutions with few input channels make thin products (depth C k k of 9 or 18 for the image
+    // input layers), and strided ones need an im2col copy 2.25 times their input; both run as a
+    // direct convolution instead (kernels.c): one padded copy of the input split into `stride` column
+    // phases, so that every tap of 8 neighbouring outputs reads 8 neighbouring floats, and register
+    // tiles of 4 output channels x 24 output pixels. 1x1 stride-1 convolutions are products as they
+    // are and stay on im2col (a plain copy there).
+
+    /// Whether this convolution runs direct (shape-only decision).
+    var direct: Bool { !winograd && (geo.stride > 1 || c < 8) && !(kh == 1 && kw == 1 && geo.stride == 1) }
+    /// Rows of the packed input that outputs read, and floats per packed row (a multiple of 8 outputs
+    /// plus the widest tap offset).
+    var directRows: Int { (ho - 1) * geo.stride + kh }
+    var directWidth: Int { (wo + 7) / 8 * 8 + (kw - 1) / geo.stride }
+    var directPerImage: Int { c * directRows * geo.stride * directWidth + ((wo % 8 == 0) ? 0 : o * ho * ((wo + 7) / 8 * 8)) }
+
+    /// The same memory as Float, for the C kernels (callers check T == Float).
+    @inline(__always) private func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> { UnsafeRawPointer(p).assumingMemoryBound(to: Float.self) }
+    @inline(__always) private func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
+    }
+
+    /// The packed input of a block (Float only; the Double path reads the images directly).
+    func directPack(_ x: UnsafePointer<Float>, images: Range<Int>, into xp: UnsafeMutablePointer<Float>) {
+        lethe_direct_pack(x + images.lowerBound * c * h * w, images.count, c, h, w, geo.stride, geo.padding, kw, directRows, wo, xp)
+    }
+
+    /// The input pixel tap (ki, kj) of output (oy, ox) reads, in its image plane, or nil in the padding.
+    @inline(__always)
+    func inputPixel(_ oy: Int, _ ox: Int, _ ki: Int, _ kj: Int) -> Int? {
+        let iy = oy * geo.stride - geo.padding + ki, ix = ox * geo.stride - geo.padding + kj
+        return iy >= 0 && iy < h && ix >= 0 && ix < w ? iy * w + ix : nil
+    }
+
+    /// out[images] = conv(x[images]) + bias, directly.
+    func directForward<T: TensorScalar>(_ x: UnsafePointer<T>, images: Range<Int>, weight: UnsafePointer<T>, bias: UnsafePointer<T>?,
+                                        into out: UnsafeMutablePointer<T>) {
+        if T.self == Float.self {
+            Scratch.with(Float.self, count: images.count * directPerImage, zeroed: false) { xp in
+                directPack(floats(x), images: images, into: xp)
+                lethe_direct_forward(xp, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, floats(weight), bias.map { floats($0) },
+                                     floats(out + images.lowerBound * o * hw))
+            }
+            return
+        }
+        for b in images { for oc in 0..<o { for oy in 0..<ho { for ox in 0..<wo {
+            var sum = T(0)
+            for ci in 0..<c {
+                let plane = x + (b * c + ci) * h * w, kernel = weight + (oc * c + ci) * kh * kw
+                for ki in 0..<kh { for kj in 0..<kw { if let at = inputPixel(oy, ox, ki, kj) { sum += kernel[ki * kw + kj] * plane[at] } } }
+            }
+            out[((b * o + oc) * ho + oy) * wo + ox] = sum + (bias?[oc] ?? 0)
+        } } } }
+    }
+
+    /// A block's weight gradient, directly, into `dw` in (O, C, kh, kw) layout (overwritten).
+    func directWeightGradient<T: TensorScalar>(_ x: UnsafePointer<T>, _ g: UnsafePointer<T>, images: Range<Int>, into dw: UnsafeMutablePointer<T>) {
+        if T.self == Float.self {
+            let gBlock = floats(g + images.lowerBound * o * hw), wr = (wo + 7) / 8 * 8
+            Scratch.with(Float.self, count: images.count * directPerImage, zeroed: false) { xp in
+                directPack(floats(x), images: images, into: xp)
+                let dwf = floats(dw)
+                if wr == wo {   // rows already a whole number of vectors
+                    lethe_direct_weight_gradient(xp, gBlock, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, dwf)
+                } else {
+                    let gp = xp + images.count * c * directRows * geo.stride * directWidth
+                    lethe_direct_pack_gradient(gBlock, images.count, o, ho, wo, gp)
+                    lethe_direct_weight_gradient(xp, gp, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, dwf)
+                }
+            }
+            return
+        }
+        dw.update(repeating: 0, count: o * c * kh * kw)
+        for b in images { for oc in 0..<o { for ci in 0..<c {
+            let plane = x + (b * c + ci) * h * w, grad = g + (b * o + oc) * hw, kernel = dw + (oc * c + ci) * kh * kw
+            for ki in 0..<kh { for kj in 0..<kw {
+                var sum = T(0)
+                for oy in 0..<ho { for ox in 0..<wo { if let at = inputPixel(oy, ox, ki, kj) { sum += grad[oy * wo + ox] * plane[at] } } }
+                kernel[ki * kw + kj] += sum
+            } }
+        } } }
+    }
+
+    /// A block's input gradient, directly, into gx[images] (every element written): for strided
+    /// convolutions, whose input gradient is no stride-1 convolution.
+    func directInputGradient<T: TensorScalar>(_ g: UnsafePointer<T>, images: Range<Int>, weight: UnsafePointer<T>, into gx: UnsafeMutablePointer<T>) {
+        if T.self == Float.self {
+            lethe_direct_input_gradient(floats(g + images.lowerBound * o * hw), images.count, c, h, w, o, kh, kw, geo.stride, geo.padding, ho, wo,
+                                        floats(weight), floats(gx + images.lowerBound * c * h * w))
+            return
+        }
+        (gx + images.lowerBound * c * h * w).update(repeating: 0, count: images.count * c * h * w)
+        for b in images { for oc in 0..<o { for oy in 0..<ho { for ox in 0..<wo {
+            let grad = g[((b * o + oc) * ho + oy) * wo + ox]
+            for ci in 0..<c {
+                let plane = gx + (b * c + ci) * h * w, kernel = weight + (oc * c + ci) * kh * kw
+                for ki in 0..<kh { for kj in 0..<kw { if let at = inputPixel(oy, ox, ki, kj) { plane[at] += kernel[ki * kw + kj] * grad } } }
+            }
+        } } } }
+    }
+
     /// The kernel in the form this plan's path multiplies with: Winograd's U, per-tap weights for
     /// shifted products, or the weight as it is for im2col.
     func preparedKernel<T: TensorScalar>(_ weight: [T]) -> [T] {
@@ -167,6 +271,8 @@ struct ConvPlan {
                     winogradOutput(UnsafePointer(m), images: images, into: out, bias: bias)
                 }
             }
+        } else if direct {
+            directForward(x, images: images, weight: kernel, bias: bias, into: out)
         } else if shifted {
             Scratch.with(T.self, count: c * paddedStride(images.count), zeroed: false) { padded in
                 Scratch.with(T.self, count: o * images.count * paddedPlane, zeroed: false) { q in
@@ -284,7 +390,7 @@ struct ConvPlan {
 
 extension Tensor {
     /// `F.conv2d(x, weight, bias, stride, padding)`: (N, C, H, W) -> (N, O, Ho, Wo).
-    /// Per block of images: im2col into cached scratch, one gemm, then out to NCHW (with the bias).
+    /// Blocks of images run in parallel, each by the plan's path (`ConvPlan.forwardBlock`).
     @_specialize(where T == Float)
     public func conv2d(_ weight: Tensor, _ bias: Tensor? = nil, _ geo: Conv2dGeometry = .init()) -> Tensor {
         precondition(rank == 4 && weight.rank == 4 && weight.shape[1] == shape[1], "conv2d: input \(shape), weight \(weight.shape)")
@@ -319,7 +425,7 @@ extension Tensor {
             let transposed = needX ? p.transposedPlan() : nil
             let flipped = transposed.map { $0.preparedKernel(p.flippedKernel(weight.storage)) } ?? []
             // The transposed convolution writes every element of gx; the scatter-add of col2im needs zeros.
-            var gx: [T] = !needX ? [] : transposed == nil ? [T](repeating: 0, count: x.count) : unwrittenArray(count: x.count)
+            var gx: [T] = !needX ? [] : transposed == nil && !p.direct ? [T](repeating: 0, count: x.count) : unwrittenArray(count: x.count)
             let blockWidth = p.blockImages * p.hw
             if needW || needX {
                 x.storage.withUnsafeBufferPointer { xs in
@@ -333,7 +439,8 @@ extension Tensor {
                                         let width = images.count * p.hw
                                         Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
                                             Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { gBlock in
-                                                p.imagesToBlock(images, from: gp, into: gBlock)
+                                                let im2colWeight = needW && !p.winograd && !p.direct && !p.shifted
+                                                if im2colWeight || (needX && transposed == nil && !p.direct) { p.imagesToBlock(images, from: gp, into: gBlock) }
                                                 if needW && p.winograd {   // dU = (A dY A^T) V^T per position, dW = G^T dU G
                                                     let tiles = p.tiles(images.count)
                                                     Scratch.with(T.self, count: 16 * p.c * tiles, zeroed: false) { v in
@@ -346,6 +453,8 @@ extension Tensor {
                                                             }
                                                         }
                                                     }
+                                                } else if needW && p.direct {
+                                                    p.directWeightGradient(xs, gp, images: images, into: gwp! + i * weight.count)
                                                 } else if needW && p.shifted {   // per tap: g on the padded grid x shifted copy^T
                                                     Scratch.with(T.self, count: p.c * p.paddedStride(images.count), zeroed: false) { padded in
                                                         Scratch.with(T.self, count: p.o * images.count * p.paddedPlane, zeroed: false) { gPadded in
@@ -364,6 +473,8 @@ extension Tensor {
                                                 }
                                                 if let t = transposed {   // gx = the transposed convolution, by its own path
                                                     flipped.withUnsafeBufferPointer { t.forwardBlock(gp, images: images, kernel: $0.baseAddress!, bias: nil, into: gxp!) }
+                                                } else if needX && p.direct {
+                                                    p.directInputGradient(gp, images: images, weight: w, into: gxp!)
                                                 } else if needX {   // columns' gradient W^T (CK, O) x g (O, width), scattered back
                                                     gemm(w, UnsafePointer(gBlock), cols, m: p.ck, n: width, k: p.o,
                                                          transA: true, transB: false, beta: 0, parallel: false)
