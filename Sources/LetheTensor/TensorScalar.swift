@@ -142,8 +142,9 @@ public enum BLAS {
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
     private static let executed = Atomic<Int>(0)
-    /// Floating-point operations (2 m n k per product) of every gemm run so far in this process, for
-    /// `lethe bench`'s achieved GFLOP/s; read the difference around the work you measure.
+    /// Floating-point operations (2 m n k per product) of every gemm run so far in this process, and
+    /// the multiply-adds of the direct convolution kernels, which are products computed outside BLAS,
+    /// for `lethe bench`'s achieved GFLOP/s; read the difference around the work you measure.
     public static var flops: Int { executed.load(ordering: .relaxed) }
     @inline(__always) static func count(m: Int, n: Int, k: Int) { executed.wrappingAdd(2 * m * n * k, ordering: .relaxed) }
 }

@@ -89,8 +89,9 @@ struct Bench: ParsableCommand {
     }
 
     /// One unlearning step per reference model, beside PyTorch's time for the same work.
-    /// GFLOP/s of a step counts the matrix products it actually executes (`BLAS.flops`: Winograd's
-    /// reduced products, not the direct convolution's), against the sgemm peak.
+    /// GFLOP/s of a step counts the products it actually executes (`BLAS.flops`: the gemms, with
+    /// Winograd's reduced products rather than the convolution sum's count, and the multiply-adds of
+    /// the direct convolution kernels), against the sgemm peak.
     func referenceSteps(peak: Double) {
         let torch = torchTimes()
         print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")

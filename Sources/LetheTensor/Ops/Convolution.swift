@@ -193,6 +193,7 @@ struct ConvPlan {
                 lethe_direct_forward(xp, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, floats(weight), bias.map { floats($0) },
                                      floats(out + images.lowerBound * o * hw))
             }
+            BLAS.count(m: o, n: images.count * hw, k: ck)
             return
         }
         for b in images { for oc in 0..<o { for oy in 0..<ho { for ox in 0..<wo {
@@ -220,6 +221,7 @@ struct ConvPlan {
                     lethe_direct_weight_gradient(xp, gp, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, dwf)
                 }
             }
+            BLAS.count(m: o, n: images.count * hw, k: ck)
             return
         }
         dw.update(repeating: 0, count: o * c * kh * kw)
@@ -239,6 +241,7 @@ struct ConvPlan {
         if T.self == Float.self {
             lethe_direct_input_gradient(floats(g + images.lowerBound * o * hw), images.count, c, h, w, o, kh, kw, geo.stride, geo.padding, ho, wo,
                                         floats(weight), floats(gx + images.lowerBound * c * h * w))
+            BLAS.count(m: o, n: images.count * hw, k: ck)
             return
         }
         (gx + images.lowerBound * c * h * w).update(repeating: 0, count: images.count * c * h * w)
