@@ -462,14 +462,13 @@ void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t
 }
 
 /* The register tile shared by the forward pass and the input gradient: acc[q][v] = sum over source
-   channels ci and taps t of wp[(ci ntaps + t) 4 + q] * src[ci chan + base[v] + toff[t] ..+8], for 4 output
-   channels (a last block of fewer has zero weights and is not stored) and NV <= 3 vectors (12
-   accumulators, 3 loads and 4 broadcasts per channel and tap; the weights packed in the order they are
-   used). Summed over (ci, t) in order. */
+   channels ci and taps t of wp[(ci ntaps + t) 4 + q] * src[ci chan + base[v] + toff[t] ..+8], for OB <= 4
+   output channels and NV <= 3 vectors (12 accumulators, 3 loads and 4 broadcasts per channel and tap;
+   the weights packed in the order they are used). Summed over (ci, t) in order. */
 static inline __attribute__((always_inline))
 void tile_accumulate(v8f acc[4][3], const float *src, size_t chan, size_t cin, const size_t *toff, size_t ntaps,
-                     const float *wp, const size_t *base, const int NV) {
-    for (int q = 0; q < 4; q++) for (int v = 0; v < NV; v++) acc[q][v] = splat8(0.0f);
+                     const float *wp, const size_t *base, const int OB, const int NV) {
+    for (int q = 0; q < OB; q++) for (int v = 0; v < NV; v++) acc[q][v] = splat8(0.0f);
     const float *p0 = src + base[0], *p1 = src + base[NV > 1 ? 1 : 0], *p2 = src + base[NV > 2 ? 2 : 0];
     for (size_t ci = 0; ci < cin; ci++, p0 += chan, p1 += chan, p2 += chan) {
         for (size_t t = 0; t < ntaps; t++, wp += 4) {
@@ -478,7 +477,7 @@ void tile_accumulate(v8f acc[4][3], const float *src, size_t chan, size_t cin, c
             in[0] = load8(p0 + off);
             if (NV > 1) in[1] = load8(p1 + off);
             if (NV > 2) in[2] = load8(p2 + off);
-            for (int q = 0; q < 4; q++) {
+            for (int q = 0; q < OB; q++) {
                 v8f wv = splat8(wp[q]);
                 for (int v = 0; v < NV; v++) acc[q][v] += wv * in[v];
             }
@@ -495,12 +494,12 @@ static void pack_tile_weights(const float *weight, size_t q0, size_t count, size
     for (size_t q = 0; q < 4; q++) wp[q] = q < count ? weight[(q0 + q) * qs + ci * cs + twt[t]] : 0.0f;
 }
 
-/* One forward tile: output channels o0 ..< o0 + live (live <= 4), pixel vectors pv0 ..< pv0 + NV of one image
+/* One forward tile: output channels o0 ..< o0 + OB, pixel vectors pv0 ..< pv0 + NV of one image
    (vector pv: row pv / vpr, columns (pv % vpr) 8 ...). */
 static inline __attribute__((always_inline))
 void direct_tile(const float *xp, const float *wp, const float *bias, float *out, size_t c, size_t kk,
-                 size_t s, size_t rows, size_t width, size_t wo, size_t hw, size_t o0, size_t live, size_t pv0,
-                 const size_t *toff, const int NV) {
+                 size_t s, size_t rows, size_t width, size_t wo, size_t hw, size_t o0, size_t pv0,
+                 const size_t *toff, const int OB, const int NV) {
     size_t vpr = (wo + 7) / 8;
     size_t at[3], n[3], base[3];
     for (int v = 0; v < NV; v++) {
@@ -510,8 +509,8 @@ void direct_tile(const float *xp, const float *wp, const float *bias, float *out
         base[v] = oy * s * s * width + x0;
     }
     v8f acc[4][3];
-    tile_accumulate(acc, xp, rows * s * width, c, toff, kk, wp, base, NV);
-    for (size_t q = 0; q < live; q++) {
+    tile_accumulate(acc, xp, rows * s * width, c, toff, kk, wp, base, OB, NV);
+    for (int q = 0; q < OB; q++) {
         v8f add = splat8(bias ? bias[o0 + q] : 0.0f);
         float *plane = out + (o0 + q) * hw;
         for (int v = 0; v < NV; v++) {
@@ -537,11 +536,21 @@ void lethe_direct_forward(const float *xp, size_t images, size_t c, size_t o, si
     for (size_t b = 0; b < images; b++) {
         const float *xb = xp + b * c * rows * s * width;
         float *out_b = out + b * o * hw;
-        for (size_t ob = 0; ob < blocks; ob++) {   /* a last block of 1-3 channels: zero weights, not stored */
-            size_t o0 = 4 * ob, live = o - o0 < 4 ? o - o0 : 4, pv = 0;
+        for (size_t ob = 0; ob < blocks; ob++) {
+            size_t o0 = 4 * ob, pv = 0;
             const float *w = wp + ob * c * kk * 4;
-            for (; pv + 3 <= vectors; pv += 3) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, live, pv, toff, 3);
-            for (; pv < vectors; pv++) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, live, pv, toff, 1);
+            if (o0 + 4 <= o) {
+                for (; pv + 3 <= vectors; pv += 3) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, pv, toff, 4, 3);
+                for (; pv < vectors; pv++) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, pv, toff, 4, 1);
+            } else {   /* the last 1-3 channels: the padded block's extra rows are zeros, not stored */
+                for (size_t q = 0; o0 + q < o; q++) {
+                    float *wq = malloc(c * kk * 4 * sizeof(float));
+                    for (size_t i = 0; i < c * kk; i++) { wq[4 * i] = w[4 * i + q]; wq[4 * i + 1] = wq[4 * i + 2] = wq[4 * i + 3] = 0.0f; }
+                    for (pv = 0; pv + 3 <= vectors; pv += 3) direct_tile(xb, wq, bias, out_b, c, kk, s, rows, width, wo, hw, o0 + q, pv, toff, 1, 3);
+                    for (; pv < vectors; pv++) direct_tile(xb, wq, bias, out_b, c, kk, s, rows, width, wo, hw, o0 + q, pv, toff, 1, 1);
+                    free(wq);
+                }
+            }
         }
     }
     free(wp);
@@ -559,18 +568,31 @@ void lethe_direct_forward(const float *xp, size_t images, size_t c, size_t o, si
 
 static inline __attribute__((always_inline))
 void gradient_tile(const float *gk, size_t o, size_t chan, size_t gw, const size_t *toff, size_t ntaps, const float *wp,
-                   float *gx, size_t h, size_t w, size_t s, size_t pad, size_t rho, size_t sigma, size_t c0, size_t live,
-                   const size_t *rowA, const size_t *colB, const size_t *count, const int NV) {
+                   float *gx, size_t h, size_t w, size_t s, size_t pad, size_t rho, size_t sigma, size_t c0,
+                   const size_t *rowA, const size_t *colB, const size_t *count, const int OB, const int NV) {
     size_t base[3];
     for (int v = 0; v < NV; v++) base[v] = rowA[v] * gw + colB[v];
     v8f acc[4][3];
-    tile_accumulate(acc, gk, chan, o, toff, ntaps, wp, base, NV);
-    for (size_t q = 0; q < live; q++) {
+    tile_accumulate(acc, gk, chan, o, toff, ntaps, wp, base, OB, NV);
+    for (int q = 0; q < OB; q++) {
         float *plane = gx + (c0 + q) * h * w;
         for (int v = 0; v < NV; v++) {
             float *row = plane + (s * rowA[v] + rho - pad) * w + s * colB[v] + sigma - pad;
             for (size_t l = 0; l < count[v]; l++) row[l * s] = acc[q][v][l];
         }
+    }
+}
+
+/* A tile of the last 1-3 input channels (computed as four, the padded weights zero), one vector. */
+static void partial_gradient_tile(const float *gk, size_t o, size_t chan, size_t gw, const size_t *toff, size_t ntaps,
+                                  const float *wp, float *gx, size_t h, size_t w, size_t s, size_t pad, size_t rho,
+                                  size_t sigma, size_t c0, const size_t *rowA, const size_t *colB, const size_t *count, size_t live) {
+    size_t base[3] = {rowA[0] * gw + colB[0], 0, 0};
+    v8f acc[4][3];
+    tile_accumulate(acc, gk, chan, o, toff, ntaps, wp, base, 4, 1);
+    for (size_t q = 0; q < live; q++) {
+        float *row = gx + (c0 + q) * h * w + (s * rowA[0] + rho - pad) * w + s * colB[0] + sigma - pad;
+        for (size_t l = 0; l < count[0]; l++) row[l * s] = acc[q][0][l];
     }
 }
 
@@ -619,16 +641,17 @@ void lethe_direct_input_gradient(const float *g, size_t images, size_t c, size_t
             size_t rowA[3], colB[3], count[3];
             #define VEC(k, pv) do { rowA[k] = a0 + (pv) / per_row; colB[k] = b0 + (pv) % per_row * 8; \
                                    count[k] = b1 - colB[k] < 8 ? b1 - colB[k] : 8; } while (0)
-            for (size_t cb = 0; cb < blocks; cb++) {   /* a last block of 1-3 channels: zero weights, not stored */
-                size_t c0 = 4 * cb, live = c - c0 < 4 ? c - c0 : 4, pv = 0;
+            for (size_t cb = 0; cb < blocks; cb++) {
+                size_t c0 = 4 * cb, pv = 0;
                 const float *wcb = cls[k].wp + cb * o * ntaps * 4;
-                for (; pv + 3 <= vectors; pv += 3) {
-                    VEC(0, pv); VEC(1, pv + 1); VEC(2, pv + 2);
-                    gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad, rho, sigma, c0, live, rowA, colB, count, 3);
-                }
-                for (; pv < vectors; pv++) {
-                    VEC(0, pv);
-                    gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad, rho, sigma, c0, live, rowA, colB, count, 1);
+                if (c0 + 4 <= c) {
+                    for (; pv + 3 <= vectors; pv += 3) { VEC(0, pv); VEC(1, pv + 1); VEC(2, pv + 2);
+                        gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad, rho, sigma, c0, rowA, colB, count, 4, 3); }
+                    for (; pv < vectors; pv++) { VEC(0, pv);
+                        gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad, rho, sigma, c0, rowA, colB, count, 4, 1); }
+                } else {
+                    for (; pv < vectors; pv++) { VEC(0, pv); partial_gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad,
+                                                                                   rho, sigma, c0, rowA, colB, count, c - c0); }
                 }
             }
             #undef VEC
