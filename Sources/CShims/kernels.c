@@ -301,113 +301,336 @@ void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w
     im2col_pass((float *)cols, gx, images, c, h, w, kh, kw, stride, pad, ho, wo, 1);
 }
 
-/* ---- Winograd F(2x2, 3x3) transforms (see Winograd.swift for the maths) ----
-   Each works a row of tiles at a time: the first stage combines whole image rows (contiguous), the
-   second combines columns two apart (a constant stride the compiler vectorises), so the loops run
-   over many tiles at once. Layouts: v[ξ][c][tile], m and dm [ξ][o][tile], tile = (image th + ty) tw + tx. */
+/* ---- vectors of 8 and 4 floats (GCC vector extensions) ---- */
 
 #include <stdlib.h>
 
+typedef float v8f __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+/* Debug builds compile without AVX; the helpers taking v8f are static, so no ABI crosses a boundary. */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpsabi"
+#endif
+
+static inline v8f load8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+static inline v4f load4(const float *p) { v4f v; memcpy(&v, p, sizeof v); return v; }
+static inline void store4(float *p, v4f v) { memcpy(p, &v, sizeof v); }
+static inline v8f splat8(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
+static inline float hsum8(v8f a) {
+    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+static inline size_t roundup8(size_t n) { return (n + 7) / 8 * 8; }
+
+/* The 4x4 transpose of the rows a, b, c, d, in place. */
+static inline void transpose4(v4f *a, v4f *b, v4f *c, v4f *d) {
+    v4f t0 = __builtin_shufflevector(*a, *b, 0, 4, 1, 5), t1 = __builtin_shufflevector(*a, *b, 2, 6, 3, 7);
+    v4f t2 = __builtin_shufflevector(*c, *d, 0, 4, 1, 5), t3 = __builtin_shufflevector(*c, *d, 2, 6, 3, 7);
+    *a = __builtin_shufflevector(t0, t2, 0, 1, 4, 5); *b = __builtin_shufflevector(t0, t2, 2, 3, 6, 7);
+    *c = __builtin_shufflevector(t1, t3, 0, 1, 4, 5); *d = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
+}
+
+/* p[φ ps + q] = src[4 q + φ] for q < n: a row split into its four column phases. */
+static void deinterleave4(const float *src, float *p, size_t ps, size_t n) {
+    size_t q = 0;
+    for (; q + 8 <= n; q += 8) {
+        v8f a = load8(src + 4 * q), b = load8(src + 4 * q + 8), c = load8(src + 4 * q + 16), d = load8(src + 4 * q + 24);
+        v8f ab0 = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+        v8f cd0 = __builtin_shufflevector(c, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(c, d, 1, 3, 5, 7, 9, 11, 13, 15);
+        store8(p + q, __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14));
+        store8(p + ps + q, __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14));
+        store8(p + 2 * ps + q, __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15));
+        store8(p + 3 * ps + q, __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15));
+    }
+    for (; q + 4 <= n; q += 4) {
+        v4f a = load4(src + 4 * q), b = load4(src + 4 * q + 4), c = load4(src + 4 * q + 8), d = load4(src + 4 * q + 12);
+        transpose4(&a, &b, &c, &d);
+        store4(p + q, a); store4(p + ps + q, b); store4(p + 2 * ps + q, c); store4(p + 3 * ps + q, d);
+    }
+    for (; q < n; q++) { p[q] = src[4 * q]; p[ps + q] = src[4 * q + 1]; p[2 * ps + q] = src[4 * q + 2]; p[3 * ps + q] = src[4 * q + 3]; }
+}
+
+/* dst[k] = p[(k % 4) ps + k / 4] for k < count: a row from its four column phases. */
+static void interleave4(const float *p, size_t ps, float *dst, size_t count) {
+    size_t q = 0;
+    for (; 4 * (q + 8) <= count; q += 8) {
+        v8f x = load8(p + q), y = load8(p + ps + q), z = load8(p + 2 * ps + q), w = load8(p + 3 * ps + q);
+        v8f xzl = __builtin_shufflevector(x, z, 0, 8, 1, 9, 2, 10, 3, 11), xzh = __builtin_shufflevector(x, z, 4, 12, 5, 13, 6, 14, 7, 15);
+        v8f ywl = __builtin_shufflevector(y, w, 0, 8, 1, 9, 2, 10, 3, 11), ywh = __builtin_shufflevector(y, w, 4, 12, 5, 13, 6, 14, 7, 15);
+        store8(dst + 4 * q, __builtin_shufflevector(xzl, ywl, 0, 8, 1, 9, 2, 10, 3, 11));
+        store8(dst + 4 * q + 8, __builtin_shufflevector(xzl, ywl, 4, 12, 5, 13, 6, 14, 7, 15));
+        store8(dst + 4 * q + 16, __builtin_shufflevector(xzh, ywh, 0, 8, 1, 9, 2, 10, 3, 11));
+        store8(dst + 4 * q + 24, __builtin_shufflevector(xzh, ywh, 4, 12, 5, 13, 6, 14, 7, 15));
+    }
+    for (; 4 * (q + 4) <= count; q += 4) {
+        v4f a = load4(p + q), b = load4(p + ps + q), c = load4(p + 2 * ps + q), d = load4(p + 3 * ps + q);
+        transpose4(&a, &b, &c, &d);
+        store4(dst + 4 * q, a); store4(dst + 4 * q + 4, b); store4(dst + 4 * q + 8, c); store4(dst + 4 * q + 12, d);
+    }
+    for (size_t k = 4 * q; k < count; k++) dst[k] = p[(k % 4) * ps + k / 4];
+}
+
+/* ---- Winograd F(4x4, 3x3) transforms (see Winograd.swift for the maths) ----
+   Layouts: v[ξ][c][tile], m and dm [ξ][o][tile], ξ = 6 i + j over the 6x6 transformed tile, tile =
+   (image th + ty) tw + tx, so the tiles of one image plane are contiguous in every ξ. Each transform
+   works a plane at a time, vectorised 8 tiles at a time over the plane's th tw tiles (images are
+   small: 2 to 8 tiles a row): rows of the image are combined whole (B^T d, contiguous), split into
+   their four column phases (tile tx starts at column 4 tx and reads six columns: phases 0-3 of tile
+   tx and phases 0-1 of tile tx + 1), and combined again phase by phase. The 1-D transforms, on a
+   column of 6 (or 4) values:
+     B^T d: 4d0 - 5d2 + d4, -4d1 - 4d2 + d3 + d4, 4d1 - 4d2 - d3 + d4, -2d1 - d2 + 2d3 + d4,
+            2d1 - d2 - 2d3 + d4, 4d1 - 5d3 + d5
+     A^T m: m0 + m1 + m2 + m3 + m4, m1 - m2 + 2m3 - 2m4, m1 + m2 + 4m3 + 4m4, m1 - m2 + 8m3 - 8m4 + m5
+     A a:   a0, a0 + a1 + a2 + a3, a0 - a1 + a2 - a3, a0 + 2a1 + 4a2 + 8a3, a0 - 2a1 + 4a2 - 8a3, a3
+   The macros work on floats and on vectors alike. */
+
+#define WINO_BT(T, d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5)                     \
+    {                                                                                   \
+        T s13 = (d4) - 4.0f * (d2), s24 = (d3) - 4.0f * (d1);                            \
+        T s57 = (d4) - (d2), s68 = 2.0f * ((d3) - (d1));                                 \
+        o0 = 4.0f * (d0) - 5.0f * (d2) + (d4);                                          \
+        o1 = s13 + s24; o2 = s13 - s24;                                                 \
+        o3 = s57 + s68; o4 = s57 - s68;                                                 \
+        o5 = 4.0f * (d1) - 5.0f * (d3) + (d5);                                          \
+    }
+
+#define WINO_AT(T, m0, m1, m2, m3, m4, m5, y0, y1, y2, y3)                              \
+    {                                                                                   \
+        T p12 = (m1) + (m2), d12 = (m1) - (m2), p34 = (m3) + (m4), d34 = (m3) - (m4);      \
+        y0 = (m0) + p12 + p34;                                                          \
+        y1 = d12 + 2.0f * d34;                                                          \
+        y2 = p12 + 4.0f * p34;                                                          \
+        y3 = d12 + 8.0f * d34 + (m5);                                                   \
+    }
+
+#define WINO_A(T, a0, a1, a2, a3, r0, r1, r2, r3, r4, r5)                               \
+    {                                                                                   \
+        T e = (a0) + (a2), o = (a1) + (a3), e4 = (a0) + 4.0f * (a2), o4 = 2.0f * (a1) + 8.0f * (a3); \
+        r0 = (a0); r1 = e + o; r2 = e - o; r3 = e4 + o4; r4 = e4 - o4; r5 = (a3);      \
+    }
+
+#define SCALAR_LOAD(p) (*(p))
+#define SCALAR_STORE(p, x) (*(p) = (x))
+
+/* One step of the input's column transform at tile m of the plane: the phases q[φ qs + m] (d4, d5
+   from tile m + 1), written to o[j os + m]. */
+#define INPUT_COLUMNS(T, LOAD, STORE, q, qs, o, os, m)                                  \
+    {                                                                                   \
+        T d0 = LOAD(q + (m)), d1 = LOAD(q + (qs) + (m)), d2 = LOAD(q + 2 * (qs) + (m));     \
+        T d3 = LOAD(q + 3 * (qs) + (m)), d4 = LOAD(q + (m) + 1), d5 = LOAD(q + (qs) + (m) + 1); \
+        T o0, o1, o2, o3, o4, o5;                                                       \
+        WINO_BT(T, d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5);                     \
+        STORE(o + (m), o0); STORE(o + (os) + (m), o1); STORE(o + 2 * (os) + (m), o2);     \
+        STORE(o + 3 * (os) + (m), o3); STORE(o + 4 * (os) + (m), o4); STORE(o + 5 * (os) + (m), o5); \
+    }
+
+/* One step of the input's row transform at column k: six image rows r0-r5 to t0[j ts + k]. */
+#define INPUT_ROWS(T, LOAD, STORE, k)                                                    \
+    {                                                                                   \
+        T o0, o1, o2, o3, o4, o5;                                                       \
+        WINO_BT(T, LOAD(r0 + (k)), LOAD(r1 + (k)), LOAD(r2 + (k)), LOAD(r3 + (k)), LOAD(r4 + (k)), LOAD(r5 + (k)), \
+                o0, o1, o2, o3, o4, o5);                                                \
+        STORE(t0 + (k), o0); STORE(t0 + ts + (k), o1); STORE(t0 + 2 * ts + (k), o2);     \
+        STORE(t0 + 3 * ts + (k), o3); STORE(t0 + 4 * ts + (k), o4); STORE(t0 + 5 * ts + (k), o5); \
+    }
+
 void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
                           size_t th, size_t tw, float *v) {
-    size_t tiles = images * th * tw, width = 2 * tw + 2;   /* >= pad + w + pad: the padded row */
-    float *rows = calloc(4 * width + w, sizeof(float));
-    float *t[4] = {rows, rows + width, rows + 2 * width, rows + 3 * width};
-    const float *zero = rows + 4 * width;                   /* a row of w zeros above and below */
+    size_t tiles = images * th * tw, n = th * tw;
+    /* t: the six row transforms, row ty at ty 4tw (each written 4tw + 2 wide, into the next row's
+       start: its last two columns are kept in e before the next row overwrites them); q: phases of
+       one of them (n + 1 per phase: tile m + 1 is read for every m). */
+    size_t ts = th * 4 * tw + 2, qs = n + 1;
+    float *t = calloc(6 * ts + 4 * qs + 12 * th + w, sizeof(float));
+    float *q = t + 6 * ts, *e = q + 4 * qs;
+    const float *zero = e + 12 * th;                        /* a row of w zeros above and below */
     for (size_t b = 0; b < images; b++)
     for (size_t ci = 0; ci < c; ci++) {
         const float *plane = x + (b * c + ci) * h * w;
         for (size_t ty = 0; ty < th; ty++) {
-            const float *r[4];
-            for (int i = 0; i < 4; i++) {
-                long y = (long)(2 * ty + i) - (long)pad;
+            const float *r[6];
+            for (int i = 0; i < 6; i++) {
+                long y = (long)(4 * ty + i) - (long)pad;
                 r[i] = (y >= 0 && y < (long)h) ? plane + y * (long)w : zero;
             }
-            /* B^T d over rows, straight from the image; the padding columns of t stay zero */
-            float *t0 = t[0] + pad, *t1 = t[1] + pad, *t2 = t[2] + pad, *t3 = t[3] + pad;
-            const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3];
-            for (size_t k = 0; k < w; k++) {
-                float d0 = r0[k], d1 = r1[k], d2 = r2[k], d3 = r3[k];
-                t0[k] = d0 - d2; t1[k] = d1 + d2; t2[k] = d2 - d1; t3[k] = d1 - d3;
+            float *row = t + ty * 4 * tw;
+            for (int i = 0; i < 6; i++) for (size_t k = 0; k < pad; k++) row[i * ts + k] = 0.0f;
+            const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3], *r4 = r[4], *r5 = r[5];
+            float *t0 = row + pad;                      /* B^T d over rows, straight from the image */
+            size_t k = 0;
+            for (; k + 8 <= w; k += 8) INPUT_ROWS(v8f, load8, store8, k);
+            for (; k < w; k++) INPUT_ROWS(float, SCALAR_LOAD, SCALAR_STORE, k);
+            for (int i = 0; i < 6; i++) {
+                for (size_t k = pad + w; k < 4 * tw + 2; k++) row[i * ts + k] = 0.0f;
+                e[(i * th + ty) * 2] = row[i * ts + 4 * tw];
+                e[(i * th + ty) * 2 + 1] = row[i * ts + 4 * tw + 1];
             }
-            size_t base = (b * th + ty) * tw;
-            for (int i = 0; i < 4; i++) {                 /* (B^T d) B over columns */
-                float *o0 = v + ((size_t)(4 * i) * c + ci) * tiles + base;
-                float *o1 = v + ((size_t)(4 * i + 1) * c + ci) * tiles + base;
-                float *o2 = v + ((size_t)(4 * i + 2) * c + ci) * tiles + base;
-                float *o3 = v + ((size_t)(4 * i + 3) * c + ci) * tiles + base;
-                const float *ti = t[i];
-                for (size_t tx = 0; tx < tw; tx++) {
-                    float a = ti[2 * tx], bb = ti[2 * tx + 1], cc = ti[2 * tx + 2], d = ti[2 * tx + 3];
-                    o0[tx] = a - cc; o1[tx] = bb + cc; o2[tx] = cc - bb; o3[tx] = bb - d;
-                }
+        }
+        size_t base = (b * th) * tw;
+        for (int i = 0; i < 6; i++) {                     /* (B^T d) B over columns */
+            deinterleave4(t + i * ts, q, qs, n);
+            q[n] = q[qs + n] = 0.0f;                        /* read by the last tile, then fixed below */
+            float *o = v + ((size_t)(6 * i) * c + ci) * tiles + base;
+            size_t os = c * tiles, m = 0;
+            for (; m + 8 <= n; m += 8) INPUT_COLUMNS(v8f, load8, store8, q, qs, o, os, m);
+            for (; m < n; m++) INPUT_COLUMNS(float, SCALAR_LOAD, SCALAR_STORE, q, qs, o, os, m);
+            for (size_t ty = 0; ty < th; ty++) {          /* the last tile of a row reads e, not tile m + 1 */
+                size_t at = ty * tw + tw - 1;
+                float d[6] = {q[at], q[qs + at], q[2 * qs + at], q[3 * qs + at], e[(i * th + ty) * 2], e[(i * th + ty) * 2 + 1]};
+                WINO_BT(float, d[0], d[1], d[2], d[3], d[4], d[5], o[at], o[os + at], o[2 * os + at], o[3 * os + at],
+                        o[4 * os + at], o[5 * os + at]);
             }
         }
     }
-    free(rows);
+    free(t);
 }
+
+/* One step of the output transform at tile k of the plane: M[ξ] = m[ξ ms + k] to the 4x4 outputs
+   y[(4 i + φ) ys + k] (+ add). */
+#define OUTPUT_TILES(T, LOAD, STORE, m, ms, y, ys, add, k)                               \
+    {                                                                                   \
+        T s[4][6];                                                                      \
+        for (int j = 0; j < 6; j++)                                                     \
+            WINO_AT(T, LOAD(m + j * (ms) + (k)), LOAD(m + (6 + j) * (ms) + (k)), LOAD(m + (12 + j) * (ms) + (k)), \
+                    LOAD(m + (18 + j) * (ms) + (k)), LOAD(m + (24 + j) * (ms) + (k)), LOAD(m + (30 + j) * (ms) + (k)), \
+                    s[0][j], s[1][j], s[2][j], s[3][j]);                               \
+        for (int i = 0; i < 4; i++) {                                                   \
+            T a, bb, cc, d;                                                             \
+            WINO_AT(T, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], a, bb, cc, d); \
+            STORE(y + (4 * i) * (ys) + (k), a + (add)); STORE(y + (4 * i + 1) * (ys) + (k), bb + (add)); \
+            STORE(y + (4 * i + 2) * (ys) + (k), cc + (add)); STORE(y + (4 * i + 3) * (ys) + (k), d + (add)); \
+        }                                                                               \
+    }
 
 void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, size_t wo,
                            size_t th, size_t tw, const float *bias, float *out) {
-    size_t tiles = images * th * tw;
-    float *row = malloc(2 * (2 * tw) * sizeof(float));
+    size_t tiles = images * th * tw, n = th * tw;
+    float *y = malloc(16 * n * sizeof(float));              /* y[(4 i + φ) n + tile]: row i, phase φ */
     for (size_t b = 0; b < images; b++)
     for (size_t oc = 0; oc < o; oc++) {
         float *plane = out + (b * o + oc) * ho * wo;
         float add = bias ? bias[oc] : 0.0f;
-        for (size_t ty = 0; ty < th; ty++) {
-            size_t base = (b * th + ty) * tw;
-            const float *mm[16];
-            for (int xi = 0; xi < 16; xi++) mm[xi] = m + ((size_t)xi * o + oc) * tiles + base;
-            float *y0 = row, *y1 = row + 2 * tw;
-            for (size_t tx = 0; tx < tw; tx++) {
-                float t0[4], t1[4];                         /* A^T M: 2x4 */
-                for (int j = 0; j < 4; j++) {
-                    float m0 = mm[j][tx], m1 = mm[4 + j][tx], m2 = mm[8 + j][tx], m3 = mm[12 + j][tx];
-                    t0[j] = m0 + m1 + m2; t1[j] = m1 - m2 - m3;
+        const float *mp = m + oc * tiles + b * n;
+        size_t ms = o * tiles, k = 0;
+        v8f add8 = splat8(add);
+        for (; k + 8 <= n; k += 8) OUTPUT_TILES(v8f, load8, store8, mp, ms, y, n, add8, k);
+        for (; k < n; k++) OUTPUT_TILES(float, SCALAR_LOAD, SCALAR_STORE, mp, ms, y, n, add, k);
+        for (size_t ty = 0; ty < th; ty++)
+            for (size_t i = 0; i < 4 && 4 * ty + i < ho; i++) interleave4(y + 4 * i * n + ty * tw, n, plane + (4 * ty + i) * wo, wo);
+    }
+    free(y);
+}
+
+/* One step of the output gradient's transform at tile k: dY row i in phases g[(4 i + φ) gs + k], to
+   dm[ξ ds + k]. */
+#define OUTPUT_GRADIENT_TILES(T, LOAD, STORE, g, gs, d, ds, k)                           \
+    {                                                                                   \
+        T r[6][4];                                                                      \
+        for (int j = 0; j < 4; j++)                                                     \
+            WINO_A(T, LOAD(g + j * (gs) + (k)), LOAD(g + (4 + j) * (gs) + (k)), LOAD(g + (8 + j) * (gs) + (k)), \
+                   LOAD(g + (12 + j) * (gs) + (k)), r[0][j], r[1][j], r[2][j], r[3][j], r[4][j], r[5][j]); \
+        for (int l = 0; l < 6; l++) {                                                   \
+            T z0, z1, z2, z3, z4, z5;                                                   \
+            WINO_A(T, r[l][0], r[l][1], r[l][2], r[l][3], z0, z1, z2, z3, z4, z5);      \
+            STORE(d + (6 * l) * (ds) + (k), z0); STORE(d + (6 * l + 1) * (ds) + (k), z1); \
+            STORE(d + (6 * l + 2) * (ds) + (k), z2); STORE(d + (6 * l + 3) * (ds) + (k), z3); \
+            STORE(d + (6 * l + 4) * (ds) + (k), z4); STORE(d + (6 * l + 5) * (ds) + (k), z5); \
+        }                                                                               \
+    }
+
+void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
+                                    size_t th, size_t tw, float *dm) {
+    size_t tiles = images * th * tw, n = th * tw;
+    float *row = calloc(4 * tw + 16 * n, sizeof(float));    /* a zero-padded row of dY, then its phases */
+    float *q = row + 4 * tw;                                /* q[(4 i + φ) n + tile]: row i, phase φ */
+    for (size_t b = 0; b < images; b++)
+    for (size_t oc = 0; oc < o; oc++) {
+        const float *plane = g + (b * o + oc) * ho * wo;
+        for (size_t ty = 0; ty < th; ty++)
+            for (size_t i = 0; i < 4; i++) {              /* dY rows, zero beyond the output */
+                size_t y = 4 * ty + i;
+                const float *src = plane + y * wo;
+                if (y < ho && wo == 4 * tw) {
+                    deinterleave4(src, q + 4 * i * n + ty * tw, n, tw);
+                    continue;
                 }
-                y0[2 * tx] = t0[0] + t0[1] + t0[2] + add; y0[2 * tx + 1] = t0[1] - t0[2] - t0[3] + add;
-                y1[2 * tx] = t1[0] + t1[1] + t1[2] + add; y1[2 * tx + 1] = t1[1] - t1[2] - t1[3] + add;
+                for (size_t k = 0; k < 4 * tw; k++) row[k] = (y < ho && k < wo) ? src[k] : 0.0f;
+                deinterleave4(row, q + 4 * i * n + ty * tw, n, tw);
             }
-            for (int i = 0; i < 2 && 2 * ty + i < ho; i++) {
-                float *dst = plane + (2 * ty + i) * wo, *src = i ? y1 : y0;
-                for (size_t k = 0; k < wo; k++) dst[k] = src[k];
-            }
-        }
+        float *d = dm + oc * tiles + b * n;
+        size_t ds = o * tiles, k = 0;
+        for (; k + 8 <= n; k += 8) OUTPUT_GRADIENT_TILES(v8f, load8, store8, q, n, d, ds, k);
+        for (; k < n; k++) OUTPUT_GRADIENT_TILES(float, SCALAR_LOAD, SCALAR_STORE, q, n, d, ds, k);
     }
     free(row);
 }
 
-void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
-                                    size_t th, size_t tw, float *dm) {
-    size_t tiles = images * th * tw;
-    float *rows = calloc(2 * (2 * tw), sizeof(float));
-    for (size_t b = 0; b < images; b++)
-    for (size_t oc = 0; oc < o; oc++) {
-        const float *plane = g + (b * o + oc) * ho * wo;
-        for (size_t ty = 0; ty < th; ty++) {
-            float *r0 = rows, *r1 = rows + 2 * tw;
-            for (int i = 0; i < 2; i++) {                 /* dY rows, zero beyond the output */
-                float *r = i ? r1 : r0;
-                size_t y = 2 * ty + i;
-                for (size_t k = 0; k < 2 * tw; k++) r[k] = (y < ho && k < wo) ? plane[y * wo + k] : 0.0f;
-            }
-            size_t base = (b * th + ty) * tw;
-            float *dd[16];
-            for (int xi = 0; xi < 16; xi++) dd[xi] = dm + ((size_t)xi * o + oc) * tiles + base;
-            for (size_t tx = 0; tx < tw; tx++) {
-                float a = r0[2 * tx], bb = r0[2 * tx + 1], cc = r1[2 * tx], d = r1[2 * tx + 1];
-                float rr[4][2] = {{a, bb}, {a + cc, bb + d}, {a - cc, bb - d}, {-cc, -d}};   /* A dY */
-                for (int i = 0; i < 4; i++) {                                                 /* (A dY) A^T */
-                    dd[4 * i][tx] = rr[i][0];
-                    dd[4 * i + 1][tx] = rr[i][0] + rr[i][1];
-                    dd[4 * i + 2][tx] = rr[i][0] - rr[i][1];
-                    dd[4 * i + 3][tx] = -rr[i][1];
-                }
-            }
-        }
+/* The kernel's transforms, vectorised over (o, c) pairs: U[ξ][pair] = (G g G^T)[ξ] for g = w[pair]
+   (3x3), and back, dW[pair] = G^T dU G. G's rows are (1/4, 0, 0), (-1/6, -1/6, -1/6), (-1/6, 1/6, -1/6),
+   (1/24, 1/12, 1/6), (1/24, -1/12, 1/6), (0, 0, 1). */
+#define WINO_G(T, g0, g1, g2, u0, u1, u2, u3, u4, u5)                                   \
+    {                                                                                   \
+        T p02 = (g0) + (g2), a = (1.0f / 24) * (g0) + (1.0f / 6) * (g2), b = (1.0f / 12) * (g1); \
+        u0 = 0.25f * (g0); u1 = (-1.0f / 6) * (p02 + (g1)); u2 = (-1.0f / 6) * (p02 - (g1)); \
+        u3 = a + b; u4 = a - b; u5 = (g2);                                              \
     }
-    free(rows);
+
+#define WINO_GT(T, u0, u1, u2, u3, u4, u5, s0, s1, s2)                                  \
+    {                                                                                   \
+        T p12 = (u1) + (u2), p34 = (u3) + (u4);                                         \
+        s0 = 0.25f * (u0) - (1.0f / 6) * p12 + (1.0f / 24) * p34;                       \
+        s1 = (1.0f / 6) * ((u2) - (u1)) + (1.0f / 12) * ((u3) - (u4));                  \
+        s2 = (1.0f / 6) * (p34 - p12) + (u5);                                           \
+    }
+
+/* U for the 8 (or 1) pairs from p on: g[k] holds tap k of each. */
+#define KERNEL_PAIRS(T, STORE, g, u, pairs, p)                                          \
+    {                                                                                   \
+        T t[6][3];                                                                      \
+        for (int j = 0; j < 3; j++) WINO_G(T, g[j], g[3 + j], g[6 + j], t[0][j], t[1][j], t[2][j], t[3][j], t[4][j], t[5][j]); \
+        for (int i = 0; i < 6; i++) {                                                   \
+            T z[6];                                                                     \
+            WINO_G(T, t[i][0], t[i][1], t[i][2], z[0], z[1], z[2], z[3], z[4], z[5]);   \
+            for (int j = 0; j < 6; j++) STORE(u + (size_t)(6 * i + j) * (pairs) + (p), z[j]); \
+        }                                                                               \
+    }
+
+void lethe_winograd_kernel(const float *w, size_t pairs, float *u) {
+    size_t p = 0;
+    for (; p + 8 <= pairs; p += 8) {
+        v8f g[9];
+        for (int k = 0; k < 9; k++)
+            for (int l = 0; l < 8; l++) g[k][l] = w[9 * (p + l) + k];
+        KERNEL_PAIRS(v8f, store8, g, u, pairs, p);
+    }
+    for (; p < pairs; p++) {
+        const float *g = w + 9 * p;
+        KERNEL_PAIRS(float, SCALAR_STORE, g, u, pairs, p);
+    }
+}
+
+/* dW for the 8 (or 1) pairs from p on, into out[3 i + j] (vectors: one lane per pair). */
+#define KERNEL_GRADIENT_PAIRS(T, LOAD, du, pairs, p, out)                               \
+    {                                                                                   \
+        T s[3][6];                                                                      \
+        for (int j = 0; j < 6; j++)                                                     \
+            WINO_GT(T, LOAD(du + (size_t)j * (pairs) + (p)), LOAD(du + (size_t)(6 + j) * (pairs) + (p)), \
+                    LOAD(du + (size_t)(12 + j) * (pairs) + (p)), LOAD(du + (size_t)(18 + j) * (pairs) + (p)), \
+                    LOAD(du + (size_t)(24 + j) * (pairs) + (p)), LOAD(du + (size_t)(30 + j) * (pairs) + (p)), \
+                    s[0][j], s[1][j], s[2][j]);                                         \
+        for (int i = 0; i < 3; i++)                                                     \
+            WINO_GT(T, s[i][0], s[i][1], s[i][2], s[i][3], s[i][4], s[i][5], out[3 * i], out[3 * i + 1], out[3 * i + 2]); \
+    }
+
+void lethe_winograd_kernel_gradient(const float *du, size_t pairs, float *dw) {
+    size_t p = 0;
+    for (; p + 8 <= pairs; p += 8) {
+        v8f out[9];
+        KERNEL_GRADIENT_PAIRS(v8f, load8, du, pairs, p, out);
+        for (int l = 0; l < 8; l++)
+            for (int k = 0; k < 9; k++) dw[9 * (p + l) + k] = out[k][l];
+    }
+    for (; p < pairs; p++) KERNEL_GRADIENT_PAIRS(float, SCALAR_LOAD, du, pairs, p, (dw + 9 * p));
 }
 
 /* ---- direct convolution (few input channels, or stride > 1) ----
@@ -418,20 +641,6 @@ void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, siz
    of a row that is 8 consecutive floats, whatever the stride. A register tile holds 4 output channels
    x 3 vectors of 8 output pixels (12 accumulators), fed per (channel, tap) by 3 loads and 4 weight
    broadcasts. Every output is summed over (ci, ki, kj) in that order, the bias added last. */
-
-typedef float v8f __attribute__((vector_size(32)));
-/* Debug builds compile without AVX; the helpers taking v8f are static, so no ABI crosses a boundary. */
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpsabi"
-#endif
-
-static inline v8f load8(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
-static inline void store8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
-static inline v8f splat8(float x) { return (v8f){x, x, x, x, x, x, x, x}; }
-static inline float hsum8(v8f a) {
-    return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
-}
-static inline size_t roundup8(size_t n) { return (n + 7) / 8 * 8; }
 
 void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t w, size_t s, size_t pad,
                        size_t kw, size_t rows, size_t wo, float *xp) {

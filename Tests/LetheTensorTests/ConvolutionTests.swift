@@ -5,7 +5,8 @@ import Testing
 /// enough to be split into several blocks of images.
 @Suite struct ConvolutionTests {
     /// One case per way a convolution runs, each spanning several blocks of images: Winograd (forward
-    /// and weight gradient; input gradient by im2col, by Winograd, with ragged tiles); direct (few input
+    /// and weight gradient; input gradient by im2col, by Winograd; ragged tiles, rows of 2, 4, 5 and 8
+    /// tiles, which the C transforms run in vectors of 8, 4 and singly); direct (few input
     /// channels at stride 1, one channel, a 5x5 kernel; strides 2 and 3 with and without padding, a 4x4
     /// kernel at stride 2, output rows that are not whole vectors, channel counts that are not whole
     /// register tiles); shifted products (stride 1, 32x32 and up, a 5x5 kernel); im2col (1x1, and a 5x5
@@ -17,7 +18,8 @@ import Testing
     }
     static let cases = [
         Case(stride: 1, padding: 1, size: 20, c: 24, o: 3, k: 3, path: "winograd"), Case(stride: 1, padding: 1, size: 32, c: 24, o: 9, k: 3, path: "winograd"),
-        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3, path: "winograd"), Case(stride: 1, padding: 1, size: 16, c: 16, o: 8, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 8, c: 8, o: 12, k: 3, path: "winograd"),
         Case(stride: 1, padding: 0, size: 34, c: 4, o: 3, k: 3, path: "direct"), Case(stride: 1, padding: 1, size: 32, c: 1, o: 6, k: 3, path: "direct"),
         Case(stride: 1, padding: 2, size: 20, c: 6, o: 9, k: 5, path: "direct"), Case(stride: 2, padding: 1, size: 45, c: 24, o: 6, k: 3, path: "direct"),
         Case(stride: 2, padding: 0, size: 40, c: 10, o: 5, k: 3, path: "direct"), Case(stride: 2, padding: 1, size: 18, c: 5, o: 4, k: 4, path: "direct"),

@@ -50,7 +50,7 @@ void lethe_im2col(const float *x, size_t images, size_t c, size_t h, size_t w, s
 void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w, size_t kh, size_t kw,
                   size_t stride, size_t pad, size_t ho, size_t wo, float *gx);
 
-/// Winograd F(2x2, 3x3) transforms of one block of images (layouts in LetheTensor's Winograd.swift):
+/// Winograd F(4x4, 3x3) transforms of one block of images (layouts in LetheTensor's Winograd.swift):
 /// input tiles B^T d B, outputs A^T M A (+ bias), and the output gradient's A dY A^T.
 void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
                           size_t th, size_t tw, float *v);
@@ -58,6 +58,9 @@ void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, s
                            size_t th, size_t tw, const float *bias, float *out);
 void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
                                     size_t th, size_t tw, float *dm);
+/// The kernel's transforms over `pairs` (o, c) pairs: u[ξ][pair] = G w[pair] G^T, and dw[pair] = G^T du[·][pair] G.
+void lethe_winograd_kernel(const float *w, size_t pairs, float *u);
+void lethe_winograd_kernel_gradient(const float *du, size_t pairs, float *dw);
 
 /// Direct convolution (kernels.c), for few input channels or stride > 1. `lethe_direct_pack` writes a
 /// block's zero-padded, column-phase-split input xp (per image and channel: rows = (ho - 1) s + kh

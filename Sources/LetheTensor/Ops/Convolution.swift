@@ -1,5 +1,5 @@
 // 2-D convolution over blocks of images, NCHW activations and (O, C, kH, kW) weights as in PyTorch.
-// Each convolution takes one of four paths, chosen from its shapes alone: Winograd F(2x2, 3x3)
+// Each convolution takes one of four paths, chosen from its shapes alone: Winograd F(4x4, 3x3)
 // (Winograd.swift), direct (few input channels, or strided), shifted products, or im2col + gemm.
 
 import CShims
@@ -267,8 +267,8 @@ struct ConvPlan {
                                        into out: UnsafeMutablePointer<T>) {
         if winograd {
             let tiles = tiles(images.count)
-            Scratch.with(T.self, count: 16 * c * tiles, zeroed: false) { v in
-                Scratch.with(T.self, count: 16 * o * tiles, zeroed: false) { m in
+            Scratch.with(T.self, count: 36 * c * tiles, zeroed: false) { v in
+                Scratch.with(T.self, count: 36 * o * tiles, zeroed: false) { m in
                     winogradInput(x, images: images, into: v)
                     winogradProducts(kernel, UnsafePointer(v), images: images.count, into: m)
                     winogradOutput(UnsafePointer(m), images: images, into: out, bias: bias)
@@ -446,9 +446,9 @@ extension Tensor {
                                                 if im2colWeight || (needX && transposed == nil && !p.direct) { p.imagesToBlock(images, from: gp, into: gBlock) }
                                                 if needW && p.winograd {   // dU = (A dY A^T) V^T per position, dW = G^T dU G
                                                     let tiles = p.tiles(images.count)
-                                                    Scratch.with(T.self, count: 16 * p.c * tiles, zeroed: false) { v in
-                                                        Scratch.with(T.self, count: 16 * p.o * tiles, zeroed: false) { dm in
-                                                            Scratch.with(T.self, count: 16 * p.o * p.c, zeroed: false) { du in
+                                                    Scratch.with(T.self, count: 36 * p.c * tiles, zeroed: false) { v in
+                                                        Scratch.with(T.self, count: 36 * p.o * tiles, zeroed: false) { dm in
+                                                            Scratch.with(T.self, count: 36 * p.o * p.c, zeroed: false) { du in
                                                                 p.winogradInput(xs, images: images, into: v)
                                                                 p.winogradOutputGradient(gp, images: images, into: dm)
                                                                 p.winogradKernelProducts(UnsafePointer(dm), UnsafePointer(v), images: images.count, into: du)
