@@ -372,12 +372,13 @@ static void interleave4(const float *p, size_t ps, float *dst, size_t count) {
 
 /* ---- Winograd F(4x4, 3x3) transforms (see Winograd.swift for the maths) ----
    Layouts: v[ξ][c][tile], m and dm [ξ][o][tile], ξ = 6 i + j over the 6x6 transformed tile, tile =
-   (image th + ty) tw + tx, so the tiles of one image plane are contiguous in every ξ. Each transform
-   works a plane at a time, vectorised 8 tiles at a time over the plane's th tw tiles (images are
-   small: 2 to 8 tiles a row): rows of the image are combined whole (B^T d, contiguous), split into
-   their four column phases (tile tx starts at column 4 tx and reads six columns: phases 0-3 of tile
-   tx and phases 0-1 of tile tx + 1), and combined again phase by phase. The 1-D transforms, on a
-   column of 6 (or 4) values:
+   (image th + ty) tw + tx, so the tiles of one image plane are contiguous in every ξ. Images are
+   small (2 to 8 tiles a row), so the transforms run in explicit vectors: the input's a row of tiles
+   at a time (rows of the image combined whole, then split into their four column phases by shuffles
+   in vectors of 8 or 4 tiles: tile tx starts at column 4 tx and reads phases 0-3 of its own columns
+   and phases 0-1 of tile tx + 1's), the output's and the output gradient's a plane at a time, 8
+   tiles per vector, through the column phases of the plane's rows. The 1-D transforms, on a column
+   of 6 (or 4) values:
      B^T d: 4d0 - 5d2 + d4, -4d1 - 4d2 + d3 + d4, 4d1 - 4d2 - d3 + d4, -2d1 - d2 + 2d3 + d4,
             2d1 - d2 - 2d3 + d4, 4d1 - 5d3 + d5
      A^T m: m0 + m1 + m2 + m3 + m4, m1 - m2 + 2m3 - 2m4, m1 + m2 + 4m3 + 4m4, m1 - m2 + 8m3 - 8m4 + m5
@@ -412,38 +413,32 @@ static void interleave4(const float *p, size_t ps, float *dst, size_t count) {
 #define SCALAR_LOAD(p) (*(p))
 #define SCALAR_STORE(p, x) (*(p) = (x))
 
-/* One step of the input's column transform at tile m of the plane: the phases q[φ qs + m] (d4, d5
-   from tile m + 1), written to o[j os + m]. */
-#define INPUT_COLUMNS(T, LOAD, STORE, q, qs, o, os, m)                                  \
-    {                                                                                   \
-        T d0 = LOAD(q + (m)), d1 = LOAD(q + (qs) + (m)), d2 = LOAD(q + 2 * (qs) + (m));     \
-        T d3 = LOAD(q + 3 * (qs) + (m)), d4 = LOAD(q + (m) + 1), d5 = LOAD(q + (qs) + (m) + 1); \
-        T o0, o1, o2, o3, o4, o5;                                                       \
-        WINO_BT(T, d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5);                     \
-        STORE(o + (m), o0); STORE(o + (os) + (m), o1); STORE(o + 2 * (os) + (m), o2);     \
-        STORE(o + 3 * (os) + (m), o3); STORE(o + 4 * (os) + (m), o4); STORE(o + 5 * (os) + (m), o5); \
-    }
-
-/* One step of the input's row transform at column k: six image rows r0-r5 to t0[j ts + k]. */
+/* One step of the input's row transform at column k: six image rows r0-r5 to t0[j width + k]. */
 #define INPUT_ROWS(T, LOAD, STORE, k)                                                    \
     {                                                                                   \
         T o0, o1, o2, o3, o4, o5;                                                       \
         WINO_BT(T, LOAD(r0 + (k)), LOAD(r1 + (k)), LOAD(r2 + (k)), LOAD(r3 + (k)), LOAD(r4 + (k)), LOAD(r5 + (k)), \
                 o0, o1, o2, o3, o4, o5);                                                \
-        STORE(t0 + (k), o0); STORE(t0 + ts + (k), o1); STORE(t0 + 2 * ts + (k), o2);     \
-        STORE(t0 + 3 * ts + (k), o3); STORE(t0 + 4 * ts + (k), o4); STORE(t0 + 5 * ts + (k), o5); \
+        STORE(t0 + (k), o0); STORE(t0 + width + (k), o1); STORE(t0 + 2 * width + (k), o2); \
+        STORE(t0 + 3 * width + (k), o3); STORE(t0 + 4 * width + (k), o4); STORE(t0 + 5 * width + (k), o5); \
+    }
+
+/* The column transform of the tiles from tx on (one per lane), given their six columns d0-d5. */
+#define INPUT_COLUMNS(T, STORE, d0, d1, d2, d3, d4, d5)                                 \
+    {                                                                                   \
+        T o0, o1, o2, o3, o4, o5;                                                       \
+        WINO_BT(T, d0, d1, d2, d3, d4, d5, o0, o1, o2, o3, o4, o5);                     \
+        STORE(o + tx, o0); STORE(o + os + tx, o1); STORE(o + 2 * os + tx, o2);           \
+        STORE(o + 3 * os + tx, o3); STORE(o + 4 * os + tx, o4); STORE(o + 5 * os + tx, o5); \
     }
 
 void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
                           size_t th, size_t tw, float *v) {
-    size_t tiles = images * th * tw, n = th * tw;
-    /* t: the six row transforms, row ty at ty 4tw (each written 4tw + 2 wide, into the next row's
-       start: its last two columns are kept in e before the next row overwrites them); q: phases of
-       one of them (n + 1 per phase: tile m + 1 is read for every m). */
-    size_t ts = th * 4 * tw + 2, qs = n + 1;
-    float *t = calloc(6 * ts + 4 * qs + 12 * th + w, sizeof(float));
-    float *q = t + 6 * ts, *e = q + 4 * qs;
-    const float *zero = e + 12 * th;                        /* a row of w zeros above and below */
+    /* t: the six row transforms of a row of tiles, zero-padded: >= pad + w + pad columns, and the
+       first two columns of a tile beyond the last */
+    size_t tiles = images * th * tw, width = 4 * tw + 4, os = c * tiles;
+    float *t = calloc(6 * width + w, sizeof(float));
+    const float *zero = t + 6 * width;                      /* a row of w zeros above and below */
     for (size_t b = 0; b < images; b++)
     for (size_t ci = 0; ci < c; ci++) {
         const float *plane = x + (b * c + ci) * h * w;
@@ -453,32 +448,38 @@ void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, siz
                 long y = (long)(4 * ty + i) - (long)pad;
                 r[i] = (y >= 0 && y < (long)h) ? plane + y * (long)w : zero;
             }
-            float *row = t + ty * 4 * tw;
-            for (int i = 0; i < 6; i++) for (size_t k = 0; k < pad; k++) row[i * ts + k] = 0.0f;
             const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3], *r4 = r[4], *r5 = r[5];
-            float *t0 = row + pad;                      /* B^T d over rows, straight from the image */
+            float *t0 = t + pad;                        /* B^T d over rows, straight from the image */
             size_t k = 0;
             for (; k + 8 <= w; k += 8) INPUT_ROWS(v8f, load8, store8, k);
             for (; k < w; k++) INPUT_ROWS(float, SCALAR_LOAD, SCALAR_STORE, k);
-            for (int i = 0; i < 6; i++) {
-                for (size_t k = pad + w; k < 4 * tw + 2; k++) row[i * ts + k] = 0.0f;
-                e[(i * th + ty) * 2] = row[i * ts + 4 * tw];
-                e[(i * th + ty) * 2 + 1] = row[i * ts + 4 * tw + 1];
-            }
-        }
-        size_t base = (b * th) * tw;
-        for (int i = 0; i < 6; i++) {                     /* (B^T d) B over columns */
-            deinterleave4(t + i * ts, q, qs, n);
-            q[n] = q[qs + n] = 0.0f;                        /* read by the last tile, then fixed below */
-            float *o = v + ((size_t)(6 * i) * c + ci) * tiles + base;
-            size_t os = c * tiles, m = 0;
-            for (; m + 8 <= n; m += 8) INPUT_COLUMNS(v8f, load8, store8, q, qs, o, os, m);
-            for (; m < n; m++) INPUT_COLUMNS(float, SCALAR_LOAD, SCALAR_STORE, q, qs, o, os, m);
-            for (size_t ty = 0; ty < th; ty++) {          /* the last tile of a row reads e, not tile m + 1 */
-                size_t at = ty * tw + tw - 1;
-                float d[6] = {q[at], q[qs + at], q[2 * qs + at], q[3 * qs + at], e[(i * th + ty) * 2], e[(i * th + ty) * 2 + 1]};
-                WINO_BT(float, d[0], d[1], d[2], d[3], d[4], d[5], o[at], o[os + at], o[2 * os + at], o[3 * os + at],
-                        o[4 * os + at], o[5 * os + at]);
+            for (int i = 0; i < 6; i++) {               /* (B^T d) B over columns, 8, 4 or 1 tiles at a time */
+                const float *ti = t + i * width;
+                float *o = v + ((size_t)(6 * i) * c + ci) * tiles + (b * th + ty) * tw;
+                size_t tx = 0;
+                for (; tx + 8 <= tw; tx += 8) {
+                    const float *s = ti + 4 * tx;
+                    v8f a = load8(s), bb = load8(s + 8), cc = load8(s + 16), d = load8(s + 24);
+                    v8f ab0 = __builtin_shufflevector(a, bb, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, bb, 1, 3, 5, 7, 9, 11, 13, 15);
+                    v8f cd0 = __builtin_shufflevector(cc, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(cc, d, 1, 3, 5, 7, 9, 11, 13, 15);
+                    v8f p0 = __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14), p1 = __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14);
+                    v8f p2 = __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15), p3 = __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15);
+                    v8f p4 = __builtin_shufflevector(p0, splat8(s[32]), 1, 2, 3, 4, 5, 6, 7, 8);   /* the next tiles' */
+                    v8f p5 = __builtin_shufflevector(p1, splat8(s[33]), 1, 2, 3, 4, 5, 6, 7, 8);
+                    INPUT_COLUMNS(v8f, store8, p0, p1, p2, p3, p4, p5);
+                }
+                for (; tx + 4 <= tw; tx += 4) {
+                    const float *s = ti + 4 * tx;
+                    v4f p0 = load4(s), p1 = load4(s + 4), p2 = load4(s + 8), p3 = load4(s + 12);
+                    transpose4(&p0, &p1, &p2, &p3);
+                    v4f p4 = __builtin_shufflevector(p0, (v4f){s[16], s[16], s[16], s[16]}, 1, 2, 3, 4);
+                    v4f p5 = __builtin_shufflevector(p1, (v4f){s[17], s[17], s[17], s[17]}, 1, 2, 3, 4);
+                    INPUT_COLUMNS(v4f, store4, p0, p1, p2, p3, p4, p5);
+                }
+                for (; tx < tw; tx++) {
+                    const float *s = ti + 4 * tx;
+                    INPUT_COLUMNS(float, SCALAR_STORE, s[0], s[1], s[2], s[3], s[4], s[5]);
+                }
             }
         }
     }

@@ -32,12 +32,17 @@ struct ConvPlan {
         self.geo = geo
         ho = geo.outSize(h, kernel: kh)
         wo = geo.outSize(w, kernel: kw)
-        let perImage = max(1, c * kh * kw * ho * wo)
-        // At most a cache's worth of columns, and at least eight blocks when the batch allows, so the
-        // blocks spread evenly over the threads.
-        blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / perImage))
-        if winograd { blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / winogradPerImage)) }
-        if direct { blockImages = max(1, min((n + 7) / 8, ConvPlan.blockElements / directPerImage)) }
+        blockImages = 1
+        let perImage = winograd ? winogradPerImage : direct ? directPerImage : max(1, c * kh * kw * ho * wo)
+        blockImages = ConvPlan.blockImages(n: n, perImage: perImage)
+    }
+
+    /// At most a cache's worth of scratch per block, and at least eight blocks when the batch allows,
+    /// so the blocks spread evenly over the threads; a power of two, so that batches of 32 or 64
+    /// images split into equal blocks (3 images per block would leave one thread 2 images more).
+    static func blockImages(n: Int, perImage: Int) -> Int {
+        let limit = max(1, min((n + 7) / 8, blockElements / max(1, perImage)))
+        return 1 << (Int.bitWidth - 1 - limit.leadingZeroBitCount)
     }
 
     /// Column-matrix elements per block (floats: 1 MiB).
