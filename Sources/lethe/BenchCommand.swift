@@ -8,10 +8,12 @@ struct Bench: ParsableCommand {
         abstract: "Time the tensor core's op families and one unlearning step per reference model, against PyTorch.",
         discussion: """
         Build in release first (`make bench` does). Op rows run forward and backward; GFLOP/s counts the \
-        matrix products only, against the sgemm peak measured in the same run. Step rows run the paper's \
+        matrix products the row executes (Winograd's reduced ones for 3x3 convolutions), against the sgemm \
+        peak measured in the same run. Step rows run the paper's \
         objective on the MAE, VQ-GAN and diffusion reference models; when the PyTorch reference \
         environment exists (bench/torch/setup.sh), bench/torch/bench_steps.py times the same work and the \
-        ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast).
+        ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast). The two sides are timed \
+        alternately, --rounds times per row, each keeping its best, so that both see the same machine.
         """
     )
 
@@ -23,6 +25,9 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Seconds to spend on each measurement (the best iteration is reported).")
     var seconds: Double = 1.0
+
+    @Option(help: "Rounds per row: Lethe and PyTorch are timed alternately this many times, each keeping its best.")
+    var rounds: Int = 3
 
     @Option(help: "Python of the PyTorch reference environment.")
     var torchPython = "bench/torch/.venv/bin/python"
@@ -39,61 +44,86 @@ struct Bench: ParsableCommand {
     @Option(help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion).")
     var runSteps: Int?
 
+    func validate() throws {
+        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
+        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+    }
+
     func run() throws {
         if endToEnd { return try wholeRuns() }
         Numerics.configure(threads: threads, mode: mode)
-        print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per row")
+        print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per measurement, \(rounds) round(s)")
+        let torch = TorchReference(python: torchPython, threads: threads)
         let peak = measureSgemmPeak()
         print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
         if !stepsOnly {
-            opRows(peak: peak)
+            opRows(peak: peak, torch: torch)
             print("")
         }
-        referenceSteps(peak: peak)
+        referenceSteps(peak: peak, torch: torch)
+        if let torch {
+            print("PyTorch \(torch.version), \(threads) thread(s): the same work, timed alternately with Lethe's (\(rounds) round(s), "
+                  + "the best of each side); a ratio >= 1 means Lethe is at least as fast.")
+        } else {
+            print("PyTorch reference: not measured (bench/torch/setup.sh creates \(torchPython)).")
+        }
     }
 
-    func opRows(peak: Double) {
+    /// Lethe's best time (s) of `body` and PyTorch's (ms, when measured) of the same work, over
+    /// `rounds` alternating rounds.
+    func alternate(_ kind: String, _ name: String, torch: TorchReference?, _ body: () -> Void) -> (lethe: Double, torch: Double?) {
+        var lethe = Double.infinity, reference: Double?
+        for _ in 0..<rounds {
+            lethe = min(lethe, best(body))
+            if let ms = torch?.time(kind, name, seconds: seconds) { reference = min(reference ?? ms, ms) }
+        }
+        return (lethe, reference)
+    }
+
+    func opRows(peak: Double, torch: TorchReference?) {
         var rng = Philox(seed: 0)
         print("")
-        let torch = torchTimes(ops: true)
         print("op (forward + backward)              shape                          ms/iter   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
-        func row(_ name: String, _ shape: String, flops: Double, _ body: () -> Void) {
-            let t = best(body)
+        func row(_ name: String, _ shape: String, _ body: () -> Void) {
+            let before = BLAS.flops
+            body()
+            let flops = Double(BLAS.flops - before)
+            let (t, ms) = alternate("op", name, torch: torch, body)
             let gflops = flops / t / 1e9
             let rate = flops > 0 ? String(format: "%8.1f  %5.1f%%", gflops, 100 * gflops / peak) : "       —       —"
-            let reference = torch.ms[name].map { String(format: "   %10.3f   %13.2f", $0, $0 / (t * 1e3)) } ?? "            —               —"
+            let reference = ms.map { String(format: "   %10.3f   %13.2f", $0, $0 / (t * 1e3)) } ?? "            —               —"
             print(name.padding(37) + shape.padding(31) + String(format: "%7.3f  ", t * 1e3) + rate + reference)
         }
         func param(_ s: [Int]) -> Tensor<Float> { Tensor.randn(s, rng: &rng, requiresGrad: true) }
 
         let x = param([2048, 128]), w = param([512, 128]), b = param([512])
-        row("linear", "[2048,128] x [512,128]^T", flops: 3 * 2 * 2048 * 512 * 128) { x.linear(w, b).sum().backward() }
+        row("linear", "[2048,128] x [512,128]^T") { x.linear(w, b).sum().backward() }
         let img = param([32, 32, 16, 16]), k = param([64, 32, 3, 3])
-        row("conv2d 3x3 pad 1", "[32,32,16,16] * [64,32,3,3]", flops: 3 * 2 * 32 * 64 * 256 * 288) {
+        row("conv2d 3x3 pad 1", "[32,32,16,16] * [64,32,3,3]") {
             img.conv2d(k, nil, Conv2dGeometry(stride: 1, padding: 1)).sum().backward()
         }
         let q = param([32, 4, 64, 32]), kk = param([32, 4, 64, 32]), v = param([32, 4, 64, 32])
-        row("attention", "[32,4,64,32]", flops: 3 * 2 * 2 * 32 * 4 * 64 * 64 * 32) { Tensor.attention(q, kk, v).sum().backward() }
+        row("attention", "[32,4,64,32]") { Tensor.attention(q, kk, v).sum().backward() }
         let qkv = param([32, 64, 384])
-        row("self-attention from qkv", "[32,64,3x128], 4 heads", flops: 3 * 2 * 2 * 32 * 4 * 64 * 64 * 32) {
+        row("self-attention from qkv", "[32,64,3x128], 4 heads") {
             Tensor.selfAttention(qkv: qkv, heads: 4).sum().backward()
         }
         let ln = param([2048, 128]), g = param([128]), beta = param([128])
-        row("layer norm", "[2048,128]", flops: 0) { ln.layerNorm(g, beta).sum().backward() }
+        row("layer norm", "[2048,128]") { ln.layerNorm(g, beta).sum().backward() }
         let sm = param([512, 256])
-        row("softmax", "[512,256]", flops: 0) { sm.softmax().square().sum().backward() }
+        row("softmax", "[512,256]") { sm.softmax().square().sum().backward() }
         let gn = param([32, 64, 16, 16]), gw = param([64]), gb = param([64])
-        row("group norm (32 groups)", "[32,64,16,16]", flops: 0) { gn.groupNorm(groups: 32, gw, gb).sum().backward() }
+        row("group norm (32 groups)", "[32,64,16,16]") { gn.groupNorm(groups: 32, gw, gb).sum().backward() }
         let e = param([32, 64, 32, 32])
-        row("gelu", "[32,64,32,32]", flops: 0) { e.gelu().sum().backward() }
+        row("gelu", "[32,64,32,32]") { e.gelu().sum().backward() }
     }
 
     /// One unlearning step per reference model, beside PyTorch's time for the same work.
     /// GFLOP/s of a step counts the products it actually executes (`BLAS.flops`: the gemms, with
     /// Winograd's reduced products rather than the convolution sum's count, and the multiply-adds of
     /// the direct convolution kernels), against the sgemm peak.
-    func referenceSteps(peak: Double) {
-        let torch = torchTimes()
+    func referenceSteps(peak: Double, torch: TorchReference?) {
         print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
         for (name, make) in [("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion)] {
             if let model, model.lowercased() != name.lowercased() { continue }
@@ -102,44 +132,17 @@ struct Bench: ParsableCommand {
             let before = BLAS.flops
             step.run()
             let flops = Double(BLAS.flops - before)
-            let t = best(step.run) * 1e3
-            let rate = flops / (t / 1e3) / 1e9
+            let (elapsed, reference) = alternate("step", step.name, torch: torch, step.run)
+            let t = elapsed * 1e3
+            let rate = flops / elapsed / 1e9
             var line = step.name.padding(37) + String(step.parameters).padding(13) + String(format: "%8.1f  %8.1f  %5.1f%%", t, rate, 100 * rate / peak)
-            if let reference = torch.ms[step.name] {
+            if let reference {
                 line += String(format: "   %10.1f   %13.2f", reference, reference / t)
             } else {
                 line += "            —               —"
             }
             print(line)
         }
-        if let version = torch.version {
-            print("PyTorch \(version), \(threads) thread(s), the same work in the same run; a ratio >= 1 means Lethe is at least as fast.")
-        } else {
-            print("PyTorch reference: not measured (bench/torch/setup.sh creates \(torchPython)).")
-        }
-    }
-
-    /// PyTorch's best step times by model name, from bench/torch/bench_steps.py (empty when absent).
-    /// PyTorch's best times for the reference steps (by model) or, with `ops`, the op families (by op).
-    func torchTimes(ops: Bool = false) -> (ms: [String: Double], version: String?) {
-        guard FileManager.default.isExecutableFile(atPath: torchPython) else { return ([:], nil) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: torchPython)
-        process.arguments = ["bench/torch/bench_steps.py", "--threads", String(threads), "--seconds", String(max(seconds, 1))] + (ops ? ["--ops"] : [])
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        do { try process.run() } catch { return ([:], nil) }
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        var ms: [String: Double] = [:]
-        var version: String?
-        for line in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-            guard let value = try? JSONParser.parse(String(line)), let name = (value["model"] ?? value["op"])?.stringValue,
-                  let t = value["ms"]?.doubleValue else { continue }
-            ms[name] = t
-            version = value["torch"]?.stringValue
-        }
-        return (ms, version)
     }
 
     func best(_ body: () -> Void) -> Double {

@@ -2,11 +2,13 @@
 
 Same models (architecture and parameter count) and the same work as Sources/lethe/ReferenceSteps.swift:
 batch 32 retain + 32 forget, 32x32 images, centre crop of 25%, Adam lr 1e-4 on the encoder, a frozen
-teacher. Prints one JSON object per model: {"model", "parameters", "threads", "ms"} (best step time).
+teacher. Prints one JSON object per model: {"model", "parameters", "threads", "ms"} (best step time);
+with --serve, answers `lethe bench`'s timing requests one at a time (see serve()).
 """
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -272,7 +274,7 @@ def best_ms(fn, seconds):
     return best * 1e3
 
 
-def op_rows(seconds):
+def op_functions():
     """The op families of `lethe bench` (forward + backward of a sum), the same shapes."""
     def p(*shape):
         return torch.randn(*shape, requires_grad=True)
@@ -289,7 +291,7 @@ def op_rows(seconds):
         q_, k_, v_ = qkv.reshape(32, 64, 3, 4, 32).permute(2, 0, 3, 1, 4).unbind(0)
         F.scaled_dot_product_attention(q_, k_, v_).transpose(1, 2).reshape(32, 64, 128).sum().backward()
 
-    ops = {
+    return {
         "linear": lambda: F.linear(x, w, b).sum().backward(),
         "conv2d 3x3 pad 1": lambda: F.conv2d(img, k, padding=1).sum().backward(),
         "attention": lambda: F.scaled_dot_product_attention(q, kk, v).sum().backward(),
@@ -299,8 +301,31 @@ def op_rows(seconds):
         "group norm (32 groups)": lambda: F.group_norm(gn, 32, gw, gb).sum().backward(),
         "gelu": lambda: F.gelu(e).sum().backward(),
     }
-    for name, fn in ops.items():
-        print(json.dumps({"op": name, "ms": best_ms(fn, seconds), "torch": torch.__version__}), flush=True)
+
+
+STEPS = {"MAE": mae_step, "VQ-GAN": vqgan_step, "diffusion": diffusion_step}
+
+
+def serve():
+    """Times on request, so that `lethe bench` can alternate its own measurements with these ones and
+    both sides see the same machine: reads lines `step<TAB>NAME<TAB>SECONDS` or `op<TAB>NAME<TAB>SECONDS`
+    from stdin and answers each with one JSON line {"model" or "op", "ms", "torch"} (best time over
+    SECONDS, after one warm-up call). Models are built on first use, each from seed 0."""
+    steps, ops = {}, None
+    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+    for line in sys.stdin:
+        kind, name, seconds = line.rstrip("\n").split("\t")
+        if kind == "step":
+            if name not in steps:
+                torch.manual_seed(0)
+                steps[name] = STEPS[name]()[2]
+            fn, key = steps[name], "model"
+        else:
+            if ops is None:
+                torch.manual_seed(0)
+                ops = op_functions()
+            fn, key = ops[name], "op"
+        print(json.dumps({key: name, "ms": best_ms(fn, float(seconds)), "torch": torch.__version__}), flush=True)
 
 
 def main():
@@ -308,22 +333,22 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--ops", action="store_true", help="time the op families instead of the steps")
+    ap.add_argument("--serve", action="store_true", help="answer timing requests on stdin (used by `lethe bench`)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.serve:
+        serve()
+        return
     torch.manual_seed(0)
     if args.ops:
-        op_rows(args.seconds)
+        for name, fn in op_functions().items():
+            print(json.dumps({"op": name, "ms": best_ms(fn, args.seconds), "torch": torch.__version__}), flush=True)
         return
-    for make in (mae_step, vqgan_step, diffusion_step):
-        name, model, step = make()
-        step()
-        best, start = float("inf"), time.perf_counter()
-        while time.perf_counter() - start < args.seconds:
-            t0 = time.perf_counter()
-            step()
-            best = min(best, time.perf_counter() - t0)
+    for name, make in STEPS.items():
+        torch.manual_seed(0)
+        _, model, step = make()
         print(json.dumps({"model": name, "parameters": sum(p.numel() for p in model.parameters()),
-                          "threads": args.threads, "ms": best * 1e3, "torch": torch.__version__}), flush=True)
+                          "threads": args.threads, "ms": best_ms(step, args.seconds), "torch": torch.__version__}), flush=True)
 
 
 if __name__ == "__main__":
