@@ -18,6 +18,16 @@ float lethe_sum(const float *x, size_t n) {
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+/* sum (a - b)^2, in the same eight partials as lethe_sum */
+float lethe_sum_squared_difference(const float *a, const float *b, size_t n) {
+    float acc[LANES] = {0};
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) { float d = a[i + k] - b[i + k]; acc[k] += d * d; }
+    for (int k = 0; i < n; i++, k++) { float d = a[i] - b[i]; acc[k] += d * d; }
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+}
+
 /* sum (x - c)^2 */
 static float sum_sq_dev(const float *x, size_t n, float c) {
     float acc[LANES] = {0};

@@ -92,6 +92,20 @@ enum Parallel {
         run(count) { i in body((i * grain)..<min(n, (i + 1) * grain)) }
     }
 
+    /// The sum of `partial(chunk)` over 0..<n in chunks of `elementGrain`, chunks in parallel and their
+    /// partials added in chunk order: the same bits for any thread count.
+    static func chunkSums<T: TensorScalar>(_ n: Int, _ partial: (Range<Int>) -> T) -> T {
+        let grain = elementGrain
+        var partials = [T](repeating: 0, count: (n + grain - 1) / grain)
+        partials.withUnsafeMutableBufferPointer { p in
+            let out = UncheckedSendable(p.baseAddress!)
+            chunks(n, grain: grain) { r in out.value[r.lowerBound / grain] = partial(r) }
+        }
+        var total: T = 0
+        for p in partials { total += p }
+        return total
+    }
+
     /// Elements per chunk for elementwise loops: big enough to amortise scheduling.
     static let elementGrain = 16_384
 }

@@ -50,10 +50,13 @@ public final class Tensor<T: TensorScalar>: @unchecked Sendable {
         precondition(g.count == count, "gradient of \(g.count) for a tensor of \(count)")
         if grad == nil {
             grad = g
-        } else {
+        } else if !g.isEmpty {
             grad!.withUnsafeMutableBufferPointer { dst in
                 g.withUnsafeBufferPointer { src in
-                    Parallel.chunks(dst.count, grain: Parallel.elementGrain) { r in for i in r { dst[i] += src[i] } }
+                    let ptrs = UncheckedSendable((dst.baseAddress!, src.baseAddress!))
+                    Parallel.chunks(dst.count, grain: Parallel.elementGrain) { r in
+                        T.add(ptrs.value.1 + r.lowerBound, into: ptrs.value.0 + r.lowerBound, count: r.count)
+                    }
                 }
             }
         }

@@ -17,6 +17,8 @@ public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvert
     static func add(_ src: UnsafePointer<Self>, into dst: UnsafeMutablePointer<Self>, count: Int)
     /// The sum of `count` elements (Float: eight partials in a fixed order).
     static func sum(_ x: UnsafePointer<Self>, count: Int) -> Self
+    /// The sum of (a[i] - b[i])^2 over `count` elements (Float: as `sum`, eight partials in a fixed order).
+    static func sumSquaredDifference(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, count: Int) -> Self
     /// out[j] += sum over rows r of x[r * columns + j].
     static func addColumnSums(_ x: UnsafePointer<Self>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Self>)
     /// Softmax of each row of the (rows, n) matrix at x, in place.
@@ -83,6 +85,9 @@ extension Float: TensorScalar {
     public static var dtypeName: String { "F32" }
     @inline(__always) public static func add(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) { lethe_add(dst, src, count) }
     @inline(__always) public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float { lethe_sum(x, count) }
+    @inline(__always) public static func sumSquaredDifference(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+        lethe_sum_squared_difference(a, b, count)
+    }
     @inline(__always) public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) { lethe_softmax_rows(x, rows, n) }
     @inline(__always) public static func softmaxBackwardRows(y: UnsafePointer<Float>, g: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, n: Int, scale: Float) {
         lethe_softmax_backward_rows(y, g, dx, rows, n, scale)
@@ -131,6 +136,11 @@ extension Double: TensorScalar {
     public static func sum(_ x: UnsafePointer<Double>, count: Int) -> Double {
         var s: Double = 0
         for i in 0..<count { s += x[i] }
+        return s
+    }
+    public static func sumSquaredDifference(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count: Int) -> Double {
+        var s: Double = 0
+        for i in 0..<count { s += (a[i] - b[i]) * (a[i] - b[i]) }
         return s
     }
 }

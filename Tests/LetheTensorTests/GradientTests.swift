@@ -51,6 +51,7 @@ import Testing
             ("broadcast on the left", [r([2, 3, 1, 1]), r([2, 3, 2, 2]), r([2])], { $0[0] * $0[1] - $0[0] + $0[2] / ($0[1] * $0[1] + 1) }),
             ("embedding", [r([5, 3])], { T.embedding([4, 0, 4, 1, 2, 2], shape: [2, 3], weight: $0[0]) }),
             ("mse loss", [r([3, 4]), r([3, 4])], { $0[0].mseLoss($0[1]) }),
+            ("mse loss broadcast", [r([3, 4]), r([4])], { $0[0].mseLoss($0[1]) }),
             ("l1 loss", [r([3, 4]), r([3, 4])], { $0[0].l1Loss($0[1]) }),
             ("cross entropy", [r([4, 5])], { $0[0].crossEntropy([1, 0, 4, 4]) }),
         ]

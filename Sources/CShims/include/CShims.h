@@ -20,6 +20,8 @@ void lethe_silu_backward(const float *x, const float *g, float *dx, size_t n);
 /// Memory-bound kernels (kernels.c). Sums use eight interleaved partials in a fixed order, so their
 /// bits depend on neither the compiler's vectorisation nor the thread count.
 float lethe_sum(const float *x, size_t n);
+/// sum (a[i] - b[i])^2 over n elements, in lethe_sum's fixed order.
+float lethe_sum_squared_difference(const float *a, const float *b, size_t n);
 /// out[r] = sum of row r of the (rows, n) matrix x.
 void lethe_row_sums(const float *x, size_t rows, size_t n, float *out);
 /// out[j] += sum over rows of x[r][j].

@@ -3,7 +3,35 @@
 extension Tensor {
     /// `F.mse_loss`: mean of (a - b)^2 over every element.
     @_specialize(where T == Float)
-    public func mseLoss(_ target: Tensor) -> Tensor { (self - target).square().mean() }
+    public func mseLoss(_ target: Tensor) -> Tensor {
+        // Equal shapes (the usual case) in one pass each way; broadcasting through the composed ops.
+        guard shape == target.shape, count > 0 else { return (self - target).square().mean() }
+        let n = count
+        let total = storage.withUnsafeBufferPointer { a in
+            target.storage.withUnsafeBufferPointer { b in
+                let ptrs = UncheckedSendable((a.baseAddress!, b.baseAddress!))
+                return Parallel.chunkSums(n) { r in T.sumSquaredDifference(ptrs.value.0 + r.lowerBound, ptrs.value.1 + r.lowerBound, count: r.count) }
+            }
+        }
+        return Tensor.make([total / T(n)], shape: [], inputs: [self, target]) { [self] g in
+            // d/da = 2 (a - b) g / n, d/db = -d/da
+            let scale = 2 * g[0] / T(n)
+            let da: [T] = storage.withUnsafeBufferPointer { a in
+                target.storage.withUnsafeBufferPointer { b in
+                    let ptrs = UncheckedSendable((a.baseAddress!, b.baseAddress!))
+                    return filledArray(count: n) { out in
+                        let o = UncheckedSendable(out.baseAddress!)
+                        Parallel.chunks(n, grain: Parallel.elementGrain) { r in
+                            let (a, b) = ptrs.value
+                            for i in r { o.value[i] = scale * (a[i] - b[i]) }
+                        }
+                    }
+                }
+            }
+            if target.requiresGrad { target.accumulate(da.map { -$0 }) }
+            accumulate(da)
+        }
+    }
 
     /// `F.l1_loss`: mean of |a - b|.
     @_specialize(where T == Float)

@@ -18,19 +18,11 @@ extension Tensor {
     @_specialize(where T == Float)
     public func sum() -> Tensor {
         // Partial sums over fixed chunks, added in chunk order: the same bits for any thread count.
-        let grain = Parallel.elementGrain
-        var partials = [T](repeating: 0, count: (count + grain - 1) / grain)
-        storage.withUnsafeBufferPointer { x in
-            partials.withUnsafeMutableBufferPointer { p in
-                Parallel.chunks(count, grain: grain) { r in
-                    var s: T = 0
-                    for i in r { s += x[i] }
-                    p[r.lowerBound / grain] = s
-                }
-            }
+        let total = storage.withUnsafeBufferPointer { x -> T in
+            guard let start = x.baseAddress else { return 0 }
+            let base = UncheckedSendable(start)
+            return Parallel.chunkSums(count) { r in T.sum(base.value + r.lowerBound, count: r.count) }
         }
-        var total: T = 0
-        for p in partials { total += p }
         return Tensor.make([total], shape: [], inputs: [self]) { [self] g in
             accumulate([T](repeating: g[0], count: count))
         }
