@@ -444,52 +444,55 @@ static void interleave4(const float *p, size_t ps, float *dst, size_t count) {
 
 void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, size_t w, size_t pad,
                           size_t th, size_t tw, float *v) {
-    /* t: the six row transforms of a row of tiles, zero-padded: >= pad + w + pad columns, and the
-       first two columns of a tile beyond the last */
+    /* t: the six row transforms of every row of tiles of a plane (row ty, transform i at (6 ty + i)
+       width), zero-padded: >= pad + w + pad columns, and the first two columns of a tile beyond the
+       last. All rows are combined before any is split, so that the shuffles' loads never wait on the
+       (differently aligned) stores that wrote them. */
     size_t tiles = images * th * tw, width = 4 * tw + 4, os = c * tiles;
-    float *t = calloc(6 * width + w, sizeof(float));
-    const float *zero = t + 6 * width;                      /* a row of w zeros above and below */
+    float *t = calloc(6 * th * width + w, sizeof(float));
+    const float *zero = t + 6 * th * width;                 /* a row of w zeros above and below */
     for (size_t b = 0; b < images; b++)
     for (size_t ci = 0; ci < c; ci++) {
         const float *plane = x + (b * c + ci) * h * w;
-        for (size_t ty = 0; ty < th; ty++) {
+        for (size_t ty = 0; ty < th; ty++) {           /* B^T d over rows, straight from the image */
             const float *r[6];
             for (int i = 0; i < 6; i++) {
                 long y = (long)(4 * ty + i) - (long)pad;
                 r[i] = (y >= 0 && y < (long)h) ? plane + y * (long)w : zero;
             }
             const float *r0 = r[0], *r1 = r[1], *r2 = r[2], *r3 = r[3], *r4 = r[4], *r5 = r[5];
-            float *t0 = t + pad;                        /* B^T d over rows, straight from the image */
+            float *t0 = t + 6 * ty * width + pad;
             size_t k = 0;
             for (; k + 8 <= w; k += 8) INPUT_ROWS(v8f, load8, store8, k);
             for (; k < w; k++) INPUT_ROWS(float, SCALAR_LOAD, SCALAR_STORE, k);
-            for (int i = 0; i < 6; i++) {               /* (B^T d) B over columns, 8, 4 or 1 tiles at a time */
-                const float *ti = t + i * width;
-                float *o = v + ((size_t)(6 * i) * c + ci) * tiles + (b * th + ty) * tw;
-                size_t tx = 0;
-                for (; tx + 8 <= tw; tx += 8) {
-                    const float *s = ti + 4 * tx;
-                    v8f a = load8(s), bb = load8(s + 8), cc = load8(s + 16), d = load8(s + 24);
-                    v8f ab0 = __builtin_shufflevector(a, bb, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, bb, 1, 3, 5, 7, 9, 11, 13, 15);
-                    v8f cd0 = __builtin_shufflevector(cc, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(cc, d, 1, 3, 5, 7, 9, 11, 13, 15);
-                    v8f p0 = __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14), p1 = __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14);
-                    v8f p2 = __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15), p3 = __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15);
-                    v8f p4 = __builtin_shufflevector(p0, splat8(s[32]), 1, 2, 3, 4, 5, 6, 7, 8);   /* the next tiles' */
-                    v8f p5 = __builtin_shufflevector(p1, splat8(s[33]), 1, 2, 3, 4, 5, 6, 7, 8);
-                    INPUT_COLUMNS(v8f, store8, p0, p1, p2, p3, p4, p5);
-                }
-                for (; tx + 4 <= tw; tx += 4) {
-                    const float *s = ti + 4 * tx;
-                    v4f p0 = load4(s), p1 = load4(s + 4), p2 = load4(s + 8), p3 = load4(s + 12);
-                    transpose4(&p0, &p1, &p2, &p3);
-                    v4f p4 = __builtin_shufflevector(p0, (v4f){s[16], s[16], s[16], s[16]}, 1, 2, 3, 4);
-                    v4f p5 = __builtin_shufflevector(p1, (v4f){s[17], s[17], s[17], s[17]}, 1, 2, 3, 4);
-                    INPUT_COLUMNS(v4f, store4, p0, p1, p2, p3, p4, p5);
-                }
-                for (; tx < tw; tx++) {
-                    const float *s = ti + 4 * tx;
-                    INPUT_COLUMNS(float, SCALAR_STORE, s[0], s[1], s[2], s[3], s[4], s[5]);
-                }
+        }
+        for (size_t ty = 0; ty < th; ty++)
+        for (int i = 0; i < 6; i++) {                   /* (B^T d) B over columns, 8, 4 or 1 tiles at a time */
+            const float *ti = t + (6 * ty + i) * width;
+            float *o = v + ((size_t)(6 * i) * c + ci) * tiles + (b * th + ty) * tw;
+            size_t tx = 0;
+            for (; tx + 8 <= tw; tx += 8) {
+                const float *s = ti + 4 * tx;
+                v8f a = load8(s), bb = load8(s + 8), cc = load8(s + 16), d = load8(s + 24);
+                v8f ab0 = __builtin_shufflevector(a, bb, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, bb, 1, 3, 5, 7, 9, 11, 13, 15);
+                v8f cd0 = __builtin_shufflevector(cc, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(cc, d, 1, 3, 5, 7, 9, 11, 13, 15);
+                v8f p0 = __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14), p1 = __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14);
+                v8f p2 = __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15), p3 = __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15);
+                v8f p4 = __builtin_shufflevector(p0, splat8(s[32]), 1, 2, 3, 4, 5, 6, 7, 8);   /* the next tiles' */
+                v8f p5 = __builtin_shufflevector(p1, splat8(s[33]), 1, 2, 3, 4, 5, 6, 7, 8);
+                INPUT_COLUMNS(v8f, store8, p0, p1, p2, p3, p4, p5);
+            }
+            for (; tx + 4 <= tw; tx += 4) {
+                const float *s = ti + 4 * tx;
+                v4f p0 = load4(s), p1 = load4(s + 4), p2 = load4(s + 8), p3 = load4(s + 12);
+                transpose4(&p0, &p1, &p2, &p3);
+                v4f p4 = __builtin_shufflevector(p0, (v4f){s[16], s[16], s[16], s[16]}, 1, 2, 3, 4);
+                v4f p5 = __builtin_shufflevector(p1, (v4f){s[17], s[17], s[17], s[17]}, 1, 2, 3, 4);
+                INPUT_COLUMNS(v4f, store4, p0, p1, p2, p3, p4, p5);
+            }
+            for (; tx < tw; tx++) {
+                const float *s = ti + 4 * tx;
+                INPUT_COLUMNS(float, SCALAR_STORE, s[0], s[1], s[2], s[3], s[4], s[5]);
             }
         }
     }
