@@ -44,10 +44,17 @@ struct Bench: ParsableCommand {
     @Option(help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion).")
     var runSteps: Int?
 
+    /// The reference models, as `--model` names them (case and hyphens aside: vq-gan, vqgan).
+    static let models = ["MAE", "VQ-GAN", "diffusion"]
+    static func sameModel(_ a: String, _ b: String) -> Bool { a.lowercased().filter(\.isLetter) == b.lowercased().filter(\.isLetter) }
+
     func validate() throws {
         guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
         guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        if let model, !Self.models.contains(where: { Self.sameModel($0, model) }) {
+            throw ValidationError("--model \(model): no such reference model (\(Self.models.joined(separator: ", ")))")
+        }
     }
 
     func run() throws {
@@ -126,7 +133,7 @@ struct Bench: ParsableCommand {
     func referenceSteps(peak: Double, torch: TorchReference?) {
         print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
         for (name, make) in [("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion)] {
-            if let model, model.lowercased() != name.lowercased() { continue }
+            if let model, !Self.sameModel(model, name) { continue }
             let step = make()
             step.run()
             let before = BLAS.flops
