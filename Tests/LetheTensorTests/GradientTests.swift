@@ -108,6 +108,24 @@ import Testing
         #expect(w.grad == [3, 4])
     }
 
+    /// With 2+ threads in fast mode, linear's backward runs its two products side by side, one per
+    /// thread; they must give exactly the gradients of the products run in turn (1 thread).
+    @Test func linearBackwardSideBySideMatchesInTurn() {
+        func gradients(threads: Int) -> [[Double]] {
+            Numerics.exclusively {
+                Numerics.configure(threads: threads, mode: .fast)
+                defer { Numerics.configure(threads: 1, mode: .fast) }
+                var rng = Philox(seed: 3)
+                let x = randn([2, 5, 7], &rng), w = randn([4, 7], &rng), b = randn([4], &rng)
+                let r = randn([2, 5, 4], &rng, grad: false)
+                (x.linear(w, b) * r).sum().backward()
+                return [x.grad!, w.grad!, b.grad!]
+            }
+        }
+        let (inTurn, sideBySide) = (gradients(threads: 1), gradients(threads: 2))
+        #expect(inTurn == sideBySide)
+    }
+
     @Test func checkerCatchesAWrongBackward() {
         // A deliberately wrong op (gradient off by a factor 2) must fail the check.
         let x = T([0.3, -0.7, 1.1], shape: [3], requiresGrad: true)

@@ -80,7 +80,8 @@ extension Tensor {
         gemm(storage, weight.storage, into: &out, m: rows, n: outF, k: inF, transB: true, beta: bias == nil ? 0 : 1)
         let x = self
         let inputs = bias.map { [x, weight, $0] } ?? [x, weight]
-        return Tensor.make(out, shape: Array(shape.dropLast()) + [outF], inputs: inputs) { g in
+        /// The input and weight gradients one after the other, each product over all threads.
+        func linearBackwardInOrder(_ g: [T]) {
             if x.requiresGrad {
                 var gx = [T](repeating: 0, count: x.count)
                 gemm(g, weight.storage, into: &gx, m: rows, n: inF, k: outF)   // (rows, out) x (out, in)
@@ -90,6 +91,36 @@ extension Tensor {
                 var gw = [T](repeating: 0, count: weight.count)
                 gemm(g, x.storage, into: &gw, m: outF, n: inF, k: rows, transA: true)  // (out, rows) x (rows, in)
                 weight.accumulate(gw)
+            }
+        }
+        return Tensor.make(out, shape: Array(shape.dropLast()) + [outF], inputs: inputs) { g in
+            if x.requiresGrad && weight.requiresGrad && x.count > 0 && weight.count > 0 && Numerics.mode == .fast && Numerics.threads > 1 {
+                // The two products are independent and the same size (rows x in x out): each on its own
+                // thread, single-threaded, rather than one after the other split over the threads.
+                var gx: [T] = unwrittenArray(count: x.count), gw: [T] = unwrittenArray(count: weight.count)
+                g.withUnsafeBufferPointer { gp in
+                    weight.storage.withUnsafeBufferPointer { wp in
+                        x.storage.withUnsafeBufferPointer { xp in
+                            gx.withUnsafeMutableBufferPointer { gxp in
+                                gw.withUnsafeMutableBufferPointer { gwp in
+                                    let p = UncheckedSendable((gp.baseAddress!, wp.baseAddress!, xp.baseAddress!, gxp.baseAddress!, gwp.baseAddress!))
+                                    Parallel.blocksWithSerialBLAS(2) { i in
+                                        let (g, w, xs, gx, gw) = p.value
+                                        if i == 0 {
+                                            LetheTensor.gemm(g, w, gx, m: rows, n: inF, k: outF, transA: false, transB: false, beta: 0, parallel: false)
+                                        } else {
+                                            LetheTensor.gemm(g, xs, gw, m: outF, n: inF, k: rows, transA: true, transB: false, beta: 0, parallel: false)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                x.accumulate(gx)
+                weight.accumulate(gw)
+            } else {
+                linearBackwardInOrder(g)
             }
             if let bias, bias.requiresGrad {
                 bias.accumulate(T.columnSums(g, columns: outF))
