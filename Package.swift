@@ -57,5 +57,6 @@ let package = Package(
         .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheModels"], swiftSettings: numericSwiftSettings),
+        .testTarget(name: "LetheCLITests", dependencies: ["lethe"]),
     ]
 )

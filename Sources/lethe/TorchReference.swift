@@ -17,6 +17,9 @@ final class TorchReference {
     /// (its error output goes to the terminal).
     init?(python: String, threads: Int) {
         guard FileManager.default.isExecutableFile(atPath: python) else { return nil }
+        // A server that dies between two requests must not take the bench down with it: writing into
+        // its closed pipe then fails with EPIPE (answered as "no time") instead of raising SIGPIPE.
+        signal(SIGPIPE, SIG_IGN)
         process.executableURL = URL(fileURLWithPath: python)
         process.arguments = ["bench/torch/bench_steps.py", "--serve", "--threads", String(threads)]
         process.standardInput = input
