@@ -340,22 +340,35 @@ static inline void transpose4(v4f *a, v4f *b, v4f *c, v4f *d) {
     *c = __builtin_shufflevector(t1, t3, 0, 1, 4, 5); *d = __builtin_shufflevector(t1, t3, 2, 3, 6, 7);
 }
 
+/* The four column phases of the 32 floats at s: p[φ][q] = s[4 q + φ], q < 8. */
+static inline void phases8(const float *s, v8f p[4]) {
+    v8f a = load8(s), b = load8(s + 8), c = load8(s + 16), d = load8(s + 24);
+    v8f ab0 = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+    v8f cd0 = __builtin_shufflevector(c, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(c, d, 1, 3, 5, 7, 9, 11, 13, 15);
+    p[0] = __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14);
+    p[1] = __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14);
+    p[2] = __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15);
+    p[3] = __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15);
+}
+
+/* The same for the 16 floats at s: p[φ][q] = s[4 q + φ], q < 4. */
+static inline void phases4(const float *s, v4f p[4]) {
+    p[0] = load4(s); p[1] = load4(s + 4); p[2] = load4(s + 8); p[3] = load4(s + 12);
+    transpose4(&p[0], &p[1], &p[2], &p[3]);
+}
+
 /* p[φ ps + q] = src[4 q + φ] for q < n: a row split into its four column phases. */
 static void deinterleave4(const float *src, float *p, size_t ps, size_t n) {
     size_t q = 0;
     for (; q + 8 <= n; q += 8) {
-        v8f a = load8(src + 4 * q), b = load8(src + 4 * q + 8), c = load8(src + 4 * q + 16), d = load8(src + 4 * q + 24);
-        v8f ab0 = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
-        v8f cd0 = __builtin_shufflevector(c, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(c, d, 1, 3, 5, 7, 9, 11, 13, 15);
-        store8(p + q, __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14));
-        store8(p + ps + q, __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14));
-        store8(p + 2 * ps + q, __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15));
-        store8(p + 3 * ps + q, __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15));
+        v8f ph[4];
+        phases8(src + 4 * q, ph);
+        for (int f = 0; f < 4; f++) store8(p + f * ps + q, ph[f]);
     }
     for (; q + 4 <= n; q += 4) {
-        v4f a = load4(src + 4 * q), b = load4(src + 4 * q + 4), c = load4(src + 4 * q + 8), d = load4(src + 4 * q + 12);
-        transpose4(&a, &b, &c, &d);
-        store4(p + q, a); store4(p + ps + q, b); store4(p + 2 * ps + q, c); store4(p + 3 * ps + q, d);
+        v4f ph[4];
+        phases4(src + 4 * q, ph);
+        for (int f = 0; f < 4; f++) store4(p + f * ps + q, ph[f]);
     }
     for (; q < n; q++) { p[q] = src[4 * q]; p[ps + q] = src[4 * q + 1]; p[2 * ps + q] = src[4 * q + 2]; p[3 * ps + q] = src[4 * q + 3]; }
 }
@@ -473,22 +486,19 @@ void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, siz
             size_t tx = 0;
             for (; tx + 8 <= tw; tx += 8) {
                 const float *s = ti + 4 * tx;
-                v8f a = load8(s), bb = load8(s + 8), cc = load8(s + 16), d = load8(s + 24);
-                v8f ab0 = __builtin_shufflevector(a, bb, 0, 2, 4, 6, 8, 10, 12, 14), ab1 = __builtin_shufflevector(a, bb, 1, 3, 5, 7, 9, 11, 13, 15);
-                v8f cd0 = __builtin_shufflevector(cc, d, 0, 2, 4, 6, 8, 10, 12, 14), cd1 = __builtin_shufflevector(cc, d, 1, 3, 5, 7, 9, 11, 13, 15);
-                v8f p0 = __builtin_shufflevector(ab0, cd0, 0, 2, 4, 6, 8, 10, 12, 14), p1 = __builtin_shufflevector(ab1, cd1, 0, 2, 4, 6, 8, 10, 12, 14);
-                v8f p2 = __builtin_shufflevector(ab0, cd0, 1, 3, 5, 7, 9, 11, 13, 15), p3 = __builtin_shufflevector(ab1, cd1, 1, 3, 5, 7, 9, 11, 13, 15);
-                v8f p4 = __builtin_shufflevector(p0, splat8(s[32]), 1, 2, 3, 4, 5, 6, 7, 8);   /* the next tiles' */
-                v8f p5 = __builtin_shufflevector(p1, splat8(s[33]), 1, 2, 3, 4, 5, 6, 7, 8);
-                INPUT_COLUMNS(v8f, store8, p0, p1, p2, p3, p4, p5);
+                v8f p[4];
+                phases8(s, p);
+                v8f p4 = __builtin_shufflevector(p[0], splat8(s[32]), 1, 2, 3, 4, 5, 6, 7, 8);   /* the next tiles' */
+                v8f p5 = __builtin_shufflevector(p[1], splat8(s[33]), 1, 2, 3, 4, 5, 6, 7, 8);
+                INPUT_COLUMNS(v8f, store8, p[0], p[1], p[2], p[3], p4, p5);
             }
             for (; tx + 4 <= tw; tx += 4) {
                 const float *s = ti + 4 * tx;
-                v4f p0 = load4(s), p1 = load4(s + 4), p2 = load4(s + 8), p3 = load4(s + 12);
-                transpose4(&p0, &p1, &p2, &p3);
-                v4f p4 = __builtin_shufflevector(p0, (v4f){s[16], s[16], s[16], s[16]}, 1, 2, 3, 4);
-                v4f p5 = __builtin_shufflevector(p1, (v4f){s[17], s[17], s[17], s[17]}, 1, 2, 3, 4);
-                INPUT_COLUMNS(v4f, store4, p0, p1, p2, p3, p4, p5);
+                v4f p[4];
+                phases4(s, p);
+                v4f p4 = __builtin_shufflevector(p[0], (v4f){s[16], s[16], s[16], s[16]}, 1, 2, 3, 4);
+                v4f p5 = __builtin_shufflevector(p[1], (v4f){s[17], s[17], s[17], s[17]}, 1, 2, 3, 4);
+                INPUT_COLUMNS(v4f, store4, p[0], p[1], p[2], p[3], p4, p5);
             }
             for (; tx < tw; tx++) {
                 const float *s = ti + 4 * tx;
