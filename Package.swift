@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "lethe", targets: ["lethe"]),
+        .library(name: "LetheFiles", targets: ["LetheFiles"]),
         .library(name: "LetheJSON", targets: ["LetheJSON"]),
         .library(name: "LetheSpec", targets: ["LetheSpec"]),
         .library(name: "LetheTensor", targets: ["LetheTensor"]),
@@ -38,20 +39,22 @@ let package = Package(
             swiftSettings: numericSwiftSettings,
             linkerSettings: [.linkedLibrary("m")]
         ),
+        .target(name: "LetheFiles"),
         .target(name: "LetheJSON"),
         .target(
             name: "LetheSpec",
-            dependencies: ["CYAML", "LetheJSON", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CYAML", "LetheFiles", "LetheJSON", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "LetheModels", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .target(name: "CImageIO", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
-        .target(name: "LetheData", dependencies: ["CImageIO", "LetheTensor"], swiftSettings: numericSwiftSettings),
-        .target(name: "LetheRuns", dependencies: ["LetheSpec", "LetheData", "LetheModels"], swiftSettings: numericSwiftSettings),
+        .target(name: "LetheData", dependencies: ["CImageIO", "LetheFiles", "LetheTensor"], swiftSettings: numericSwiftSettings),
+        .target(name: "LetheRuns", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels"], swiftSettings: numericSwiftSettings),
         .executableTarget(
             name: "lethe",
-            dependencies: ["LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["LetheFiles", "LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: numericSwiftSettings
         ),
+        .testTarget(name: "LetheFilesTests", dependencies: ["LetheFiles"]),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),

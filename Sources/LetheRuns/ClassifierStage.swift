@@ -19,13 +19,24 @@ public struct ClassifierStage {
 
     public var stage: Plan.Stage? { plan.stages.first { $0.name == "classifier" } }
 
-    /// Trains the classifier unless its run directory is finished; returns that directory.
+    /// Trains the classifier unless its run directory is finished (and verifies); returns that
+    /// directory. Holds the stage's lock throughout, like every stage.
     @discardableResult
-    public func ensure() throws -> String? { try Numerics.exclusively { try train() } }
-
-    func train() throws -> String? {
+    public func ensure(log: (String) -> Void = { _ in }) throws -> String? {
         guard let stage else { return nil }
-        if RunDirectory.finished(stage.runDirectory) { return stage.runDirectory }
+        return try Numerics.exclusively {
+            try StageLock.holding(stage.runDirectory, log: log) {
+                if RunDirectory.finished(stage.runDirectory) {
+                    try RunStore.verifyForReuse(stage.runDirectory)
+                    log("classifier \(stage.configHash.prefix(16)): done before, reusing \(stage.runDirectory)")
+                    return stage.runDirectory
+                }
+                return try train(stage)
+            }
+        }
+    }
+
+    func train(_ stage: Plan.Stage) throws -> String {
         let context = try RunContext(plan, threads: threads)
         let (train, test, size) = (context.train, context.test, context.size)
         let rng = Philox(seed: 0).split("classifier")

@@ -2,7 +2,10 @@ import LetheSpec
 import LetheTensor
 
 /// Runs a plan's stages in order (pretrain dependencies, the feature classifier, the run itself),
-/// reusing every stage whose run directory is finished. Returns the run's directory.
+/// reusing every stage whose run directory is finished and verifies. Returns the run's directory.
+///
+/// Several processes may execute plans that share stages in one runs folder at once: each stage is
+/// built under its lock (`StageLock`) by exactly one of them, and the others wait and reuse it.
 public enum Executor {
     @discardableResult
     public static func execute(_ plan: Plan, threads: Int, log: (String) -> Void = { print($0) }) throws -> String {
@@ -11,27 +14,21 @@ public enum Executor {
 
     static func run(_ plan: Plan, threads: Int, log: (String) -> Void) throws -> String {
         for dependency in plan.dependencies { _ = try run(dependency, threads: threads, log: log) }
-        if let stage = ClassifierStage(plan: plan, threads: threads).stage, RunDirectory.finished(stage.runDirectory) {
-            log("classifier \(stage.configHash.prefix(16)): done before, reusing \(stage.runDirectory)")
-        }
-        if RunDirectory.finished(plan.runDirectory) {
-            log("\(plan.kind) \(plan.configHash.prefix(16)): done before, reusing \(plan.runDirectory)")
-            return plan.runDirectory
-        }
-        let dir: String
+        try ClassifierStage(plan: plan, threads: threads).ensure(log: log)
+        let executor: any StageExecutor
         switch plan.kind {
-        case "pretrain": dir = try Pretrainer(plan: plan, threads: threads).run()
-        case "unlearn": dir = try Unlearner(plan: plan, threads: threads).run()
-        case "evaluate": dir = try EvaluationRun(plan: plan, threads: threads).run()
+        case "pretrain": executor = Pretrainer(plan: plan, threads: threads)
+        case "unlearn": executor = Unlearner(plan: plan, threads: threads)
+        case "evaluate": executor = EvaluationRun(plan: plan, threads: threads)
         default: throw RunError("kind \(plan.kind) has no executor")
         }
-        log("\(plan.kind) \(plan.configHash.prefix(16)): finished, \(dir)")
-        return dir
+        return try executor.run(log: log)
     }
 }
 
-/// One stage's executor: `run()` holds the numeric core for the whole stage and returns the run
-/// directory it wrote.
+/// One stage's executor: `run()` holds the numeric core and the stage's lock for the whole stage,
+/// reuses the stage when it is finished (after verifying it), and otherwise builds it with
+/// `execute()`; it returns the run directory.
 public protocol StageExecutor {
     var plan: Plan { get }
     var threads: Int { get }
@@ -39,5 +36,19 @@ public protocol StageExecutor {
 }
 
 extension StageExecutor {
-    public func run() throws -> String { try Numerics.exclusively { try execute() } }
+    public func run(log: (String) -> Void = { _ in }) throws -> String {
+        try Numerics.exclusively {
+            try StageLock.holding(plan.runDirectory, log: log) {
+                let label = "\(plan.kind) \(plan.configHash.prefix(16))"
+                if RunDirectory.finished(plan.runDirectory) {
+                    try RunStore.verifyForReuse(plan.runDirectory)
+                    log("\(label): done before, reusing \(plan.runDirectory)")
+                    return plan.runDirectory
+                }
+                let dir = try execute()
+                log("\(label): finished, \(dir)")
+                return dir
+            }
+        }
+    }
 }

@@ -1,10 +1,16 @@
 import Foundation
+import LetheFiles
 import LetheJSON
 import LetheSpec
 
-/// A run's directory, `runs/<config-hash>/`. It is built in a staging folder beside it and renamed
-/// into place only when complete, with `manifest.json` (every file's SHA-256) written last: a run that
-/// was interrupted never looks finished, and one that finished is reused by its hash.
+/// A run's directory, `runs/<config-hash>/`. It is built in a staging folder beside it
+/// (`<hash>.partial`) and renamed into place only when complete, with `manifest.json` (every file's
+/// SHA-256) written last: a run that was interrupted never looks finished, and one that finished is
+/// reused by its hash.
+///
+/// Only the holder of the stage's lock (`StageLock`, `runs/<hash>.lock`) builds a stage, so the staging
+/// folder is this process's alone, and a finished directory is never deleted or replaced: `finish()`
+/// renames the staging folder into place only where nothing is, and fails otherwise.
 public struct RunDirectory: Sendable {
     public let finalPath: String
     public let stagingPath: String
@@ -15,18 +21,25 @@ public struct RunDirectory: Sendable {
         public var description: String { "\(path): \(message)" }
     }
 
-    /// A finished run at `path`, if there is one (its manifest exists).
+    /// A finished run at `path`, if there is one (its manifest exists). Whether it is intact is
+    /// `RunRecord.verify()`'s question.
     public static func finished(_ path: String) -> Bool {
-        FileManager.default.fileExists(atPath: path + "/manifest.json")
+        FileKind.of(path + "/manifest.json", followLinks: false) == .regular
     }
 
-    /// Starts a fresh staging folder for `finalPath`; leftovers of an interrupted attempt are removed.
+    /// Starts a fresh staging folder for `finalPath`, taking the stage's lock if this process does not
+    /// hold it yet. A staging folder left by an interrupted attempt (whose process is gone: it held the
+    /// lock) is removed.
     public init(finalPath: String) throws(Failure) {
         self.finalPath = finalPath
         self.stagingPath = finalPath + ".partial"
+        do { try StageLock.requireHeld(finalPath) } catch { throw Failure(path: finalPath, message: error.description) }
+        if RunDirectory.finished(finalPath) || FileKind.of(finalPath, followLinks: false) != nil {
+            throw Failure(path: finalPath, message: "already exists; a finished run is never replaced (move it away to run the stage again)")
+        }
         let fm = FileManager.default
         do {
-            if fm.fileExists(atPath: stagingPath) { try fm.removeItem(atPath: stagingPath) }
+            if FileKind.of(stagingPath, followLinks: false) != nil { try fm.removeItem(atPath: stagingPath) }
             try fm.createDirectory(atPath: stagingPath, withIntermediateDirectories: true)
         } catch {
             throw Failure(path: stagingPath, message: "cannot create the run directory: \(FileSystem.reason(error))")
@@ -55,27 +68,26 @@ public struct RunDirectory: Sendable {
     public static let volatileFiles: Set<String> = ["timing.jsonl"]
 
     /// Writes the manifest (SHA-256 of every file but the volatile ones, sorted by name) and moves the
-    /// run into place.
+    /// run into place. Fails, leaving everything where it is, when something already stands there.
     public func finish() throws(Failure) {
-        let fm = FileManager.default
-        var files: [String] = []
-        let walker = fm.enumerator(atPath: stagingPath)
-        while let rel = walker?.nextObject() as? String {
-            var isDir: ObjCBool = false
-            if fm.fileExists(atPath: stagingPath + "/" + rel, isDirectory: &isDir), !isDir.boolValue { files.append(rel) }
-        }
+        let files: [String]
+        do { files = try RunRecord.files(in: stagingPath) } catch { throw Failure(path: stagingPath, message: error.description) }
         var entries = JSONObject()
-        for f in files.sorted() where !Self.volatileFiles.contains(f) {
-            guard let digest = try? Digest.sha256(file: stagingPath + "/" + f) else { throw Failure(path: f, message: "cannot hash") }
-            entries[f] = .string(digest)
+        for f in files.sorted() where !Self.volatileFiles.contains(f) && f != "manifest.json" {
+            do { entries[f] = .string(try Digest.sha256(file: stagingPath + "/" + f)) } catch {
+                throw Failure(path: stagingPath + "/" + f, message: "cannot hash: \(error)")
+            }
         }
         let volatile = files.filter(Self.volatileFiles.contains).sorted().map(JSONValue.string)
         try write("manifest.json", json: .object(JSONObject([("files", .object(entries)), ("unhashed", .array(volatile))])))
-        do {
-            if fm.fileExists(atPath: finalPath) { try fm.removeItem(atPath: finalPath) }
-            try fm.moveItem(atPath: stagingPath, toPath: finalPath)
-        } catch {
-            throw Failure(path: finalPath, message: "cannot move the finished run into place: \(FileSystem.reason(error))")
+        // rename(2) refuses to replace a non-empty directory; the lock keeps cooperating writers away,
+        // and the check before it catches anything else (a file, an empty folder someone made).
+        if FileKind.of(finalPath, followLinks: false) != nil {
+            throw Failure(path: finalPath, message: "already exists; the finished run was left in \(stagingPath) (nothing was replaced)")
+        }
+        if rename(stagingPath, finalPath) != 0 {
+            let reason = String(cString: strerror(errno))
+            throw Failure(path: finalPath, message: "cannot move the finished run into place (\(reason)); it was left in \(stagingPath)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LetheFiles
 import LetheJSON
 import LetheSpec
 
@@ -42,7 +43,47 @@ public struct RunStore {
 
     /// A JSON file of a run, parsed; nil when it is absent.
     public static func json(_ dir: String, _ name: String) throws -> JSONValue? {
-        guard let data = FileManager.default.contents(atPath: dir + "/" + name) else { return nil }
-        do { return try JSONParser.parse([UInt8](data), file: dir + "/" + name) } catch { throw RunError("\(error)") }
+        let file = dir + "/" + name
+        guard FileKind.of(file, followLinks: false) != nil else { return nil }
+        do {
+            return try JSONParser.parse(try RegularFile.read(file, limit: jsonLimit, followLinks: false), file: file)
+        } catch {
+            throw RunError("\(error)")
+        }
+    }
+
+    /// The largest JSON file of a run that is read (eval.json and splits.json are well below it).
+    static let jsonLimit = 256 << 20
+
+    /// Checks a finished stage before it is reused: every file against the manifest, nothing extra,
+    /// the directory's name against its recorded identity. Each directory is checked once per process
+    /// (a checkpoint of a few MB hashes in milliseconds; the check is repeated when the manifest
+    /// changes).
+    public static func verifyForReuse(_ dir: String) throws {
+        let stamp = manifestStamp(dir)
+        if verified.lock.withLock({ verified.stamps[dir] == stamp }) { return }
+        let record: RunRecord
+        do { record = try RunRecord(dir) } catch { throw RunError("\(error)") }
+        let problems = record.verify()
+        guard problems.isEmpty else {
+            throw RunError("""
+            \(dir) is a finished run that does not verify, so it is not reused:
+            \(problems.map { "  " + $0 }.joined(separator: "\n"))
+            Move it out of the runs folder (Lethe never deletes a finished run) and run again to rebuild the stage.
+            """)
+        }
+        verified.lock.withLock { verified.stamps[dir] = stamp }
+    }
+
+    private final class Verified: @unchecked Sendable {
+        let lock = NSLock()
+        var stamps: [String: String] = [:]
+    }
+    private static let verified = Verified()
+
+    private static func manifestStamp(_ dir: String) -> String {
+        var st = stat()
+        guard lstat(dir + "/manifest.json", &st) == 0 else { return "" }
+        return "\(st.st_ino):\(st.st_size):\(st.st_mtim.tv_sec):\(st.st_mtim.tv_nsec)"
     }
 }

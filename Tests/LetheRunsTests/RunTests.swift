@@ -13,6 +13,10 @@ func scratch() -> String {
 @Suite struct RunDirectoryTests {
     @Test func aRunIsOnlyFinishedOnceItsManifestIsWritten() throws {
         let base = scratch()
+        try StageLock.holding(base + "/abc") { try stageAndFinish(base) }
+    }
+
+    func stageAndFinish(_ base: String) throws {
         let dir = try RunDirectory(finalPath: base + "/abc")
         try dir.write("a.txt", text: "hello\n")
         try dir.write("sub/b.json", json: .object(JSONObject([("z", .integer(1)), ("a", .bool(true))])))
@@ -29,6 +33,10 @@ func scratch() -> String {
 
     @Test func anInterruptedAttemptIsDiscardedOnRetry() throws {
         let base = scratch()
+        try StageLock.holding(base + "/r") { try interruptAndRetry(base) }
+    }
+
+    func interruptAndRetry(_ base: String) throws {
         let first = try RunDirectory(finalPath: base + "/r")
         try first.write("half.bin", bytes: [1, 2, 3])
         // The process dies here: no finish(). A new attempt starts clean.
@@ -37,6 +45,24 @@ func scratch() -> String {
         try second.write("done.txt", text: "ok")
         try second.finish()
         #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/r").sorted() == ["done.txt", "manifest.json"])
+    }
+
+    /// Only the holder of the stage's lock stages a run, and a finished run is never replaced, even by
+    /// a process that ignores the lock: its own work is left in the staging folder instead.
+    @Test func aFinishedRunIsNeverReplacedOrDeleted() throws {
+        let base = scratch()
+        #expect { try RunDirectory(finalPath: base + "/x") } throws: { "\($0)".contains("stage lock") }
+        try StageLock.holding(base + "/x") {
+            let dir = try RunDirectory(finalPath: base + "/x")
+            try dir.write("mine.txt", text: "first")
+            // Someone else's folder appears where the run would go.
+            try FileManager.default.createDirectory(atPath: base + "/x", withIntermediateDirectories: true)
+            try "theirs".write(toFile: base + "/x/theirs.txt", atomically: true, encoding: .utf8)
+            #expect { try dir.finish() } throws: { "\($0)".contains("already exists") }
+            #expect(try String(contentsOfFile: base + "/x/theirs.txt", encoding: .utf8) == "theirs")
+            #expect(FileManager.default.fileExists(atPath: base + "/x.partial/mine.txt"), "this run's work is kept")
+            #expect { try RunDirectory(finalPath: base + "/x") } throws: { "\($0)".contains("never replaced") }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LetheFiles
 
 /// SHA-256 of files and bytes, hex-encoded.
 public enum Digest {
@@ -9,16 +10,11 @@ public enum Digest {
 
     public static func sha256(_ string: String) -> String { sha256(Array(string.utf8)) }
 
-    /// Streams the file in 4 MiB chunks.
-    public static func sha256(file path: String) throws -> String {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSFilePathErrorKey: path])
-        }
-        defer { try? handle.close() }
+    /// Streams the file in 4 MiB chunks. Only a regular file is read: a FIFO or a device such as
+    /// `/dev/zero` is refused at once (`FileError`) instead of being hashed forever.
+    public static func sha256(file path: String, followLinks: Bool = true) throws -> String {
         var hasher = SHA256()
-        while let chunk = try handle.read(upToCount: 4 << 20), !chunk.isEmpty {
-            hasher.update(data: chunk)
-        }
+        try RegularFile.chunks(path, followLinks: followLinks) { hasher.update(bufferPointer: $0) }
         return hex(hasher.finalize())
     }
 
