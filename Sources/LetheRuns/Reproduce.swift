@@ -1,4 +1,5 @@
 import Foundation
+import LetheFiles
 import LetheJSON
 import LetheSpec
 
@@ -44,6 +45,26 @@ public struct Reproducer {
         self.scratch = scratch
         self.threads = threads
         self.tolerance = tolerance
+    }
+
+    /// A scratch folder this process creates and therefore owns: `parent` itself when it does not exist
+    /// yet, otherwise a new uniquely named folder inside it (an existing folder is never used as it
+    /// is, so removing the scratch folder afterwards can never delete anything Lethe did not create).
+    public static func makeScratch(under parent: String?, hash: String) throws -> String {
+        let fm = FileManager.default
+        if let parent, FileKind.of(parent, followLinks: false) == nil {
+            do { try fm.createDirectory(atPath: parent, withIntermediateDirectories: true) } catch {
+                throw RunError("\(parent): cannot create the scratch folder: \(FileSystem.reason(error))")
+            }
+            return parent
+        }
+        let base = parent ?? NSTemporaryDirectory()
+        if let parent { try RegularFile.requireDirectory(parent) }
+        var template = Array((base.hasSuffix("/") ? base : base + "/") .utf8CString.dropLast()) + Array("lethe-reproduce-\(hash.prefix(12))-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else {
+            throw RunError("\(base): cannot create a scratch folder in it: \(String(cString: strerror(errno)))")
+        }
+        return String(cString: made)
     }
 
     static let derivedSuffixes = [".html", ".svg", ".png"]

@@ -63,14 +63,14 @@ public struct RunStore {
         let stamp = manifestStamp(dir)
         if verified.lock.withLock({ verified.stamps[dir] == stamp }) { return }
         let record: RunRecord
-        do { record = try RunRecord(dir) } catch { throw RunError("\(error)") }
+        do { record = try RunRecord(dir) } catch { throw RunError("\(error)", kind: .verification) }
         let problems = record.verify()
         guard problems.isEmpty else {
             throw RunError("""
             \(dir) is a finished run that does not verify, so it is not reused:
             \(problems.map { "  " + $0 }.joined(separator: "\n"))
             Move it out of the runs folder (Lethe never deletes a finished run) and run again to rebuild the stage.
-            """)
+            """, kind: .verification)
         }
         verified.lock.withLock { verified.stamps[dir] = stamp }
     }

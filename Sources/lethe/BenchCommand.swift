@@ -17,16 +17,16 @@ struct Bench: ParsableCommand {
         """
     )
 
-    @Option(help: "Threads (OpenBLAS and Lethe's own loops; PyTorch gets the same).")
+    @Option(parsing: .unconditional, help: "Threads (OpenBLAS and Lethe's own loops; PyTorch gets the same).")
     var threads: Int = 1
 
     @Option(help: "Numerics mode: fast (OpenBLAS threads) or strict (bitwise identical for any thread count).")
     var mode: Numerics.Mode = .fast
 
-    @Option(help: "Seconds to spend on each measurement (the best iteration is reported).")
+    @Option(parsing: .unconditional, help: "Seconds to spend on each measurement (the best iteration is reported).")
     var seconds: Double = 1.0
 
-    @Option(help: "Rounds per row: Lethe and PyTorch are timed alternately this many times, each keeping its best.")
+    @Option(parsing: .unconditional, help: "Rounds per row: Lethe and PyTorch are timed alternately this many times, each keeping its best.")
     var rounds: Int = 3
 
     @Option(help: "Python of the PyTorch reference environment.")
@@ -41,7 +41,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory.")
     var endToEnd = false
 
-    @Option(help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion).")
+    @Option(parsing: .unconditional, help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion).")
     var runSteps: Int?
 
     /// The reference models, as `--model` names them (case and hyphens aside: vq-gan, vqgan).
@@ -49,9 +49,10 @@ struct Bench: ParsableCommand {
     static func sameModel(_ a: String, _ b: String) -> Bool { a.lowercased().filter(\.isLetter) == b.lowercased().filter(\.isLetter) }
 
     func validate() throws {
-        guard rounds >= 1 else { throw ValidationError("--rounds must be at least 1") }
-        guard seconds > 0 else { throw ValidationError("--seconds must be positive") }
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        try OptionChecks.atLeast(rounds, 1, name: "--rounds")
+        try OptionChecks.positive(seconds, name: "--seconds")
+        try OptionChecks.threads(threads)
+        if let runSteps { try OptionChecks.atLeast(runSteps, 1, name: "--run-steps") }
         if let model, !Self.models.contains(where: { Self.sameModel($0, model) }) {
             throw ValidationError("--model \(model): no such reference model (\(Self.models.joined(separator: ", ")))")
         }

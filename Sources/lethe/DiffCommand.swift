@@ -31,7 +31,7 @@ struct Diff: ParsableCommand {
     @Option(help: "Where the side-by-side PNG goes (default: <runs>/diffs/<a>-<b>.png).")
     var png: String?
 
-    @Option(help: "Layers listed at most (largest change first).")
+    @Option(parsing: .unconditional, help: "Layers listed at most (largest change first).")
     var layers = 12
 
     func run() throws {
@@ -40,8 +40,7 @@ struct Diff: ParsableCommand {
             let store = RunStore(root: runs)
             diff = try RunDiff(try store.locate(a), try store.locate(b))
         } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
+            throw failure("\(error)", error is RunRecord.Problem ? Exit.no : Exit.error)
         }
         var pngPath: String?
         if diff.imageCells.contains(where: { $0.maxAbs > 0 }) {
@@ -53,8 +52,10 @@ struct Diff: ParsableCommand {
         } else {
             print(DiffRender.text(diff, markdown: md, png: pngPath, layerLimit: layers))
         }
-        if diff.differ { throw ExitCode(1) }
+        if diff.differ { throw Exit.no }
     }
+
+    func validate() throws { try OptionChecks.atLeast(layers, 0, name: "--layers") }
 }
 
 enum DiffRender {

@@ -30,23 +30,25 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "Print eval.json as it is.")
     var json = false
 
-    @Option(help: "Threads for the numeric core, when a spec runs.")
+    @Option(parsing: .unconditional, help: "Threads for the numeric core, when a spec runs.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws { try OptionChecks.threads(threads) }
 
     func run() throws {
         let dir: String
         if target.hasSuffix(".yaml") || target.hasSuffix(".yml") || FileManager.default.isReadableFile(atPath: target) && !isDirectory(target) {
             dir = try execute(try options.plan(target), threads: threads)
         } else {
-            do { dir = try RunStore(root: runs).locate(target) } catch {
-                printError("error: \(error)")
-                throw ExitCode(1)
-            }
+            do { dir = try RunStore(root: runs).locate(target) } catch { throw failure("\(error)") }
         }
-        guard let eval = try RunStore.json(dir, "eval.json") else {
-            printError("error: \(dir) has no eval.json")
-            throw ExitCode(1)
-        }
+        // What is printed must be what the run wrote: the manifest is checked first.
+        do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
+        let eval: JSONValue
+        do {
+            guard let e = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
+            eval = e
+        } catch let code as ExitCode { throw code } catch { throw failure("\(error)") }
         if json {
             print(JSONText.pretty(eval))
             return

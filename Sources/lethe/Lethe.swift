@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import LetheSpec
 
 @main
@@ -10,4 +11,28 @@ struct Lethe: ParsableCommand {
         version: LetheVersion.current,
         subcommands: [Validate.self, PlanCommand.self, Run.self, Evaluate.self, Table.self, Runs.self, Diff.self, Reproduce.self, Schema.self, Bench.self]
     )
+
+    /// ArgumentParser's own entry point, with usage errors mapped to exit code 2 (it uses 64) and any
+    /// error that escapes a command reported and mapped to 2, so every command keeps the convention
+    /// of `Exit`.
+    static func main() {
+        let command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }   // --help, --version
+            printError(fullMessage(for: error))
+            Foundation.exit(Exit.error.rawValue)
+        }
+        do {
+            var command = command
+            try command.run()
+        } catch let code as ExitCode {
+            Foundation.exit(code.rawValue)
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            printError(fullMessage(for: error))
+            Foundation.exit(Exit.error.rawValue)
+        }
+    }
 }

@@ -21,13 +21,13 @@ struct Reproduce: ParsableCommand {
     @Option(help: "Where run directories live (for hashes).")
     var runs = "runs"
 
-    @Option(help: "Threads for the numeric core (default: the thread count the run recorded).")
+    @Option(parsing: .unconditional, help: "Threads for the numeric core (default: the thread count the run recorded).")
     var threads: Int?
 
-    @Option(help: "Largest relative difference accepted when bitwise identity is not promised.")
+    @Option(parsing: .unconditional, help: "Largest relative difference accepted when bitwise identity is not promised.")
     var tolerance = 1e-4
 
-    @Option(help: "Scratch folder (default: a fresh one under the system's temporary folder).")
+    @Option(help: "Where to re-execute: a folder to create, or an existing folder to create a fresh scratch folder in (default: one under the system's temporary folder). Only the folder Lethe creates is ever removed.")
     var scratch: String?
 
     @Flag(help: "Keep the scratch folder (it is always kept when the run does not reproduce).")
@@ -35,18 +35,17 @@ struct Reproduce: ParsableCommand {
 
     func run() throws {
         let record: RunRecord
-        do { record = try RunRecord(try RunStore(root: runs).locate(target)) } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
-        }
+        let located: String
+        do { located = try RunStore(root: runs).locate(target) } catch { throw failure("\(error)") }
+        do { record = try RunRecord(located) } catch { throw failure("\(error)", Exit.no) }
         let recordedThreads = (try? record.json("provenance.json"))?["threads"]?.intValue ?? 1
-        let folder = scratch ?? NSTemporaryDirectory() + "lethe-reproduce-\(record.hash.prefix(12))-\(ProcessInfo.processInfo.processIdentifier)"
         let outcome: Reproducer.Outcome
+        let folder: String
         do {
+            folder = try Reproducer.makeScratch(under: scratch, hash: record.hash)
             outcome = try Reproducer(original: record, scratch: folder, threads: threads ?? recordedThreads, tolerance: tolerance).run()
         } catch {
-            printError("error: \(error)")
-            throw ExitCode(2)
+            throw failure("\(error)", error is RunRecord.Problem ? Exit.no : stageExitCode(for: error))
         }
         let rows = outcome.files.filter { $0.status != "identical" }.map {
             [$0.name, $0.status, $0.maxRelative.map(cell) ?? "-", $0.derived ? "derived" : "result"]
@@ -62,7 +61,12 @@ struct Reproduce: ParsableCommand {
         if outcome.passed && !keep { try? FileManager.default.removeItem(atPath: folder) }
         if !outcome.passed {
             print("kept for inspection: \(folder)")
-            throw ExitCode(1)
+            throw Exit.no
         }
+    }
+
+    func validate() throws {
+        try OptionChecks.threads(threads)
+        try OptionChecks.nonNegative(tolerance, name: "--tolerance")
     }
 }

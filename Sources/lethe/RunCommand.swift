@@ -14,11 +14,13 @@ struct Run: ParsableCommand {
 
     @OptionGroup var options: SpecOptions
 
-    @Option(help: "Threads for the numeric core (recorded in the run's provenance).")
+    @Option(parsing: .unconditional, help: "Threads for the numeric core (recorded in the run's provenance).")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Flag(help: "Print the process's peak resident memory at the end (MiB).")
     var printResources = false
+
+    func validate() throws { try OptionChecks.threads(threads) }
 
     func run() throws {
         defer { if printResources { print("resources: peak_rss_mib " + (peakResidentMiB().map { String(format: "%.1f", $0) } ?? "nan")) } }
@@ -30,12 +32,12 @@ struct Run: ParsableCommand {
     }
 }
 
-/// Executes a plan's stages; a failure is printed and becomes exit code 1.
+/// Executes a plan's stages; a failure is printed and becomes exit code 2 (1 when a finished stage it
+/// would reuse does not verify).
 func execute(_ plan: Plan, threads: Int) throws -> String {
     do {
         return try Executor.execute(plan, threads: threads)
     } catch {
-        printError("error: \(error)")
-        throw ExitCode(1)
+        throw failure("\(error)", stageExitCode(for: error))
     }
 }

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import LetheFiles
 import LetheJSON
 import LetheRuns
 
 struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List run directories: hash, kind, model, method, status, key metrics, date.",
-        discussion: "Status is finished (manifest written), interrupted (a .partial folder) or tampered (files no longer match the manifest; checked with --verify)."
+        discussion: "Status is finished (manifest written), running (a .partial folder whose stage lock a process holds), interrupted (a .partial folder nobody is building), incomplete (a hash-named folder without a manifest) or tampered (files, names or identity no longer match the manifest; checked with --verify). With --verify the exit code is 1 when any run is tampered or incomplete."
     )
 
     @Option(help: "Where run directories live.")
@@ -22,23 +23,39 @@ struct Runs: ParsableCommand {
         let fm = FileManager.default
         let names = ((try? fm.contentsOfDirectory(atPath: runs)) ?? []).sorted()
         var rows: [[String]] = []
+        var bad = 0, details: [(String, [String])] = []
         for name in names {
             let path = runs + "/" + name
             let hash = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
             guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { continue }
             if name.hasSuffix(".partial") {
-                rows.append([String(hash.prefix(16)), "-", "-", "-", "partial (running or interrupted)", "-", date(path)])
+                let state = StageLock.isBusy(runs + "/" + hash) ? "running" : "interrupted (rerun the spec to start it again)"
+                rows.append([String(hash.prefix(16)), "-", "-", "-", state, "-", date(path)])
+                continue
+            }
+            guard FileKind.of(path, followLinks: false) == .directory else {
+                rows.append([String(hash.prefix(16)), "-", "-", "-", "not a directory", "-", "-"])
+                bad += 1
                 continue
             }
             let resolved = try? RunStore.json(path, "resolved.json"), eval = try? RunStore.json(path, "eval.json")
             let identity = try? RunStore.json(path, "identity.json")
             let kind = resolved?["kind"]?.stringValue ?? identity?["stage"]?.stringValue ?? "?"
             var status = RunDirectory.finished(path) ? "finished" : "incomplete"
+            if status == "incomplete" { bad += 1 }
             if verify, status == "finished" {
                 do {
                     let problems = try RunRecord(path).verify()
-                    if !problems.isEmpty { status = "tampered (\(problems.count) file\(problems.count == 1 ? "" : "s"))" }
-                } catch { status = "unreadable manifest" }
+                    if !problems.isEmpty {
+                        status = "tampered (\(problems.count) problem\(problems.count == 1 ? "" : "s"))"
+                        details.append((String(hash.prefix(16)), problems))
+                        bad += 1
+                    }
+                } catch {
+                    status = "unreadable manifest"
+                    details.append((String(hash.prefix(16)), ["\(error)"]))
+                    bad += 1
+                }
             }
             rows.append([String(hash.prefix(16)), kind, resolved?["model"]?["architecture"]?.stringValue ?? "-",
                          eval?["method"]?.stringValue ?? resolved?["unlearn"]?["method"]?.stringValue ?? "-", status, keyMetrics(eval), date(path)])
@@ -48,6 +65,13 @@ struct Runs: ParsableCommand {
             return
         }
         print(TextTable(headers: ["hash", "kind", "model", "method", "status", "key metrics", "date"], rows: rows).render(format))
+        for (hash, problems) in details {
+            printError("\(hash): " + problems.joined(separator: "; "))
+        }
+        if verify && bad > 0 {
+            printError("\(bad) run\(bad == 1 ? "" : "s") failed verification")
+            throw Exit.no
+        }
     }
 
     /// The numbers a reader scans for: forget and retain FID (or PSNR) of the unlearned model, or the

@@ -31,7 +31,7 @@ func report(_ error: SpecError) -> ExitCode {
     for d in error.diagnostics { printError(d.description) }
     let count = error.diagnostics.filter { $0.severity == .error }.count
     printError("\(count) error\(count == 1 ? "" : "s")")
-    return ExitCode(1)
+    return error.unreadable ? Exit.error : Exit.no
 }
 
 func printError(_ line: String) {

@@ -30,7 +30,7 @@ struct Table: ParsableCommand {
     @Flag(help: "Only collect finished runs; do not execute anything.")
     var noRun = false
 
-    @Option(help: "Threads for the numeric core, when specs run.")
+    @Option(parsing: .unconditional, help: "Threads for the numeric core, when specs run.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     static let rowOrder = ["Original", "MAX LOSS", "NOISY LABEL", "RETAIN LABEL", "RANDOM ENCODER", "Ours", "Ours (proxy D_R)"]
@@ -53,17 +53,14 @@ struct Table: ParsableCommand {
             let dir: String
             if noRun {
                 guard RunDirectory.finished(plan.runDirectory) else {
-                    printError("error: \(path): no finished run (\(plan.runDirectory)); run it, or leave out --no-run")
-                    throw ExitCode(1)
+                    throw failure("\(path): no finished run (\(plan.runDirectory)); run it, or leave out --no-run")
                 }
                 dir = plan.runDirectory
             } else {
                 dir = try execute(plan, threads: threads)
             }
-            guard let eval = try RunStore.json(dir, "eval.json") else {
-                printError("error: \(dir) has no eval.json")
-                throw ExitCode(1)
-            }
+            do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
+            guard let eval = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
             let arch = plan.resolved["model"]?["architecture"]?.stringValue ?? "?"
             if !families.contains(where: { $0.architecture == arch }) { families.append((arch, [("Original", eval, true)])) }
             let i = families.firstIndex { $0.architecture == arch }!

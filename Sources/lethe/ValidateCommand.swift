@@ -4,7 +4,7 @@ import LetheSpec
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check run specs against the schemas and the planner's checks.",
-        discussion: "Reports every problem as FILE:LINE:COL: <json-pointer>: <message>. Exits 0 when every spec is valid, 1 otherwise."
+        discussion: "Reports every problem as FILE:LINE:COL: <json-pointer>: <message>. Exits 0 when every spec is valid, 1 when any is invalid, 2 when a spec cannot be read."
     )
 
     @Argument(help: "Spec files.", completion: .file(extensions: ["yaml", "yml"]))
@@ -17,20 +17,20 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let planner = Planner()
-        var failed = 0
+        var failed = 0, unreadable = 0
         for spec in specs {
             do throws(SpecError) {
                 let plan = try planner.plan(specPath: spec, overrides: try options.parsedOverrides())
                 for w in plan.warnings { printError(w.description) }
                 if !quiet { print("\(spec): valid (config hash \(plan.configHash.prefix(16)))") }
             } catch {
-                _ = report(error)
+                if report(error) == Exit.error { unreadable += 1 }
                 failed += 1
             }
         }
         if failed > 0 {
             if specs.count > 1 { printError("\(failed) of \(specs.count) specs are invalid") }
-            throw ExitCode(1)
+            throw unreadable > 0 ? Exit.error : Exit.no
         }
     }
 }

@@ -179,3 +179,83 @@ struct TinyRuns {
         #expect(FileManager.default.fileExists(atPath: dir + "/report.html"))
     }
 }
+
+/// The run store under tampering: a finished stage is verified before it is reused, everything a
+/// manifest names stays inside the run directory, and nothing that is not a regular file is read.
+@Suite struct RunStoreIntegrityTests {
+    /// The pretrain run of `t`'s specs, run once.
+    func pretrained(_ t: TinyRuns) throws -> (unlearn: String, pretrain: String) {
+        let dir = try t.run(try t.write())
+        let pretrain = try #require(try RunRecord(dir).originalRun)
+        return (dir, pretrain)
+    }
+
+    @Test func aTamperedPretrainStageIsNotReused() throws {
+        let t = TinyRuns()
+        let (_, pretrain) = try pretrained(t)
+        let checkpoint = pretrain + "/checkpoint.safetensors"
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpoint)))
+        bytes[bytes.count - 3] ^= 0x01
+        try Data(bytes).write(to: URL(fileURLWithPath: checkpoint))
+        // A dependent run that would reuse it (another alpha: a new unlearn stage).
+        #expect { try t.run(try t.write(alpha: 0.5, name: "other.yaml")) } throws: { error in
+            (error as? RunError)?.kind == .verification && "\(error)".contains("checkpoint.safetensors: changed since the run finished")
+        }
+        #expect(FileManager.default.fileExists(atPath: checkpoint), "nothing is deleted")
+    }
+
+    @Test func renamedDirectoriesAndExtraFilesDoNotVerify() throws {
+        let t = TinyRuns()
+        let (dir, _) = try pretrained(t)
+        #expect(try RunRecord(dir).verify() == [])
+        try "x".write(toFile: dir + "/extra.txt", atomically: true, encoding: .utf8)
+        #expect(try RunRecord(dir).verify() == ["extra.txt: not in the manifest (added after the run finished)"])
+        try FileManager.default.removeItem(atPath: dir + "/extra.txt")
+        let renamed = URL(fileURLWithPath: dir).deletingLastPathComponent().path + "/" + String(repeating: "a", count: 64)
+        try FileManager.default.moveItem(atPath: dir, toPath: renamed)
+        let problems = try RunRecord(renamed).verify()
+        #expect(problems.contains { $0.contains("config_hash: says") && $0.contains("renamed?") })
+        #expect(problems.contains { $0.contains("hashes to") })
+    }
+
+    @Test func manifestPathsAreConfinedAndOnlyRegularFilesAreRead() throws {
+        let t = TinyRuns()
+        let (dir, _) = try pretrained(t)
+        let manifestPath = dir + "/manifest.json"
+        let original = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: manifestPath))))
+        func withEntry(_ name: String) throws {
+            let edited = original.setting("/files/" + name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1"),
+                                          .string(String(repeating: "0", count: 64)))
+            try (JSONText.pretty(edited) + "\n").write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        }
+        try withEntry("../../../../etc/hostname")
+        #expect(try RunRecord(dir).verify().contains { $0.hasPrefix("../../../../etc/hostname: names a path outside the run directory") })
+        try withEntry("/etc/hostname")
+        #expect(try RunRecord(dir).verify().contains { $0.hasPrefix("/etc/hostname: is not a path inside") })
+
+        // A symbolic link to /dev/zero and a FIFO in place of listed files: refused at once, no hang.
+        try (JSONText.pretty(original) + "\n").write(toFile: manifestPath, atomically: true, encoding: .utf8)
+        try FileManager.default.removeItem(atPath: dir + "/eval.json")
+        try FileManager.default.createSymbolicLink(atPath: dir + "/eval.json", withDestinationPath: "/dev/zero")
+        try FileManager.default.removeItem(atPath: dir + "/metrics.jsonl")
+        #expect(mkfifo(dir + "/metrics.jsonl", 0o644) == 0)
+        let started = Date()
+        let problems = try RunRecord(dir).verify()
+        #expect(Date().timeIntervalSince(started) < 5)
+        #expect(problems.contains { $0.hasPrefix("eval.json: is a symbolic link") }, "\(problems)")
+        #expect(problems.contains { $0.hasPrefix("metrics.jsonl: is a FIFO") }, "\(problems)")
+    }
+
+    /// `reproduce --scratch DIR` with an existing DIR works in a new folder inside it and removes only that.
+    @Test func theScratchFolderIsAlwaysOneLetheCreated() throws {
+        let base = scratch()
+        let mine = base + "/keep.txt"
+        try "user data".write(toFile: mine, atomically: true, encoding: .utf8)
+        let made = try Reproducer.makeScratch(under: base, hash: String(repeating: "b", count: 64))
+        #expect(made.hasPrefix(base + "/lethe-reproduce-bbbbbbbbbbbb-") && made != base)
+        let fresh = try Reproducer.makeScratch(under: base + "/new", hash: "c")
+        #expect(fresh == base + "/new")
+        #expect { try Reproducer.makeScratch(under: mine, hash: "d") } throws: { "\($0)".contains("expected a directory") }
+        #expect(try String(contentsOfFile: mine, encoding: .utf8) == "user data")
+    }
+}

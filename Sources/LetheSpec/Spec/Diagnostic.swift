@@ -25,6 +25,9 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
 /// Everything wrong with a spec, not just the first thing.
 public struct SpecError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
+    /// The spec file itself could not be read (missing, not a regular file, no permission): an
+    /// environment problem rather than an invalid spec.
+    public var unreadable = false
 
     public init(_ diagnostics: [Diagnostic]) { self.diagnostics = diagnostics }
 

@@ -1,4 +1,8 @@
 import Foundation
+import LetheFiles
+
+/// The largest spec file read (a real spec is a few KiB; this leaves room for long index lists).
+public let maxSpecBytes = 256 << 20
 
 /// A spec file as loaded: its YAML tree (with overrides applied), its JSON value and where each
 /// value came from.
@@ -13,9 +17,11 @@ public struct SpecDocument: Sendable {
     public static func load(path: String, overrides: [Override] = []) throws(SpecError) -> SpecDocument {
         let bytes: [UInt8]
         do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes = try RegularFile.read(path, limit: maxSpecBytes)
         } catch {
-            throw SpecError("cannot read spec: \(FileSystem.reason(error))", mark: SourceMark(file: path, line: 1, column: 1))
+            var failure = SpecError("cannot read the spec: \(error.message)", mark: SourceMark(file: path, line: 1, column: 1))
+            failure.unreadable = true
+            throw failure
         }
         return try parse(bytes, path: path, overrides: overrides)
     }
