@@ -6,7 +6,7 @@ SWIFT_RELEASE := -c release -Xcc -march=x86-64-v3
 LETHE := .build/release/lethe
 DEMO_SPEC ?= configs/mae-ours.yaml
 
-.PHONY: setup build demo test bench schemas validate clean
+.PHONY: setup build demo test sanitize fuzz bench schemas validate clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,18 @@ demo: build
 
 test: setup
 	swift test
+
+# The readers of untrusted bytes and the C kernels under AddressSanitizer (Swift and C) and
+# UndefinedBehaviorSanitizer (C; a trap on undefined behaviour), in their own build folder.
+SANITIZE := --scratch-path .build-sanitize -Xswiftc -sanitize=address -Xcc -fsanitize=address,undefined -Xcc -fsanitize-trap=undefined
+SANITIZE_TESTS := LetheFilesTests|LetheSpecTests|LetheDataTests|LetheFuzzTests|SafetensorsTests|ConvolutionTests|GradientTests|ScalarTests
+sanitize: setup
+	swift build $(SANITIZE) --build-tests
+	ASAN_OPTIONS=detect_leaks=0 swift test $(SANITIZE) --skip-build --filter '$(SANITIZE_TESTS)'
+
+# libFuzzer on every reader, FUZZ_SECONDS each (default 60); new coverage is merged into Fuzz/corpus/.
+fuzz: setup
+	scripts/fuzz.sh
 
 # Op and full unlearning-step timings at 1 and 2 threads, beside PyTorch doing the same work.
 bench: build
@@ -35,4 +47,4 @@ schemas:
 	scripts/embed-schemas.sh
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-sanitize .build-fuzz

@@ -7,6 +7,9 @@
 #include <string.h>
 #include <zlib.h>
 
+/* The most a compressed stream may expand to: 4 GiB (every data set Lethe reads is far smaller). */
+#define LETHE_MAX_INFLATED ((size_t)1 << 32)
+
 static int fail(char *err, size_t err_len, const char *message) {
     if (err && err_len) snprintf(err, err_len, "%s", message);
     return -1;
@@ -20,6 +23,7 @@ static int inflate_all(const uint8_t *in, size_t in_len, int window_bits, uint8_
     memset(&s, 0, sizeof s);
     if (inflateInit2(&s, window_bits) != Z_OK) return fail(err, err_len, "zlib could not start");
     size_t cap = in_len * 4 + 1024, len = 0;
+    if (cap > LETHE_MAX_INFLATED) cap = LETHE_MAX_INFLATED;
     uint8_t *buf = malloc(cap);
     if (!buf) { inflateEnd(&s); return fail(err, err_len, "out of memory"); }
     s.next_in = (Bytef *)in;
@@ -27,7 +31,12 @@ static int inflate_all(const uint8_t *in, size_t in_len, int window_bits, uint8_
     int rc;
     do {
         if (len == cap) {
-            cap *= 2;
+            if (cap >= LETHE_MAX_INFLATED) {
+                free(buf);
+                inflateEnd(&s);
+                return fail(err, err_len, "the data decompresses to more than 4 GiB; refusing (a decompression bomb?)");
+            }
+            cap = cap * 2 > LETHE_MAX_INFLATED ? LETHE_MAX_INFLATED : cap * 2;
             uint8_t *grown = realloc(buf, cap);
             if (!grown) { free(buf); inflateEnd(&s); return fail(err, err_len, "out of memory"); }
             buf = grown;
@@ -98,25 +107,37 @@ int lethe_png_write(const char *path, const uint8_t *pixels, int width, int heig
     return 0;
 }
 
-int lethe_png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fail(err, err_len, "cannot open the file");
-    unsigned char signature[8];
-    if (fread(signature, 1, 8, f) != 8 || png_sig_cmp(signature, 0, 8)) { fclose(f); return fail(err, err_len, "not a PNG file"); }
+struct png_memory { const uint8_t *data; size_t len, at; };
+
+static void read_from_memory(png_structp png, png_bytep out, png_size_t n) {
+    struct png_memory *m = png_get_io_ptr(png);
+    if (n > m->len - m->at) png_error(png, "truncated PNG (the data ends early)");
+    memcpy(out, m->data + m->at, n);
+    m->at += n;
+}
+
+int lethe_png_decode(const uint8_t *data, size_t len, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t err_len) {
+    if (len < 8 || png_sig_cmp((png_const_bytep)data, 0, 8)) return fail(err, err_len, "not a PNG file");
+    struct png_memory memory = { data, len, 8 };
     struct png_error_box box;
     box.message[0] = 0;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &box, on_png_error, on_png_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) { fclose(f); return fail(err, err_len, "libpng could not start"); }
+    if (!png || !info) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return fail(err, err_len, "libpng could not start");
+    }
     uint8_t *volatile buf = NULL;
     if (setjmp(box.jump)) {
         free(buf);
         png_destroy_read_struct(&png, &info, NULL);
-        fclose(f);
         return fail(err, err_len, box.message[0] ? box.message : "corrupt PNG");
     }
-    png_init_io(png, f);
+    png_set_read_fn(png, &memory, read_from_memory);
     png_set_sig_bytes(png, 8);
+    /* Images beyond 16384 pixels a side or chunks beyond 64 MiB are refused before any allocation. */
+    png_set_user_limits(png, 16384, 16384);
+    png_set_chunk_malloc_max(png, (png_alloc_size_t)64 << 20);
     png_read_info(png, info);
     int color = png_get_color_type(png, info), depth = png_get_bit_depth(png, info);
     if (depth == 16) png_set_strip_16(png);
@@ -127,12 +148,14 @@ int lethe_png_read(const char *path, uint8_t **pixels, int *width, int *height, 
     png_read_update_info(png, info);
     int w = (int)png_get_image_width(png, info), h = (int)png_get_image_height(png, info);
     int c = png_get_channels(png, info);
+    if (png_get_rowbytes(png, info) != (size_t)w * c) png_error(png, "unexpected row layout");
     buf = malloc((size_t)w * h * c);
-    if (!buf) { png_destroy_read_struct(&png, &info, NULL); fclose(f); return fail(err, err_len, "out of memory"); }
-    for (int y = 0; y < h; y++) png_read_row(png, buf + (size_t)y * w * c, NULL);
+    if (!buf) png_error(png, "out of memory");
+    int passes = png_set_interlace_handling(png);
+    for (int pass = 0; pass < passes; pass++)
+        for (int y = 0; y < h; y++) png_read_row(png, buf + (size_t)y * w * c, NULL);
     png_read_end(png, NULL);
     png_destroy_read_struct(&png, &info, NULL);
-    fclose(f);
     *pixels = buf;
     *width = w;
     *height = h;

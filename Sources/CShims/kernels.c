@@ -313,7 +313,22 @@ void lethe_col2im(const float *cols, size_t images, size_t c, size_t h, size_t w
 
 /* ---- vectors of 8 and 4 floats (GCC vector extensions) ---- */
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* Checked allocation, in llm.c's manner: the kernels cannot return an error, and running on with a NULL
+   buffer would corrupt memory, so a failed allocation stops the process with where and how much.
+   (The planner refuses runs whose estimated memory exceeds the machine's, so this is a last resort.) */
+static void *checked_alloc(size_t count, size_t size, int zeroed, const char *file, int line) {
+    void *p = zeroed ? calloc(count, size) : malloc(count * size);
+    if (!p && count && size) {
+        fprintf(stderr, "lethe: out of memory allocating %zu bytes (%s:%d)\n", count * size, file, line);
+        abort();
+    }
+    return p;
+}
+#define mallocCheck(bytes) checked_alloc(1, (bytes), 0, __FILE__, __LINE__)
+#define callocCheck(count, size) checked_alloc((count), (size), 1, __FILE__, __LINE__)
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef float v4f __attribute__((vector_size(16)));
@@ -462,7 +477,7 @@ void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, siz
        last. All rows are combined before any is split, so that the shuffles' loads never wait on the
        (differently aligned) stores that wrote them. */
     size_t tiles = images * th * tw, width = 4 * tw + 4, os = c * tiles;
-    float *t = calloc(6 * th * width + w, sizeof(float));
+    float *t = callocCheck(6 * th * width + w, sizeof(float));
     const float *zero = t + 6 * th * width;                 /* a row of w zeros above and below */
     for (size_t b = 0; b < images; b++)
     for (size_t ci = 0; ci < c; ci++) {
@@ -529,7 +544,7 @@ void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, siz
 void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, size_t wo,
                            size_t th, size_t tw, const float *bias, float *out) {
     size_t tiles = images * th * tw, n = th * tw;
-    float *y = malloc(16 * n * sizeof(float));              /* y[(4 i + φ) n + tile]: row i, phase φ */
+    float *y = mallocCheck(16 * n * sizeof(float));              /* y[(4 i + φ) n + tile]: row i, phase φ */
     for (size_t b = 0; b < images; b++)
     for (size_t oc = 0; oc < o; oc++) {
         float *plane = out + (b * o + oc) * ho * wo;
@@ -565,7 +580,7 @@ void lethe_winograd_output(const float *m, size_t images, size_t o, size_t ho, s
 void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, size_t ho, size_t wo,
                                     size_t th, size_t tw, float *dm) {
     size_t tiles = images * th * tw, n = th * tw;
-    float *row = calloc(4 * tw + 16 * n, sizeof(float));    /* a zero-padded row of dY, then its phases */
+    float *row = callocCheck(4 * tw + 16 * n, sizeof(float));    /* a zero-padded row of dY, then its phases */
     float *q = row + 4 * tw;                                /* q[(4 i + φ) n + tile]: row i, phase φ */
     for (size_t b = 0; b < images; b++)
     for (size_t oc = 0; oc < o; oc++) {
@@ -671,7 +686,7 @@ void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t
     size_t width = roundup8(wo) + (kw - 1) / s, used = wo + (kw - 1) / s;   /* columns outputs read */
     /* each image row goes through a zero-padded copy, so the phase split below needs no bounds */
     size_t span = used * s > pad + w ? used * s : pad + w;
-    float *padded = calloc(span, sizeof(float));
+    float *padded = callocCheck(span, sizeof(float));
     for (size_t bc = 0; bc < images * c; bc++) {
         const float *plane = x + bc * h * w;
         float *dst = xp + bc * rows * s * width;
@@ -758,8 +773,8 @@ void lethe_direct_forward(const float *xp, size_t images, size_t c, size_t o, si
                           size_t rows, size_t ho, size_t wo, const float *weight, const float *bias, float *out) {
     size_t width = roundup8(wo) + (kw - 1) / s, hw = ho * wo, vectors = ho * ((wo + 7) / 8), kk = kh * kw;
     size_t blocks = (o + 3) / 4;
-    size_t *toff = malloc(2 * kk * sizeof(size_t)), *twt = toff + kk;
-    float *wp = malloc(blocks * c * kk * 4 * sizeof(float));
+    size_t *toff = mallocCheck(2 * kk * sizeof(size_t)), *twt = toff + kk;
+    float *wp = mallocCheck(blocks * c * kk * 4 * sizeof(float));
     for (size_t t = 0; t < kk; t++) {   /* tap (ki, kj): row ki, phase kj % s, column kj / s */
         toff[t] = ((t / kw) * s + (t % kw) % s) * width + (t % kw) / s;
         twt[t] = t;
@@ -777,7 +792,7 @@ void lethe_direct_forward(const float *xp, size_t images, size_t c, size_t o, si
                 for (; pv < vectors; pv++) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, pv, toff, 4, 1);
             } else {   /* the last 1-3 channels: the padded block's extra rows are zeros, not stored */
                 for (size_t q = 0; o0 + q < o; q++) {
-                    float *wq = malloc(c * kk * 4 * sizeof(float));
+                    float *wq = mallocCheck(c * kk * 4 * sizeof(float));
                     for (size_t i = 0; i < c * kk; i++) { wq[4 * i] = w[4 * i + q]; wq[4 * i + 1] = wq[4 * i + 2] = wq[4 * i + 3] = 0.0f; }
                     for (pv = 0; pv + 3 <= vectors; pv += 3) direct_tile(xb, wq, bias, out_b, c, kk, s, rows, width, wo, hw, o0 + q, pv, toff, 1, 3);
                     for (; pv < vectors; pv++) direct_tile(xb, wq, bias, out_b, c, kk, s, rows, width, wo, hw, o0 + q, pv, toff, 1, 1);
@@ -834,9 +849,9 @@ void lethe_direct_input_gradient(const float *g, size_t images, size_t c, size_t
     size_t M = (kh - 1) / s, N = (kw - 1) / s, kk = kh * kw, blocks = (c + 3) / 4;
     size_t amax = (pad + h - 1) / s, bmax = (pad + w - 1) / s;        /* the largest A and B of any class */
     size_t gh = amax + M + 1, gw = roundup8(bmax + 1) + N + 8, chan = gh * gw;
-    float *gk = malloc(o * chan * sizeof(float));
-    size_t *toff = malloc(2 * kk * s * s * sizeof(size_t));
-    float *wp = malloc(blocks * o * kk * 4 * sizeof(float));          /* every class's packed weights */
+    float *gk = mallocCheck(o * chan * sizeof(float));
+    size_t *toff = mallocCheck(2 * kk * s * s * sizeof(size_t));
+    float *wp = mallocCheck(blocks * o * kk * 4 * sizeof(float));          /* every class's packed weights */
     struct { size_t ntaps, *toff; float *wp; } cls[s * s];
     size_t used = 0;
     for (size_t rho = 0; rho < s; rho++)
@@ -936,7 +951,7 @@ void direct_weight_tile(const float *xp, const float *gp, float *dw, size_t imag
 void lethe_direct_weight_gradient(const float *xp, const float *gp, size_t images, size_t c, size_t o, size_t kh,
                                   size_t kw, size_t s, size_t rows, size_t ho, size_t wo, float *dw) {
     size_t width = roundup8(wo) + (kw - 1) / s, kk = kh * kw;
-    size_t *toff = malloc(kk * sizeof(size_t));
+    size_t *toff = mallocCheck(kk * sizeof(size_t));
     for (size_t t = 0; t < kk; t++) toff[t] = ((t / kw) * s + (t % kw) % s) * width + (t % kw) / s;
     for (size_t ci = 0; ci < c; ci++) {
         size_t o0 = 0;

@@ -13,3 +13,9 @@ void lethe_keep_freed_memory(void) {
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
 #endif
 }
+
+/* Per-thread "run BLAS single-threaded here" depth (see Parallel.blocksWithSerialBLAS). */
+static _Thread_local int serial_blas_depth = 0;
+int lethe_serial_blas_depth(void) { return serial_blas_depth; }
+void lethe_serial_blas_enter(void) { serial_blas_depth++; }
+void lethe_serial_blas_leave(void) { serial_blas_depth--; }

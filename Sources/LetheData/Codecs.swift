@@ -46,14 +46,21 @@ public enum Codecs {
     }
 
     public static func readPNG(_ path: String) throws(DataError) -> Image {
+        try decodePNG(try DataFile.read(path), path: path)
+    }
+
+    /// A PNG from its bytes: grey stays one channel, everything else becomes RGB; 16-bit samples are
+    /// reduced to 8, alpha is dropped, interlacing undone.
+    public static func decodePNG(_ bytes: [UInt8], path: String) throws(DataError) -> Image {
         var pixels: UnsafeMutablePointer<UInt8>?
         var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
         var message = [CChar](repeating: 0, count: 256)
-        guard lethe_png_read(path, &pixels, &w, &h, &c, &message, message.count) == 0, let pixels else {
+        let rc = bytes.withUnsafeBufferPointer { lethe_png_decode($0.baseAddress, $0.count, &pixels, &w, &h, &c, &message, message.count) }
+        guard rc == 0, let pixels else {
             throw DataError("PNG: " + text(message), path: path)
         }
         defer { lethe_free(pixels) }
-        return Image(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(w * h * c))))
+        return Image(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(w) * Int(h) * Int(c))))
     }
 
     /// The NUL-terminated message a C helper wrote into `buffer`.

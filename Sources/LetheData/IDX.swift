@@ -11,8 +11,7 @@ public enum IDX {
     }
 
     public static func read(_ path: String) throws(DataError) -> Array {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("cannot read the file", path: path) }
-        var bytes = [UInt8](data)
+        var bytes = try DataFile.read(path)
         if bytes.starts(with: [0x1F, 0x8B]) { bytes = try Codecs.gunzip(bytes, path: path) }
         return try parse(bytes, path: path)
     }
@@ -30,7 +29,14 @@ public enum IDX {
             let o = 4 + 4 * d
             dims.append(Int(bytes[o]) << 24 | Int(bytes[o + 1]) << 16 | Int(bytes[o + 2]) << 8 | Int(bytes[o + 3]))
         }
-        let expected = dims.reduce(1, *)
+        var expected = 1
+        for d in dims {
+            let (product, overflow) = expected.multipliedReportingOverflow(by: d)
+            guard !overflow, product <= bytes.count else {
+                throw DataError("IDX: the header's dimensions \(dims.map(String.init).joined(separator: "x")) describe more data than the file holds (\(bytes.count - headerSize) bytes)", path: path)
+            }
+            expected = product
+        }
         let found = bytes.count - headerSize
         guard found == expected else {
             let what = found < expected ? "truncated" : "has \(found - expected) bytes past its end"

@@ -17,7 +17,7 @@ public enum ImageGrid {
                         let py = gutter + r * (h + gutter) + y, px = gutter + i * (w + gutter) + x
                         for ch in 0..<channels {
                             let v = row.storage[((i * c + min(ch, c - 1)) * h + y) * w + x]
-                            pixels[(py * width + px) * channels + ch] = UInt8((min(max(v, 0), 1) * 255).rounded())
+                            pixels[(py * width + px) * channels + ch] = v.isNaN ? 0 : UInt8((min(max(v, 0), 1) * 255).rounded())  // NaN (a diverged model) shows black
                         }
                     }
                 }

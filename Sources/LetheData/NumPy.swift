@@ -49,7 +49,7 @@ public enum NumPy {
             headerLength = (0..<4).reduce(0) { $0 | Int(data[8 + $1]) << (8 * $1) }; start = 12
         default: throw DataError(".npy format version \(major) is not supported (1, 2, 3 are)", path: path)
         }
-        guard data.count >= start + headerLength else { throw DataError("truncated .npy header", path: path) }
+        guard headerLength <= data.count - start else { throw DataError("truncated .npy header", path: path) }
         let header = String(decoding: data[start..<(start + headerLength)], as: UTF8.self)
         func field(_ key: String) -> Substring? {
             guard let r = header.range(of: "'\(key)':") else { return nil }
@@ -77,7 +77,15 @@ public enum NumPy {
             shape.append(v)
         }
         let size = ["u1": 1, "i1": 1, "b1": 1, "u2": 2, "i2": 2, "u4": 4, "i4": 4, "f4": 4, "u8": 8, "i8": 8, "f8": 8][dtype.rawValue]!
-        let need = shape.reduce(1, *) * size, body = start + headerLength
+        let body = start + headerLength
+        var need = size
+        for dimension in shape {
+            let (product, overflow) = need.multipliedReportingOverflow(by: dimension)
+            guard !overflow, product <= data.count - body else {
+                throw DataError("truncated: shape \(shape) of \(descr) needs more bytes than the file's \(data.count - body)", path: path)
+            }
+            need = product
+        }
         guard data.count - body >= need else {
             throw DataError("truncated: shape \(shape) of \(descr) needs \(need) bytes, the file has \(data.count - body)", path: path)
         }
@@ -86,9 +94,13 @@ public enum NumPy {
 
     /// Every `.npy` member of an `.npz`, by name without the extension.
     public static func readNPZ(_ path: String) throws(DataError) -> [String: Array] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw DataError("cannot read", path: path) }
+        try parseNPZ(try DataFile.read(path), path: path)
+    }
+
+    /// Every `.npy` member of an `.npz` held in memory.
+    public static func parseNPZ(_ data: [UInt8], path: String) throws(DataError) -> [String: Array] {
         var out: [String: Array] = [:]
-        for member in try Zip.members([UInt8](data), path: path) where member.name.hasSuffix(".npy") {
+        for member in try Zip.members(data, path: path) where member.name.hasSuffix(".npy") {
             out[String(member.name.dropLast(4))] = try parseNPY(member.bytes, path: "\(path)[\(member.name)]")
         }
         return out
@@ -101,9 +113,16 @@ enum Zip {
     struct Member { var name: String; var bytes: [UInt8] }
 
     static func members(_ d: [UInt8], path: String) throws(DataError) -> [Member] {
-        func u16(_ i: Int) -> Int { Int(d[i]) | Int(d[i + 1]) << 8 }
-        func u32(_ i: Int) -> Int { u16(i) | u16(i + 2) << 16 }
-        func u64(_ i: Int) -> Int { u32(i) | u32(i + 4) << 32 }
+        // Every offset and size comes from the file, so each read is bounds-checked (nil past the end)
+        // and every sum is checked for overflow: a corrupt archive is an error, never a trap.
+        func u16(_ i: Int) -> Int { i >= 0 && i <= d.count - 2 ? Int(d[i]) | Int(d[i + 1]) << 8 : -1 }
+        func u32(_ i: Int) -> Int { i >= 0 && i <= d.count - 4 ? u16(i) | u16(i + 2) << 16 : -1 }
+        func u64(_ i: Int) -> Int {
+            guard i >= 0 && i <= d.count - 8 else { return -1 }
+            let v = UInt64(u32(i)) | UInt64(u32(i + 4)) << 32
+            return v <= UInt64(Int.max) ? Int(v) : -1
+        }
+        func fits(_ start: Int, _ length: Int) -> Bool { start >= 0 && length >= 0 && start <= d.count && length <= d.count - start }
         guard d.count >= 22 else { throw DataError("not a ZIP archive (too short)", path: path) }
         var eocd = -1
         var i = d.count - 22
@@ -115,22 +134,23 @@ enum Zip {
         var count = u16(eocd + 10), offset = u32(eocd + 16)
         if (count == 0xFFFF || offset == 0xFFFF_FFFF), eocd >= 20, u32(eocd - 20) == 0x0706_4b50 {
             let z = u64(eocd - 20 + 8)
-            guard z + 56 <= d.count, u32(z) == 0x0606_4b50 else { throw DataError("corrupt ZIP64 end of central directory", path: path) }
+            guard fits(z, 56), u32(z) == 0x0606_4b50 else { throw DataError("corrupt ZIP64 end of central directory", path: path) }
             count = u64(z + 32); offset = u64(z + 48)
         }
+        guard count >= 0, offset >= 0, count <= d.count / 46 else { throw DataError("corrupt ZIP end of central directory", path: path) }
         var out: [Member] = []
         var p = offset
         for _ in 0..<count {
-            guard p + 46 <= d.count, u32(p) == 0x0201_4b50 else { throw DataError("corrupt ZIP central directory at byte \(p)", path: path) }
+            guard fits(p, 46), u32(p) == 0x0201_4b50 else { throw DataError("corrupt ZIP central directory at byte \(p)", path: path) }
             let method = u16(p + 10), crc = UInt32(u32(p + 16))
             var compressed = u32(p + 20), size = u32(p + 24)
             let nameLength = u16(p + 28), extraLength = u16(p + 30), commentLength = u16(p + 32)
             var local = u32(p + 42)
-            guard p + 46 + nameLength + extraLength <= d.count else { throw DataError("corrupt ZIP central directory entry", path: path) }
+            guard fits(p + 46, nameLength + extraLength) else { throw DataError("corrupt ZIP central directory entry", path: path) }
             let name = String(decoding: d[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
             // ZIP64 extra field: the 0xFFFFFFFF fields, in order size, compressed size, offset.
             var e = p + 46 + nameLength
-            while e + 4 <= p + 46 + nameLength + extraLength {
+            while e + 4 <= p + 46 + nameLength + extraLength, fits(e, 4) {
                 let id = u16(e), length = u16(e + 2)
                 if id == 1 {
                     var q = e + 4
@@ -140,9 +160,9 @@ enum Zip {
                 }
                 e += 4 + length
             }
-            guard local + 30 <= d.count, u32(local) == 0x0403_4b50 else { throw DataError("corrupt ZIP: member \(name) has no local header", path: path) }
+            guard fits(local, 30), u32(local) == 0x0403_4b50, compressed >= 0, size >= 0 else { throw DataError("corrupt ZIP: member \(name) has no local header", path: path) }
             let start = local + 30 + u16(local + 26) + u16(local + 28)
-            guard start + compressed <= d.count else {
+            guard fits(start, compressed) else {
                 throw DataError("truncated: member \(name) needs \(compressed) bytes at \(start), the file has \(d.count)", path: path)
             }
             let raw = Array(d[start..<(start + compressed)])
@@ -155,7 +175,7 @@ enum Zip {
             guard bytes.count == size else { throw DataError("member \(name) unpacks to \(bytes.count) bytes, the directory says \(size)", path: path) }
             guard crc32(bytes) == crc else { throw DataError("member \(name) fails its CRC-32 check (corrupt)", path: path) }
             out.append(Member(name: name, bytes: bytes))
-            p += 46 + nameLength + extraLength + commentLength
+            p += 46 + nameLength + extraLength + max(0, commentLength)
         }
         return out
     }

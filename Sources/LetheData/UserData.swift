@@ -1,4 +1,5 @@
 import Foundation
+import LetheFiles
 import LetheTensor
 
 /// Users' own data: a folder of PNGs in one sub-folder per class (torchvision's ImageFolder), or a
@@ -12,6 +13,10 @@ public enum UserData {
         public var pair: (train: LabeledImages, test: LabeledImages) { (train, test) }
     }
 
+    /// The most classes a data set may have: labels index per-class tables, so a label of 2^62 would
+    /// ask for an absurd table rather than name a class.
+    public static let maxClasses = 100_000
+
     // MARK: NumPy
 
     public static func npz(_ path: String, testFraction: Double) throws(DataError) -> Splits {
@@ -23,8 +28,8 @@ public enum UserData {
         var found: [String: NumPy.Array] = [:]
         for name in ["x_train", "y_train", "x_test", "y_test"] {
             let path = root + "/" + name + ".npy"
-            guard let data = FileManager.default.contents(atPath: path) else { continue }
-            found[name] = try NumPy.parseNPY([UInt8](data), path: path)
+            guard FileKind.of(path) != nil else { continue }
+            found[name] = try NumPy.parseNPY(try DataFile.read(path), path: path)
         }
         return try arrays(found, path: root, testFraction: testFraction)
     }
@@ -57,10 +62,15 @@ public enum UserData {
         case 4 where s[1] == 1 || s[1] == 3: (n, c, h, w, channelLast) = (s[0], s[1], s[2], s[3], false)
         default: throw DataError("\(names.0) has shape \(s); expected (N, H, W), (N, H, W, C) or (N, C, H, W) with C 1 or 3", path: path)
         }
+        guard n > 0 else { throw DataError("\(names.0) holds no images (shape \(s))", path: path) }
+        guard c * h * w > 0 else { throw DataError("\(names.0) has empty images (shape \(s))", path: path) }
         guard y.shape == [n] || y.shape == [n, 1] else { throw DataError("\(names.1) has shape \(y.shape); expected (\(n),) to match \(names.0)", path: path) }
         guard [.u1, .i1, .u2, .i2, .u4, .i4, .u8, .i8].contains(y.dtype) else { throw DataError("\(names.1) is \(y.dtype.rawValue); labels must be integers", path: path) }
-        let labels = y.values().map { Int($0) }
-        if let bad = labels.firstIndex(where: { $0 < 0 }) { throw DataError("\(names.1)[\(bad)] = \(labels[bad]); labels must be 0 or more", path: path) }
+        let rawLabels = y.values()
+        if let bad = rawLabels.firstIndex(where: { !($0 >= 0 && $0 < Double(maxClasses)) }) {
+            throw DataError("\(names.1)[\(bad)] = \(String(format: "%.0f", rawLabels[bad])); labels must lie in 0..<\(maxClasses) (one class per label value, so a label is also a class count)", path: path)
+        }
+        let labels = rawLabels.map { Int($0) }
         var pixels = [UInt8](repeating: 0, count: n * c * h * w)
         let values: [Double]
         let isFloat = x.dtype == .f4 || x.dtype == .f8
@@ -114,6 +124,9 @@ public enum UserData {
         var geometry: (Int, Int, Int, String)? = reference.map { ($0.channels, $0.height, $0.width, "the training images") }
         for (label, name) in classes.enumerated() {
             let files = ((try? FileManager.default.contentsOfDirectory(atPath: root + "/" + name)) ?? []).filter { $0.lowercased().hasSuffix(".png") }.sorted()
+            if files.isEmpty && reference == nil {
+                throw DataError("class folder '\(name)' holds no PNG images; every class needs at least one (or remove the folder)", path: root + "/" + name)
+            }
             for file in files {
                 let path = root + "/" + name + "/" + file
                 let image = try Codecs.readPNG(path)

@@ -26,8 +26,9 @@ extension Module {
         Safetensors.File(tensors: namedParameters().map { ($0.path, Safetensors.Entry($0.tensor, dtype: dtype)) }, metadata: metadata)
     }
 
-    /// Loads every parameter from `file`. Strict: a missing, unexpected or mis-shaped key is an error
-    /// that names each path, and nothing is changed unless everything fits.
+    /// Loads every parameter from `file`. Strict: a missing, unexpected or mis-shaped key, or a tensor
+    /// holding NaN or infinity, is an error that names each path, and nothing is changed unless
+    /// everything fits.
     public func load(_ file: Safetensors.File) throws(StateDictError) {
         var problems = StateDictError()
         let params = namedParameters()
@@ -38,7 +39,13 @@ extension Module {
             guard let entry = file[path] else { problems.missing.append(path); continue }
             guard entry.shape == tensor.shape else { problems.misshaped.append((path, tensor.shape, entry.shape)); continue }
             do {
-                staged.append((tensor, try entry.values(as: T.self)))
+                let values = try entry.values(as: T.self)
+                let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
+                guard bad == 0 else {
+                    problems.unreadable.append((path, "holds \(bad) non-finite value\(bad == 1 ? "" : "s") (NaN or infinity); weights of a model that diverged cannot be used"))
+                    continue
+                }
+                staged.append((tensor, values))
             } catch {
                 problems.unreadable.append((path, error.description))
             }

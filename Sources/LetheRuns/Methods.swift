@@ -2,7 +2,7 @@ import LetheTensor
 
 /// The unlearning objectives: the paper's ("ours") and its four baselines. Each gives, for one step,
 /// a retain term, a forget term and the total the optimiser descends. Definitions:
-/// `../shared/guides/PAPER.md` (the authors' (1 + label) weighting bug is not reproduced: every
+/// `docs/METHOD.md` (the authors' (1 + label) weighting bug is not reproduced: every
 /// forget term is weighted by alpha alone).
 enum UnlearningMethod: String, CaseIterable {
     case ours

@@ -34,6 +34,9 @@ public struct Pretrainer: StageExecutor {
         let spec = context.spec, size = context.size, task = context.task, train = context.train, test = context.test
         let trainIndices = train.indices(ofClasses: 0..<train.classCount, perClassLimit: context.perClassLimit)
         let testIndices = test.indices(ofClasses: 0..<train.classCount, perClassLimit: context.testPerClass)
+        guard !testIndices.isEmpty else {
+            throw RunError("the test set holds no images to evaluate the pretrained model on (add test images, or raise data.test_fraction)")
+        }
         let root0 = context.seed
         var initRNG = root0.split("init"), masks = root0.split("masks"), noise = root0.split("noise")
         let family = context.family(rng: &initRNG)

@@ -47,7 +47,11 @@ struct RunContext {
     func split(_ name: String, in data: LabeledImages) throws -> [Int] {
         guard let split = spec["data"]?[name] else { throw RunError("data.\(name) is not set") }
         if let classes = split["classes"]?.arrayValue?.compactMap(\.intValue) {
-            return data.indices(ofClasses: classes, perClassLimit: perClassLimit)
+            let found = data.indices(ofClasses: classes, perClassLimit: perClassLimit)
+            guard !found.isEmpty else {
+                throw RunError("data.\(name): no training images of classes \(classes) (the data set's labels are 0...\(data.classCount - 1))")
+            }
+            return found
         }
         guard let path = indexFiles[name] else { throw RunError("data.\(name): the plan has no index file for it") }
         let indices: [Int]
@@ -55,6 +59,7 @@ struct RunContext {
         if let bad = indices.first(where: { $0 < 0 || $0 >= data.count }) {
             throw RunError("\(path): sample \(bad) is not in the training set (0...\(data.count - 1))")
         }
+        guard !indices.isEmpty else { throw RunError("\(path): data.\(name) lists no samples") }
         return indices
     }
 
@@ -91,6 +96,9 @@ struct RunContext {
             ModelEvaluator.Split(name: $0, indices: test.indices(ofClasses: try classes($0), perClassLimit: testPerClass))
         }
         if splits.isEmpty { splits = [.init(name: "all", indices: test.indices(ofClasses: 0..<train.classCount, perClassLimit: testPerClass))] }
+        if let empty = splits.first(where: { $0.indices.isEmpty }) {
+            throw RunError("the test set has no images of the \(empty.name) classes, so they cannot be evaluated (add test images of those classes, or raise data.test_fraction)")
+        }
         return ModelEvaluator(test: test, size: size, task: task, rng: seed.split("eval"), splits: splits, classifier: classifier, metrics: metrics)
     }
 

@@ -26,7 +26,6 @@ public enum Numerics {
         let n = max(1, threads)
         threadCount.store(n, ordering: .relaxed)
         strictMode.store(mode == .strict, ordering: .relaxed)
-        BLAS.setThreads(mode == .strict ? 1 : n)
     }
 
     private static let owner = NSRecursiveLock()
@@ -78,11 +77,14 @@ enum Parallel {
     /// independent blocks of work that each call BLAS (serially, `parallel: false`): the threads go to
     /// the blocks rather than into each small product. Every product then runs on one thread with
     /// shapes fixed by the blocks, so the results do not depend on the thread count in either mode.
+    /// The single-threading is per thread (`lethe_serial_blas_enter`), never a change of OpenBLAS's
+    /// process-wide count that another thread's product could run under (see `BLAS.call`).
     static func blocksWithSerialBLAS(_ count: Int, _ body: (Int) -> Void) {
-        let blasThreads = BLAS.threads
-        if blasThreads != 1 { BLAS.setThreads(1) }
-        defer { if blasThreads != 1 { BLAS.setThreads(blasThreads) } }
-        run(count, body)
+        run(count) { i in
+            lethe_serial_blas_enter()
+            defer { lethe_serial_blas_leave() }
+            body(i)
+        }
     }
 
     /// 0..<n in chunks of `grain` (the last may be shorter).

@@ -57,8 +57,10 @@ extension Float: TensorScalar {
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         BLAS.count(m: m, n: n, k: k)
-        cblas_sgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.call {
+            cblas_sgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
+                        alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
     @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
     @inline(__always) public static func log(_ x: Float) -> Float { Foundation.log(x) }
@@ -102,8 +104,10 @@ extension Double: TensorScalar {
                             a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
                             beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
         BLAS.count(m: m, n: n, k: k)
-        cblas_dgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
-                    alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        BLAS.call {
+            cblas_dgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
+                        alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+        }
     }
     @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
     @inline(__always) public static func log(_ x: Double) -> Double { Foundation.log(x) }
@@ -145,11 +149,50 @@ extension Double: TensorScalar {
     }
 }
 
-/// OpenBLAS threading. Bits of a gemm depend on the thread count, so the count is set once per run
-/// and recorded with it.
+/// OpenBLAS threading. Bits of a gemm depend on the thread count, and OpenBLAS has one process-wide
+/// count, so every product goes through `call`, which gives it the count its caller wants and keeps
+/// anyone else from changing the count under it:
+///
+/// - a product that wants one thread (strict mode, or inside `Parallel.blocksWithSerialBLAS`, whose
+///   blocks already use the threads) takes a shared lock; many run at once, each single-threaded,
+///   while OpenBLAS's count stays 1;
+/// - a product that wants more (fast mode at `Numerics.threads` > 1) takes the lock exclusively and
+///   sets the count for its call.
+///
+/// Two runs (or tests) in one process, or a block-parallel op beside a multi-threaded product, can then
+/// never change each other's bits. (Before, `blocksWithSerialBLAS` set the process-wide count to 1 and
+/// back, so a concurrent fast-mode product could run single-threaded and differ in its last bits.)
 public enum BLAS {
-    public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
-    public static var threads: Int { Int(openblas_get_num_threads()) }
+    private static let gate = ReadWriteLock()
+    /// OpenBLAS's process-wide count as last set here (read and written under the gate).
+    nonisolated(unsafe) private static var current = -1
+
+    /// The thread count the calling thread's products use now.
+    public static var threads: Int {
+        Numerics.mode == .strict || lethe_serial_blas_depth() > 0 ? 1 : Numerics.threads
+    }
+
+    @inline(__always) static func call(_ product: () -> Void) {
+        let wanted = threads
+        if wanted == 1 {
+            gate.readLock()
+            if current == 1 {
+                product()
+                gate.unlock()
+                return
+            }
+            gate.unlock()   // OpenBLAS was left multi-threaded: set it back exclusively below
+        }
+        gate.writeLock()
+        if current != wanted { setCount(wanted) }
+        product()
+        gate.unlock()
+    }
+
+    private static func setCount(_ n: Int) {
+        openblas_set_num_threads(Int32(n))
+        current = n
+    }
 
     private static let executed = Atomic<Int>(0)
     /// Floating-point operations (2 m n k per product) of every gemm run so far in this process, and
@@ -157,4 +200,17 @@ public enum BLAS {
     /// for `lethe bench`'s achieved GFLOP/s; read the difference around the work you measure.
     public static var flops: Int { executed.load(ordering: .relaxed) }
     @inline(__always) static func count(m: Int, n: Int, k: Int) { executed.wrappingAdd(2 * m * n * k, ordering: .relaxed) }
+}
+
+/// A pthread read-write lock.
+final class ReadWriteLock: @unchecked Sendable {
+    private let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
+    init() { pthread_rwlock_init(lock, nil) }
+    deinit {
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
+    }
+    @inline(__always) func readLock() { pthread_rwlock_rdlock(lock) }
+    @inline(__always) func writeLock() { pthread_rwlock_wrlock(lock) }
+    @inline(__always) func unlock() { pthread_rwlock_unlock(lock) }
 }

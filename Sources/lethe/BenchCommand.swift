@@ -167,7 +167,7 @@ struct Bench: ParsableCommand {
 
     /// OpenBLAS's peak at this thread count (strict mode runs it single-threaded per block).
     func measureSgemmPeak() -> Double {
-        BLAS.setThreads(threads)
+        Numerics.configure(threads: threads, mode: .fast)   // the peak is OpenBLAS's own, multi-threaded
         defer { Numerics.configure(threads: threads, mode: mode) }
         let n = 1024
         let a = [Float](repeating: 1, count: n * n), b = [Float](repeating: 0.5, count: n * n)

@@ -137,6 +137,6 @@ func hexBytes(_ hex: String) -> [UInt8] {
         let cut = temporaryPath("cut.png")
         try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: cut))
         #expect(throws: DataError.self) { try Codecs.readPNG(cut) }
-        #expect { try Codecs.readPNG("/nonexistent/x.png") } throws: { ($0 as! DataError).message.contains("cannot open") }
+        #expect { try Codecs.readPNG("/nonexistent/x.png") } throws: { ($0 as! DataError).message.contains("no such file or directory") }
     }
 }

@@ -126,3 +126,82 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect { try UserData.npyFolder(fixtures, testFraction: 0.1) } throws: { "\($0)".contains("needs arrays x_train and y_train") }
     }
 }
+
+/// Data files that parse but cannot be used, or that lie about their size: a clear error naming the
+/// file, never a trap, a hang or an allocation of the size a header claims.
+@Suite struct HostileDataTests {
+    func npy(_ header: String, body: [UInt8]) -> [UInt8] {
+        var h = header
+        while (10 + h.count + 1) % 64 != 0 { h += " " }
+        h += "\n"
+        return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.count & 0xFF), UInt8(h.count >> 8)] + Array(h.utf8) + body
+    }
+
+    func folder(_ files: [String: [UInt8]]) throws -> String {
+        let root = temporaryPath("npy")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for (name, bytes) in files { try Data(bytes).write(to: URL(fileURLWithPath: root + "/" + name)) }
+        return root
+    }
+
+    @Test func zeroSamplesAndOverflowingShapesAreErrors() throws {
+        let empty = try folder(["x_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 4, 4), }", body: []),
+                                "y_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (0,), }", body: [])])
+        #expect { try UserData.npyFolder(empty, testFraction: 0.1) } throws: { "\($0)".contains("x_train holds no images") }
+        let huge = npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904, 16), }", body: [1, 2, 3])
+        #expect { try NumPy.parseNPY(huge, path: "h") } throws: { "\($0)".contains("truncated") }
+        let lying = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000, 28, 28), }", body: [1, 2, 3])
+        #expect { try NumPy.parseNPY(lying, path: "l") } throws: { "\($0)".contains("truncated") }
+    }
+
+    @Test func labelsOutsideTheClassRangeAreErrors() throws {
+        var label: [UInt8] = Array(repeating: 0, count: 8)
+        label[7] = 0x40   // 2^62, little-endian
+        let root = try folder(["x_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2), }", body: [1, 2, 3, 4]),
+                               "y_train.npy": npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", body: label)])
+        #expect { try UserData.npyFolder(root, testFraction: 0.1) } throws: {
+            "\($0)".contains("y_train[0] = 4611686018427387904; labels must lie in 0..<100000")
+        }
+    }
+
+    @Test func anImageFolderClassWithoutImagesIsAnError() throws {
+        let root = temporaryPath("classes")
+        try FileManager.default.createDirectory(atPath: root + "/a", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: root + "/b", withIntermediateDirectories: true)
+        try Codecs.writePNG(Codecs.Image(width: 2, height: 2, channels: 1, pixels: [1, 2, 3, 4]), to: root + "/a/0.png")
+        #expect { try UserData.imageFolder(root, testFraction: 0.1) } throws: { "\($0)".contains("class folder 'b' holds no PNG images") }
+    }
+
+    @Test func devicesAndFIFOsAreNotRead() throws {
+        #expect { try UserData.npz("/dev/zero", testFraction: 0.1) } throws: { "\($0)".contains("character device") }
+        #expect { try IDX.read("/dev/zero") } throws: { "\($0)".contains("character device") }
+        let root = temporaryPath("fifo")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        #expect(mkfifo(root + "/a.png", 0o644) == 0)
+        #expect { try Codecs.readPNG(root + "/a.png") } throws: { "\($0)".contains("FIFO") }
+    }
+
+    @Test func corruptZipDirectoriesAreErrorsNotTraps() throws {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtures + "/small.npz")))
+        // Overwrite each field of the end-of-central-directory record with 0xFF bytes in turn.
+        let eocd = bytes.count - 22
+        for field in stride(from: 4, to: 22, by: 2) {
+            var broken = bytes
+            broken[eocd + field] = 0xFF
+            broken[eocd + field + 1] = 0xFF
+            do { _ = try Zip.members(broken, path: "z") } catch {}
+        }
+        // A central directory offset past the end of the file.
+        var far = bytes
+        for i in 16..<20 { far[eocd + i] = 0xFF }
+        #expect(throws: DataError.self) { try Zip.members(far, path: "z") }
+    }
+
+    @Test func aGridOfNaNImagesIsWrittenNotATrap() throws {
+        let nan = Tensor<Float>([Float](repeating: .nan, count: 16), shape: [1, 1, 4, 4])
+        let path = temporaryPath("nan.png")
+        try ImageGrid.write(rows: [nan], to: path)
+        let grid = try Codecs.readPNG(path)
+        #expect(grid.pixels.contains(0), "NaN pixels are drawn black")
+    }
+}

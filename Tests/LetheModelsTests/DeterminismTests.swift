@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 import LetheTensor
 @testable import LetheModels
@@ -64,6 +66,30 @@ final class MixedNet: Module<Float> {
     @Test func fastModeIsBitwiseReproducibleForAThreadCount() {
         #expect(Self.train(threads: 2, mode: .fast) == Self.train(threads: 2, mode: .fast))
         #expect(Self.train(threads: 1, mode: .fast) == Self.train(threads: 1, mode: .fast))
+    }
+
+    /// The flaky-test regression: a fast-mode run at 2 threads must give the same bits while other work
+    /// (a test running beside it, another run in the process) keeps calling block-parallel convolutions
+    /// and products. Block-parallel ops used to set OpenBLAS's process-wide thread count to 1 and back,
+    /// so the run's multi-threaded products sometimes ran single-threaded and differed in their last bits.
+    @Test func fastModeBitsHoldWhileOtherWorkRunsBeside() {
+        let quiet = Self.train(threads: 2, mode: .fast)
+        let stop = Atomic<Bool>(false)
+        let done = DispatchSemaphore(value: 0)
+        let background = Thread {
+            var rng = Philox(seed: 3)
+            let conv = Conv2d<Float>(16, 16, kernel: 3, padding: 1, rng: &rng)
+            let x = Tensor<Float>.randn([8, 16, 16, 16], rng: &rng)
+            let a = Tensor<Float>.randn([256, 256], rng: &rng)
+            while !stop.load(ordering: .relaxed) {
+                _ = GradMode.withoutGrad { conv(x).sum().scalar + a.matmul(a).sum().scalar }
+            }
+            done.signal()
+        }
+        background.start()
+        for _ in 0..<4 { #expect(Self.train(threads: 2, mode: .fast) == quiet) }
+        stop.store(true, ordering: .relaxed)
+        done.wait()
     }
 
     /// Output and every gradient of one forward/backward pass, under the given numerics.

@@ -1,24 +1,27 @@
 import Foundation
+import LetheData
 import LetheSpec
 
-/// The conformance data lives in `shared/conformance` beside the repository (or where
-/// `LETHE_CONFORMANCE_DIR` says). Missing data fails the tests: a suite that silently skips proves nothing.
+/// The third-party conformance suites, vendored in `Tests/Conformance/` with their licences (see its
+/// README), so a fresh clone tests with nothing beside it. `LETHE_CONFORMANCE_DIR` points elsewhere
+/// (a newer copy of the suites, say). Missing data fails the tests: a suite that silently skips
+/// proves nothing. Large files are stored gzip-compressed (`NAME.gz`) and read back transparently.
 enum Conformance {
     static let root: URL = {
         if let dir = ProcessInfo.processInfo.environment["LETHE_CONFORMANCE_DIR"] {
             return URL(fileURLWithPath: dir)
         }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        for candidate in [repo.appendingPathComponent("../shared/conformance"), repo.appendingPathComponent("shared/conformance")] {
-            if FileManager.default.fileExists(atPath: candidate.path) { return candidate.standardizedFileURL }
-        }
-        return repo.appendingPathComponent("../shared/conformance").standardizedFileURL
+        return Repo.root.appendingPathComponent("Tests/Conformance")
     }()
 
     static func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
 
     static func bytes(_ relative: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: url(relative)))
+        let plain = url(relative)
+        if !FileManager.default.fileExists(atPath: plain.path), FileManager.default.fileExists(atPath: plain.path + ".gz") {
+            return try Codecs.gunzip(Array(try Data(contentsOf: URL(fileURLWithPath: plain.path + ".gz"))), path: plain.path + ".gz")
+        }
+        return Array(try Data(contentsOf: plain))
     }
 
     static func json(_ relative: String) throws -> JSONValue {

@@ -168,3 +168,64 @@ import Testing
         #expect(plan.resolved["data"]?["test_fraction"] == .number(0.1))
     }
 }
+
+/// The planner refuses, with the field to change, what would crash or hang a run later.
+@Suite struct PlannerHardeningTests {
+    func errors(_ text: String, _ dir: TempDir) -> [Diagnostic] {
+        do {
+            _ = try Planner(workingDirectory: dir.path).plan(text: text, in: dir)
+            return []
+        } catch let e as SpecError {
+            return e.diagnostics
+        } catch {
+            return [Diagnostic("\(error)", at: .root, mark: nil)]
+        }
+    }
+
+    func spec(_ extra: String) -> String {
+        """
+        version: 1
+        kind: pretrain
+        data: {dataset: image-folder, root: data}
+        model: {architecture: mae}
+        \(extra)
+        """
+    }
+
+    @Test func runsThatCannotFitInMemoryAreRefusedAtPlanTime() throws {
+        let dir = try TempDir()
+        _ = try dir.imageFolder(classes: 2)
+        #expect(errors(spec("train: {batch_size: 32}"), dir).isEmpty)
+        let batch = errors(spec("train: {batch_size: 100000000000}"), dir)
+        #expect(batch.count == 1 && batch[0].pointer.description == "/train/batch_size", "\(batch)")
+        #expect(batch.first?.message.contains("more than this machine's") == true)
+        let width = errors(spec("model: {architecture: mae, mae: {width: 1000000000}}").replacingOccurrences(of: "model: {architecture: mae}\n", with: ""), dir)
+        #expect(width.first?.pointer.description == "/model/mae/width", "\(width)")
+        let estimate = MemoryEstimate.of(try JSONParser.parse(#"{"kind": "unlearn", "model": {"architecture": "mae"}}"#), channels: 1, trainImages: 60_000)
+        #expect(estimate.total > 100e6 && estimate.total < 2e9, "the reference MAE's unlearning step: \(estimate)")
+    }
+
+    @Test func checkpointsThatAreNotRegularFilesAndBothSourcesAreClearErrors() throws {
+        let dir = try TempDir()
+        _ = try dir.imageFolder(classes: 2)
+        let device = errors(spec("").replacingOccurrences(of: "model: {architecture: mae}", with: "model: {architecture: mae, checkpoint: /dev/zero}"), dir)
+        #expect(device.map(\.message) == ["checkpoint /dev/zero is a character device, not a regular file"])
+        try dir.write("w.safetensors", [1])
+        try FileManager.default.createDirectory(atPath: dir.path + "/pre.yaml", withIntermediateDirectories: true)
+        let both = errors(spec("").replacingOccurrences(of: "model: {architecture: mae}", with: "model: {architecture: mae, checkpoint: w.safetensors, pretrain: pre.yaml}"), dir)
+        #expect(both.map(\.message) == ["set either model.checkpoint (a weights file) or model.pretrain (a pretrain spec), not both"])
+        let folder = errors(spec("").replacingOccurrences(of: "model: {architecture: mae}", with: "model: {architecture: mae, pretrain: pre.yaml}"), dir)
+        #expect(folder.contains { $0.message.hasSuffix("pre.yaml is a directory, expected a file") }, "\(folder)")
+        let data = errors(spec("").replacingOccurrences(of: "dataset: image-folder, root: data", with: "dataset: npz, root: /dev/zero"), dir)
+        #expect(data.map(\.message) == ["/dev/zero is a character device, not a regular file"])
+    }
+
+    @Test func integersOutOfRangeAreErrorsWhereverTheyComeFrom() throws {
+        let dir = try TempDir()
+        _ = try dir.imageFolder(classes: 2)
+        let float = errors(spec("train: {steps: 1.0e30}"), dir)
+        #expect(float.map(\.pointer.description) == ["/train/steps"] && float.first?.message.contains("out of range") == true)
+        let literal = errors(spec("seed: 0\ntrain: {steps: 1180591620717411303424}"), dir)
+        #expect(literal.first?.message.contains("out of range") == true)
+    }
+}

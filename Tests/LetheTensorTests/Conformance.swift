@@ -1,12 +1,12 @@
 import Foundation
 import LetheJSON
 
-/// `shared/conformance` beside the repository, or `LETHE_CONFORMANCE_DIR`.
+/// The vendored suites in `Tests/Conformance/` (see LetheSpecTests' Conformance), or `LETHE_CONFORMANCE_DIR`.
 enum Conformance {
     static let root: URL = {
         if let dir = ProcessInfo.processInfo.environment["LETHE_CONFORMANCE_DIR"] { return URL(fileURLWithPath: dir) }
         let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return repo.appendingPathComponent("../shared/conformance").standardizedFileURL
+        return repo.appendingPathComponent("Tests/Conformance")
     }()
 
     static func bytes(_ relative: String) throws -> [UInt8] { Array(try Data(contentsOf: root.appendingPathComponent(relative))) }

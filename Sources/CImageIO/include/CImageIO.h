@@ -17,7 +17,7 @@ int lethe_inflate_raw(const uint8_t *in, size_t in_len, uint8_t **out, size_t *o
 int lethe_png_write(const char *path, const uint8_t *pixels, int width, int height, int channels, char *err, size_t err_len);
 
 /* Reads any PNG as 8-bit grey (grey and grey+alpha files) or RGB (colour files); alpha is dropped. */
-int lethe_png_read(const char *path, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t err_len);
+int lethe_png_decode(const uint8_t *data, size_t len, uint8_t **pixels, int *width, int *height, int *channels, char *err, size_t err_len);
 
 void lethe_free(void *p);
 

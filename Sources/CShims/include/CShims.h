@@ -5,6 +5,12 @@
 /// buffers freed and re-allocated every training step do not fault in fresh zeroed pages.
 void lethe_keep_freed_memory(void);
 
+/// The calling thread's depth of regions whose BLAS calls must run single-threaded (blocks of work
+/// already spread over the threads). Thread-local, so other threads' calls are not affected.
+int lethe_serial_blas_depth(void);
+void lethe_serial_blas_enter(void);
+void lethe_serial_blas_leave(void);
+
 
 
 #include <stddef.h>

@@ -27,11 +27,15 @@ public struct SchemaViolation: Sendable, Hashable {
 public struct SchemaValidator: Sendable {
     public let registry: SchemaRegistry
     public let rootURI: String
+    /// Lethe's one addition to JSON Schema: a value of `type: integer` must also fit a 64-bit integer
+    /// (JSON Schema counts 1e30 as an integer; a program that holds integers exactly cannot use it).
+    public var exactIntegers: Bool
     private static let maxDepth = 200
 
-    public init(registry: SchemaRegistry, rootURI: String) {
+    public init(registry: SchemaRegistry, rootURI: String, exactIntegers: Bool = false) {
         self.registry = registry
         self.rootURI = rootURI
+        self.exactIntegers = exactIntegers
     }
 
     /// Validates against a schema registered under `rootURI`.
@@ -40,6 +44,7 @@ public struct SchemaValidator: Sendable {
             return [SchemaViolation(instancePath: .root, keyword: "$ref", message: "no schema registered at \(rootURI)")]
         }
         var run = Run(registry: registry)
+        run.exactIntegers = exactIntegers
         var out: [SchemaViolation] = []
         run.check(root.schema, instance, base: root.base, scope: [], at: .root, depth: 0, into: &out)
         return out
@@ -52,6 +57,7 @@ public struct SchemaValidator: Sendable {
 struct Run {
     let registry: SchemaRegistry
     var regexes: [String: Regex<AnyRegexOutput>?] = [:]
+    var exactIntegers = false
 
     init(registry: SchemaRegistry) { self.registry = registry }
 
@@ -107,6 +113,8 @@ struct Run {
             let allowed = t.arrayValue?.compactMap(\.stringValue) ?? [t.stringValue].compactMap { $0 }
             if !allowed.contains(where: { Self.hasType(instance, $0) }) {
                 fail("type", "expected \(allowed.joined(separator: " or ")), found \(Self.describe(instance))")
+            } else if exactIntegers, allowed == ["integer"], instance.intValue == nil {
+                fail("type", "integer \(Self.render(instance)) is out of range; integers must lie within -2^63...2^63-1")
             }
         }
         if let e = s["enum"]?.arrayValue, !e.contains(instance) {
@@ -171,7 +179,8 @@ struct Run {
             if passed > 1 { fail("oneOf", "matches \(passed) of the alternatives; it must match exactly one") }
         }
         if let not = s["not"], isValid(not, instance, base: base, scope: scope, at: path, depth: depth + 1) {
-            fail("not", "must not match \(Self.render(not))")
+            // A schema author's `description` of the forbidden shape reads better than the shape itself.
+            fail("not", not["description"]?.stringValue ?? "must not match \(Self.render(not))")
         }
         if let cond = s["if"] {
             if isValid(cond, instance, base: base, scope: scope, at: path, depth: depth + 1) {

@@ -1,4 +1,5 @@
 import Foundation
+import LetheFiles
 
 /// What the planner must know of a data set before any image is decoded: its classes, its size,
 /// its channel count and the files whose content is part of a run's identity.
@@ -21,12 +22,16 @@ public struct DatasetFacts: Sendable {
         switch dataset {
         case "fashion-mnist":
             let files = fashionMNISTFiles.map { root + "/" + $0 }
-            if let absent = files.first(where: { !FileSystem.exists($0, directory: false) }) {
-                throw .missing("\(absent) does not exist; install Debian's dataset-fashion-mnist (`make setup`) or point data.root at a copy")
+            for file in files {
+                guard let problem = FileSystem.problem(file, directory: false) else { continue }
+                if FileKind.of(file) == nil {
+                    throw .missing("\(problem); install Debian's dataset-fashion-mnist (`make setup`) or point data.root at a copy")
+                }
+                throw .missing(problem)
             }
             return DatasetFacts(classCount: 10, trainCount: 60_000, channels: 1, files: files, root: root)
         case "image-folder":
-            guard FileSystem.exists(root, directory: true) else { throw .missing("folder \(root) does not exist") }
+            if let problem = FileSystem.problem(root, directory: true) { throw .missing(problem) }
             let trainRoot = FileSystem.exists(root + "/train", directory: true) ? root + "/train" : root
             let classes = ((try? FileManager.default.contentsOfDirectory(atPath: trainRoot)) ?? [])
                 .filter { FileSystem.exists(trainRoot + "/" + $0, directory: true) && $0 != "test" }.sorted()
@@ -41,22 +46,28 @@ public struct DatasetFacts: Sendable {
             return DatasetFacts(classCount: classes.count, trainCount: trainFiles.count,
                                 channels: files.first.flatMap(pngChannels), files: files, root: root)
         case "npy":
-            guard FileSystem.exists(root, directory: true) else { throw .missing("folder \(root) does not exist") }
-            for name in ["x_train.npy", "y_train.npy"] where !FileSystem.exists(root + "/" + name, directory: false) {
-                throw .missing("\(root)/\(name) does not exist (an npy data set is a folder with x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy)")
+            if let problem = FileSystem.problem(root, directory: true) { throw .missing(problem) }
+            for name in ["x_train.npy", "y_train.npy"] {
+                guard let problem = FileSystem.problem(root + "/" + name, directory: false) else { continue }
+                throw .missing("\(problem) (an npy data set is a folder with x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy)")
+            }
+            for name in ["x_test.npy", "y_test.npy"] where FileKind.of(root + "/" + name) != nil {
+                if let problem = FileSystem.problem(root + "/" + name, directory: false) { throw .missing(problem) }
             }
             let files = ["x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"].map { root + "/" + $0 }.filter { FileSystem.exists($0, directory: false) }
             return DatasetFacts(classCount: nil, trainCount: nil, channels: nil, files: files, root: root)
         default:
-            guard FileSystem.exists(root, directory: false) else { throw .missing("file \(root) does not exist") }
+            if let problem = FileSystem.problem(root, directory: false) { throw .missing(problem) }
             return DatasetFacts(classCount: nil, trainCount: nil, channels: nil, files: [root], root: root)
         }
     }
 
     /// Channels Lethe keeps from a PNG, read from its IHDR chunk: grey (and grey+alpha) 1, colour 3.
     static func pngChannels(_ path: String) -> Int? {
-        guard let handle = FileHandle(forReadingAtPath: path), let head = try? handle.read(upToCount: 26), head.count == 26 else { return nil }
-        try? handle.close()
+        guard let (fd, size) = try? RegularFile.open(path), size >= 26 else { return nil }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 26)
+        guard head.withUnsafeMutableBytes({ pread(fd, $0.baseAddress!, 26, 0) }) == 26 else { return nil }
         let colorType = head[25]
         return colorType == 0 || colorType == 4 ? 1 : 3
     }
@@ -66,10 +77,9 @@ public struct DatasetFacts: Sendable {
 public enum IndexFile {
     public static func read(_ path: String) throws(SpecError) -> [Int] {
         let start = SourceMark(file: path, line: 1, column: 1)
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw SpecError("cannot read index file", mark: start)
-        }
-        guard let text = String(data: data, encoding: .utf8) else { throw SpecError("index file is not UTF-8 text", mark: start) }
+        let data: [UInt8]
+        do { data = try RegularFile.read(path, limit: maxSpecBytes) } catch { throw SpecError("cannot read the index file: \(error.message)", mark: start) }
+        guard let text = String(validating: data, as: UTF8.self) else { throw SpecError("index file is not UTF-8 text", mark: start) }
         var out: [Int] = []
         var problems: [Diagnostic] = []
         for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

@@ -92,7 +92,7 @@ public enum EmbeddedSchemas {
       "then": { "properties": { "diffusion": { "default": {} }, "mae": false, "vqgan": false } }
     },
     {
-      "not": { "required": ["checkpoint", "pretrain"] }
+      "not": { "required": ["checkpoint", "pretrain"], "description": "set either model.checkpoint (a weights file) or model.pretrain (a pretrain spec), not both" }
     }
   ],
   "$defs": {

@@ -56,6 +56,16 @@ public struct Planner: Sendable {
             }
         }
 
+        // Refuse what cannot fit in this machine's memory before anything is allocated.
+        let estimate = MemoryEstimate.of(resolved, channels: facts?.channels ?? 1, trainImages: facts?.trainCount ?? 0)
+        let available = MemoryEstimate.physicalMemory
+        if estimate.total > MemoryEstimate.limitShare * available {
+            let culprit = estimate.culprit(resolved)
+            checks.diagnostics.append(doc.diagnostic(
+                "the run would need \(estimate), more than this machine's \(MemoryEstimate.format(available)) of memory can hold; reduce \(culprit.dropFirst().replacingOccurrences(of: "/", with: "."))",
+                at: try! JSONPointer(parsing: culprit)))
+        }
+
         // Retain defaults to every class the forget set does not name.
         if resolved["data"]?["retain"] == nil, let forget = resolved["data"]?["forget"]?["classes"]?.arrayValue?.compactMap(\.intValue),
            let count = facts?.classCount {
@@ -77,11 +87,16 @@ public struct Planner: Sendable {
         if let checkpoint = resolved["model"]?["checkpoint"]?.stringValue {
             let path = FileSystem.resolve(checkpoint, relativeTo: specDirectory)
             resolved = resolved.setting("/model/checkpoint", .string(path))
-            if let digest = try? DigestCache.shared.digest(file: path) {
-                inputs.append(.init(role: "model.checkpoint", path: path, sha256: digest))
-                identitySubstitutions.append(("/model/checkpoint", .string("sha256:" + digest)))
+            if let problem = FileSystem.problem(path, directory: false) {
+                checks.diagnostics.append(doc.diagnostic("checkpoint " + problem, at: try! JSONPointer(parsing: "/model/checkpoint")))
             } else {
-                checks.diagnostics.append(doc.diagnostic("checkpoint \(path) does not exist or cannot be read", at: try! JSONPointer(parsing: "/model/checkpoint")))
+                do {
+                    let digest = try DigestCache.shared.digest(file: path)
+                    inputs.append(.init(role: "model.checkpoint", path: path, sha256: digest))
+                    identitySubstitutions.append(("/model/checkpoint", .string("sha256:" + digest)))
+                } catch {
+                    checks.diagnostics.append(doc.diagnostic("cannot read the checkpoint: \(error)", at: try! JSONPointer(parsing: "/model/checkpoint")))
+                }
             }
         }
         if let pretrain = resolved["model"]?["pretrain"]?.stringValue {
@@ -90,8 +105,8 @@ public struct Planner: Sendable {
             let pointer = try! JSONPointer(parsing: "/model/pretrain")
             if visiting.contains(path) || path == URL(fileURLWithPath: doc.path).standardizedFileURL.path {
                 checks.diagnostics.append(doc.diagnostic("pretrain specs form a cycle: \((visiting + [path]).joined(separator: " -> "))", at: pointer))
-            } else if !FileSystem.exists(path, directory: false) {
-                checks.diagnostics.append(doc.diagnostic("pretrain spec \(path) does not exist", at: pointer))
+            } else if let problem = FileSystem.problem(path, directory: false) {
+                checks.diagnostics.append(doc.diagnostic("pretrain spec " + problem, at: pointer))
             } else {
                 do {
                     let dependency = try plan(try SpecDocument.load(path: path), visiting: visiting + [URL(fileURLWithPath: doc.path).standardizedFileURL.path])

@@ -4,7 +4,7 @@ public struct RunSpecSchema: Sendable {
     public static let rootURI = baseURI + "run-spec.schema.json"
 
     public let registry: SchemaRegistry
-    public var validator: SchemaValidator { SchemaValidator(registry: registry, rootURI: Self.rootURI) }
+    public var validator: SchemaValidator { SchemaValidator(registry: registry, rootURI: Self.rootURI, exactIntegers: true) }
 
     /// The schemas compiled into the binary (identical to `schemas/`, which a test checks).
     public static let embedded: RunSpecSchema = {

@@ -67,12 +67,34 @@ public struct SpecDocument: Sendable {
 /// File-system helpers with messages a user can act on.
 public enum FileSystem {
     public static func reason(_ error: Error) -> String {
+        if let file = error as? FileError { return file.description }
         let ns = error as NSError
         if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
             return String(cString: strerror(Int32(underlying.code)))
         }
-        if ns.domain == NSCocoaErrorDomain, ns.code == NSFileReadNoSuchFileError { return "no such file" }
-        return ns.localizedDescription
+        if ns.domain == NSCocoaErrorDomain {
+            switch ns.code {
+            case NSFileReadNoSuchFileError, NSFileNoSuchFileError: return "no such file or directory"
+            case NSFileReadNoPermissionError, NSFileWriteNoPermissionError: return "permission denied"
+            case NSFileWriteOutOfSpaceError: return "no space left on the device"
+            case NSFileWriteVolumeReadOnlyError: return "the file system is read-only"
+            case NSFileWriteFileExistsError: return "a file of that name exists"
+            case NSFileReadCorruptFileError: return "the file is not in the expected format"
+            default: break
+            }
+        }
+        if ns.domain == NSPOSIXErrorDomain { return String(cString: strerror(Int32(ns.code))) }
+        return ns.localizedFailureReason ?? ns.localizedDescription
+    }
+
+    /// What is wrong with `path` as a file (`directory: false`) or folder (`directory: true`), in
+    /// words: "does not exist", "is a directory, expected a file", "is a FIFO (named pipe), not a
+    /// regular file"; nil when it is what is expected.
+    public static func problem(_ path: String, directory: Bool) -> String? {
+        guard let kind = FileKind.of(path) else { return "\(path) does not exist" }
+        if directory { return kind == .directory ? nil : "\(path) is \(kind.phrase), expected a directory" }
+        if kind == .directory { return "\(path) is a directory, expected a file" }
+        return kind == .regular ? nil : "\(path) is \(kind.phrase), not a regular file"
     }
 
     public static func exists(_ path: String, directory: Bool? = nil) -> Bool {

@@ -24,11 +24,14 @@ public struct YAMLLimits: Sendable {
     public var unknownTags: UnknownTagPolicy
 
     public enum UnknownTagPolicy: Sendable { case reject, ignore }
+    /// Integer literals past Int64 are errors (true) or become floats as JSON would have them (false).
+    public var exactIntegers: Bool
 
-    public init(maxDepth: Int = 64, maxAliasNodes: Int = 100_000, unknownTags: UnknownTagPolicy = .reject) {
+    public init(maxDepth: Int = 64, maxAliasNodes: Int = 100_000, unknownTags: UnknownTagPolicy = .reject, exactIntegers: Bool = true) {
         self.maxDepth = maxDepth
         self.maxAliasNodes = maxAliasNodes
         self.unknownTags = unknownTags
+        self.exactIntegers = exactIntegers
     }
 
     /// Run specs: small documents, strict tags.

@@ -23,7 +23,7 @@ public enum YAMLLoader {
             var event = yaml_event_t()
             while true {
                 guard yaml_parser_parse(parser, &event) == 1 else {
-                    return .failure(parserError(parser.pointee, file: file))
+                    return .failure(parserError(parser.pointee, bytes: buffer, file: file))
                 }
                 defer { yaml_event_delete(&event) }
                 if event.type == YAML_STREAM_END_EVENT { return .success(()) }
@@ -45,9 +45,24 @@ public enum YAMLLoader {
         return docs[0]
     }
 
-    static func parserError(_ parser: yaml_parser_t, file: String) -> YAMLError {
-        let problem = parser.problem.map { String(cString: $0) } ?? "syntax error"
-        let mark = SourceMark(file: file, line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1)
+    static func parserError(_ parser: yaml_parser_t, bytes: UnsafeBufferPointer<UInt8>, file: String) -> YAMLError {
+        var problem = parser.problem.map { String(cString: $0) } ?? "syntax error"
+        var mark = SourceMark(file: file, line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1)
+        if parser.error == YAML_READER_ERROR {
+            // Reader errors (invalid UTF-8, control characters such as NUL) carry a byte offset, not a
+            // mark: find the line and column (in characters) it falls on.
+            let offset = min(Int(parser.problem_offset), bytes.count)
+            var line = 1, lineStart = 0
+            for i in 0..<offset where bytes[i] == 10 {
+                line += 1
+                lineStart = i + 1
+            }
+            let column = 1 + bytes[lineStart..<offset].filter { $0 & 0xC0 != 0x80 }.count
+            mark = SourceMark(file: file, line: line, column: column)
+            if parser.problem_value >= 0, offset < bytes.count {
+                problem += String(format: " (byte 0x%02X)", bytes[offset])
+            }
+        }
         var message = problem
         if let context = parser.context {
             message += " (\(String(cString: context)) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
@@ -65,9 +80,24 @@ struct TreeBuilder {
     var documents: [YAMLNode] = []
     var documentStarts: [SourceMark] = []
 
-    private enum Frame {
-        case sequence(items: [YAMLNode], mark: SourceMark, anchor: String?, count: Int)
-        case mapping(entries: [Entry], pendingKey: Entry?, mark: SourceMark, anchor: String?, count: Int)
+    /// An open collection. A class, so appending to it is amortised O(1): an enum payload taken out of
+    /// the stack and put back copied the whole item list on every append (quadratic loading).
+    private final class Frame {
+        let isMapping: Bool
+        let mark: SourceMark
+        let anchor: String?
+        var count = 1
+        var items: [YAMLNode] = []
+        var entries: [Entry] = []
+        var pendingKey: Entry?
+        /// Scalar keys seen so far, for duplicate detection in O(1): key identity -> index in `entries`.
+        var seenKeys: [String: Int] = [:]
+
+        init(isMapping: Bool, mark: SourceMark, anchor: String?) {
+            self.isMapping = isMapping
+            self.mark = mark
+            self.anchor = anchor
+        }
     }
 
     private struct Entry {
@@ -105,7 +135,12 @@ struct TreeBuilder {
             let text = String(decoding: UnsafeBufferPointer(start: s.value, count: s.length), as: UTF8.self)
             let tag = s.tag.map { String(cString: $0) }
             let plain = s.style == YAML_PLAIN_SCALAR_STYLE
-            let value = try resolveScalar(text, tag: tag, plain: plain, at: at)
+            let value: YAMLNode.Value
+            do { value = try resolveScalar(text, tag: tag, plain: plain, at: at) } catch {
+                var located = error
+                if located.path.isEmpty { located.path = currentPath }
+                throw located
+            }
             let node = YAMLNode(value, mark: at, text: text)
             try add(node, count: 1, anchor: s.anchor.map { String(cString: $0) }, isMergeKey: plain && tag == nil && text == "<<")
         case YAML_ALIAS_EVENT:
@@ -121,19 +156,21 @@ struct TreeBuilder {
         case YAML_SEQUENCE_START_EVENT:
             let e = event.data.sequence_start
             try checkCollectionTag(e.tag, expected: "seq", at: at)
-            try push(.sequence(items: [], mark: at, anchor: e.anchor.map { String(cString: $0) }, count: 1), at: at)
+            try push(Frame(isMapping: false, mark: at, anchor: e.anchor.map { String(cString: $0) }), at: at)
         case YAML_MAPPING_START_EVENT:
             let e = event.data.mapping_start
             try checkCollectionTag(e.tag, expected: "map", at: at)
-            try push(.mapping(entries: [], pendingKey: nil, mark: at, anchor: e.anchor.map { String(cString: $0) }, count: 1), at: at)
+            try push(Frame(isMapping: true, mark: at, anchor: e.anchor.map { String(cString: $0) }), at: at)
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
             let frame = stack.removeLast()
-            switch frame {
-            case let .sequence(items, mark, anchor, count):
-                try add(YAMLNode(.sequence(items), mark: mark), count: count, anchor: anchor, isMergeKey: false)
-            case let .mapping(entries, _, mark, anchor, count):
-                let pairs = try Self.finishMapping(entries)
-                try add(YAMLNode(.mapping(pairs), mark: mark), count: count, anchor: anchor, isMergeKey: false)
+            if frame.isMapping {
+                let pairs = try Self.finishMapping(frame.entries)
+                frame.entries = []
+                try add(YAMLNode(.mapping(pairs), mark: frame.mark), count: frame.count, anchor: frame.anchor, isMergeKey: false)
+            } else {
+                let items = frame.items
+                frame.items = []
+                try add(YAMLNode(.sequence(items), mark: frame.mark), count: frame.count, anchor: frame.anchor, isMergeKey: false)
             }
         default:
             break
@@ -145,10 +182,7 @@ struct TreeBuilder {
     private var currentPath: [String] {
         var path: [String] = []
         for frame in stack {
-            switch frame {
-            case .sequence(let items, _, _, _): path.append(String(items.count))
-            case .mapping(_, let pending, _, _, _): path.append(pending?.key.keyText ?? "?")
-            }
+            path.append(frame.isMapping ? frame.pendingKey?.key.keyText ?? "?" : String(frame.items.count))
         }
         return path
     }
@@ -162,27 +196,31 @@ struct TreeBuilder {
 
     private mutating func add(_ node: YAMLNode, count: Int, anchor: String?, isMergeKey: Bool) throws(YAMLError) {
         if let anchor { anchors[anchor] = (node, count) }
-        guard let top = stack.popLast() else {
+        guard let top = stack.last else {
             root = node
             return
         }
-        switch top {
-        case .sequence(var items, let mark, let anchor, let total):
-            items.append(node)
-            stack.append(.sequence(items: items, mark: mark, anchor: anchor, count: total + count))
-        case .mapping(var entries, let pending, let mark, let anchor, let total):
-            if var entry = pending {
-                entry.value = node
-                if !entry.isMerge, entry.key.keyText != nil, let clash = entries.first(where: { !$0.isMerge && $0.key == entry.key }) {
-                    throw YAMLError("duplicate key \(Self.describeKey(entry.key)) (first at line \(clash.key.mark.line), column \(clash.key.mark.column))",
-                                    at: entry.key.mark, path: currentPath + [entry.key.keyText ?? ""])
-                }
-                entries.append(entry)
-                stack.append(.mapping(entries: entries, pendingKey: nil, mark: mark, anchor: anchor, count: total + count))
-            } else {
-                stack.append(.mapping(entries: entries, pendingKey: Entry(key: node, value: nil, isMerge: isMergeKey), mark: mark, anchor: anchor, count: total + count))
-            }
+        top.count += count
+        guard top.isMapping else {
+            top.items.append(node)
+            return
         }
+        guard var entry = top.pendingKey else {
+            top.pendingKey = Entry(key: node, value: nil, isMerge: isMergeKey)
+            return
+        }
+        entry.value = node
+        top.pendingKey = nil
+        if !entry.isMerge, entry.key.keyText != nil {
+            let identity = String(describing: entry.key.value)
+            if let first = top.seenKeys[identity] {
+                let clash = top.entries[first]
+                throw YAMLError("duplicate key \(Self.describeKey(entry.key)) (first at line \(clash.key.mark.line), column \(clash.key.mark.column))",
+                                at: entry.key.mark, path: currentPath.dropLast() + [entry.key.keyText ?? ""])
+            }
+            top.seenKeys[identity] = top.entries.count
+        }
+        top.entries.append(entry)
     }
 
     /// Applies merge keys: explicit keys win, then earlier merged mappings over later ones.
@@ -204,10 +242,11 @@ struct TreeBuilder {
             }
         }
         var inserted = 0
+        var present = Set(pairs.map { String(describing: $0.key.value) })
         for merge in merges {
             for source in merge.sources {
                 guard case .mapping(let sourcePairs) = source.value else { continue }
-                for pair in sourcePairs where !pairs.contains(where: { $0.key == pair.key }) {
+                for pair in sourcePairs where present.insert(String(describing: pair.key.value)).inserted {
                     pairs.insert(pair, at: merge.at + inserted)
                     inserted += 1
                 }
@@ -229,6 +268,14 @@ struct TreeBuilder {
     }
 
     private func resolveScalar(_ text: String, tag: String?, plain: Bool, at: SourceMark) throws(YAMLError) -> YAMLNode.Value {
+        let integerPosition = (plain && tag == nil) || tag == yamlTagPrefix + "int"
+        if limits.exactIntegers && integerPosition && CoreSchema.overflowsInt64(text) {
+            throw YAMLError("integer \(text) is out of range; integers must lie within -2^63...2^63-1 (\(Int.min)...\(Int.max))", at: at)
+        }
+        return try resolveTagged(text, tag: tag, plain: plain, at: at)
+    }
+
+    private func resolveTagged(_ text: String, tag: String?, plain: Bool, at: SourceMark) throws(YAMLError) -> YAMLNode.Value {
         guard let tag else { return plain ? CoreSchema.resolvePlain(text) : .string(text) }
         switch tag {
         case "!", yamlTagPrefix + "str":

@@ -42,6 +42,15 @@ enum CoreSchema {
         return Double(text).map { .float($0) }
     }
 
+    /// Whether `text` is an integer literal (decimal, `0o` octal or `0x` hex) too large for Int64.
+    static func overflowsInt64(_ text: String) -> Bool {
+        guard let value = integer(text) else { return false }
+        switch value {
+        case .int: return false
+        default: return true
+        }
+    }
+
     private static func octalAsDouble(_ body: ArraySlice<UInt8>) -> Double {
         body.reduce(0.0) { $0 * 8 + Double($1 - 48) }
     }
