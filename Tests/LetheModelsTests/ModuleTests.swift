@@ -63,6 +63,22 @@ final class TinyNet: Module<Float> {
         #expect(net.parameters.map(\.storage) == before)
     }
 
+    /// Weights of a model that diverged (NaN, infinity) are refused by name, and nothing is loaded.
+    @Test func nonFiniteWeightsAreRefused() throws {
+        var rng = Philox(seed: 3)
+        let a = TinyNet(rng: &rng), b = TinyNet(rng: &rng)
+        a.embed.weight.assign(a.embed.weight.storage.enumerated().map { $0.offset == 2 ? .nan : $0.element })
+        a.head.weight.assign(a.head.weight.storage.map { _ in .infinity })
+        let before = b.parameters.map(\.storage)
+        #expect { try b.load(a.stateDict()) } throws: { error in
+            let e = error as! StateDictError
+            return e.unreadable.map(\.path) == ["embed.weight", "head.weight"]
+                && e.description.contains("embed.weight: holds 1 non-finite value (NaN or infinity)")
+                && e.description.contains("head.weight: holds 8 non-finite values")
+        }
+        #expect(b.parameters.map(\.storage) == before)
+    }
+
     @Test func frozenModulesDoNotMove() {
         var rng = Philox(seed: 3)
         let net = TinyNet(rng: &rng)
