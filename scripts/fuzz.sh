@@ -10,7 +10,7 @@ targets="${FUZZ_TARGETS:-yaml json safetensors idx npy npz png}"
 scratch=.build-fuzz
 swift build --scratch-path "$scratch" --product lethe-fuzz \
   -Xswiftc -sanitize=fuzzer,address -Xswiftc -DLETHE_LIBFUZZER \
-  -Xcc -fsanitize=fuzzer-no-link,address,undefined -Xcc -fsanitize-trap=undefined
+  -Xcc -fsanitize=fuzzer-no-link,address,undefined -Xcc -fsanitize-trap=undefined -Xswiftc -use-ld=lld
 binary="$scratch/debug/lethe-fuzz"
 mkdir -p Fuzz/crashes
 status=0
@@ -26,7 +26,10 @@ for t in $targets; do
     grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$found.log" | sed "s/^/fuzz: $t /"
   fi
   # Keep only the inputs that add coverage, in the committed corpus.
-  "$binary" "$t" -merge=1 "Fuzz/corpus/$t" "$found" 2>/dev/null >/dev/null || true
+  before=$(ls "Fuzz/corpus/$t" | wc -l)
+  "$binary" "$t" -merge=1 "Fuzz/corpus/$t" "$found" > "$found.merge.log" 2>&1 || { tail -5 "$found.merge.log"; status=1; }
+  echo "fuzz: $t corpus $before -> $(ls "Fuzz/corpus/$t" | wc -l) inputs"
+  rm -f "$found.merge.log"
   rm -rf "$found" "$found.log"
 done
 exit $status

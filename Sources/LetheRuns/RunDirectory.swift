@@ -34,7 +34,7 @@ public struct RunDirectory: Sendable {
         self.finalPath = finalPath
         self.stagingPath = finalPath + ".partial"
         do { try StageLock.requireHeld(finalPath) } catch { throw Failure(path: finalPath, message: error.description) }
-        if RunDirectory.finished(finalPath) || FileKind.of(finalPath, followLinks: false) != nil {
+        if FileKind.of(finalPath, followLinks: false) != nil {
             throw Failure(path: finalPath, message: "already exists; a finished run is never replaced (move it away to run the stage again)")
         }
         let fm = FileManager.default

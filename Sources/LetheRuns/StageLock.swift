@@ -46,7 +46,7 @@ public enum StageLock {
         let name = URL(fileURLWithPath: finalPath).lastPathComponent
         let lock = try FileLock.acquire(lockPath(finalPath)) { holder in
             let who = holder.map { "process \($0)" } ?? "another process"
-            log("stage \(name.prefix(16)) is being built by \(who) (\(lockPath(finalPath))); waiting for it to finish")
+            log("stage \(name.prefix(16)) is locked by \(who), which is building or checking it (\(lockPath(finalPath))); waiting")
         }
         table.lock.withLock { table.held[key] = (lock, 1) }
     }

@@ -132,11 +132,11 @@ public enum EmbeddedSchemas {
       "properties": {
         "channels": { "type": "array", "items": { "type": "integer", "minimum": 4 }, "minItems": 1, "maxItems": 4, "default": [32, 64] },
         "time_embedding": { "type": "integer", "minimum": 4, "default": 128 },
-        "timesteps": { "type": "integer", "minimum": 2, "default": 100 },
+        "timesteps": { "type": "integer", "minimum": 2, "maximum": 100000, "default": 100, "description": "Diffusion steps T (Palette uses 2000; DDPM sampling walks every one)." },
         "beta_start": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.0001 },
         "beta_end": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.02 },
         "sampler": { "enum": ["ddpm", "ddim"], "default": "ddim" },
-        "sampling_steps": { "type": "integer", "minimum": 1, "default": 20, "description": "DDIM steps (DDPM always walks every timestep)." }
+        "sampling_steps": { "type": "integer", "minimum": 1, "maximum": 100000, "default": 20, "description": "DDIM steps (DDPM always walks every timestep)." }
       }
     }
   }
