@@ -37,6 +37,7 @@ enum PlanText {
         lines.append("kind:        \(plan.kind)")
         lines.append("config hash: \(plan.configHash)")
         lines.append("run dir:     \(plan.runDirectory)")
+        if let memory = plan.memory { lines.append("memory:      \(memory), estimated peak") }
         lines.append("")
         lines.append("stages:")
         for (n, s) in plan.stages.enumerated() {

@@ -26,6 +26,8 @@ public struct Plan: Sendable {
     public var stages: [Stage]
     public var dependencies: [Plan]
     public var warnings: [Diagnostic]
+    /// The planner's estimate of the run's peak memory (it refuses specs far beyond the machine's).
+    public var memory: MemoryEstimate? = nil
 
     public var kind: String { resolved["kind"]?.stringValue ?? "" }
     public var outputDirectory: String { resolved["output"]?["dir"]?.stringValue ?? "runs" }
@@ -47,6 +49,7 @@ public struct Plan: Sendable {
             return .object(st)
         })
         o["inputs"] = .array(inputs.map { .object(JSONObject([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))])) })
+        if let memory { o["memory_estimate_bytes"] = .integer(Int(min(memory.total, 9e18))) }
         o["resolved"] = resolved
         o["identity"] = identity
         return .object(o)

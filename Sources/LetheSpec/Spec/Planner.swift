@@ -144,7 +144,7 @@ public struct Planner: Sendable {
         let stages = Self.stages(kind: resolved["kind"]?.stringValue ?? "", configHash: configHash, resolved: resolved, dataDigest: dataDigest,
                                  dependencies: dependencies, outputDirectory: output, specPath: doc.path)
         return Plan(resolved: resolved, identity: identity, configHash: configHash, specPath: doc.path, inputs: inputs,
-                    stages: stages, dependencies: dependencies, warnings: checks.warnings)
+                    stages: stages, dependencies: dependencies, warnings: checks.warnings, memory: estimate)
     }
 
     /// The first place two resolved model sections differ in what shapes the weights.
