@@ -8,7 +8,7 @@ import Foundation
 /// The estimate counts, in 4-byte floats: the parameters with their gradients and Adam's two moments
 /// (and the frozen teacher when unlearning), the activations kept for the backward pass of one step's
 /// images, and the training images held in memory. It is deliberately rough (within a small factor of
-/// what a run really takes: the demo's MAE step, estimated at about 0.5 GiB, peaks at about 0.35 GiB)
+/// what a run really takes, erring high: `configs/mae-ours.yaml`, estimated at 655 MiB, peaks at 356 MiB)
 /// and only refuses runs far beyond the machine, at 90% of its physical memory.
 public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public var parameterBytes: Double
