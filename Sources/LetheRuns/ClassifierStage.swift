@@ -42,7 +42,7 @@ public struct ClassifierStage {
         let rng = Philox(seed: 0).split("classifier")
         var initRNG = rng.split("init")
         let model = FeatureClassifier<Float>(channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
-        let steps = plan.resolved["evaluate"]?["classifier_steps"]?.intValue ?? 1500, batch = 64
+        let steps = plan.spec.evaluate.classifierSteps, batch = 64
         var optimizer = AnyOptimizer(Adam(model.parameters, lr: 1e-3))
         let schedule = LRSchedule(kind: .cosine, baseLR: 1e-3, warmupSteps: 0, totalSteps: steps, minLR: 1e-5)
         var batches = RunContext.Batches(pool: Array(0..<train.count), batch: batch, rng: rng.split("shuffle"))

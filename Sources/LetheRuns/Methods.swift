@@ -1,16 +1,13 @@
+import LetheSpec
 import LetheTensor
 
 /// The unlearning objectives: the paper's ("ours") and its four baselines. Each gives, for one step,
 /// a retain term, a forget term and the total the optimiser descends. Definitions:
 /// `docs/METHOD.md` (the authors' (1 + label) weighting bug is not reproduced: every
 /// forget term is weighted by alpha alone).
-enum UnlearningMethod: String, CaseIterable {
-    case ours
-    case maxLoss = "max-loss"
-    case noisyLabel = "noisy-label"
-    case retainLabel = "retain-label"
-    case randomEncoder = "random-encoder"
+typealias UnlearningMethod = UnlearnSpec.Method
 
+extension UnlearnSpec.Method {
     init(_ name: String) throws {
         guard let m = UnlearningMethod(rawValue: name) else {
             throw RunError("unlearn.method \(name) is not one of \(Self.allCases.map(\.rawValue).joined(separator: ", "))")

@@ -2,6 +2,7 @@ import Foundation
 import LetheData
 import LetheJSON
 import LetheModels
+import LetheSpec
 import LetheTensor
 
 /// A model family as the executor drives it: build from the resolved spec, the training loss of the
@@ -63,34 +64,45 @@ struct TaskPrediction {
 }
 
 enum Families {
-    static func make(model: JSONValue, imageSize: Int, channels: Int, rng: inout Philox) -> any ModelFamily {
-        let arch = model["architecture"]?.stringValue ?? "mae"
-        let p = model[arch] ?? .object(JSONObject())
-        func int(_ k: String, _ d: Int) -> Int { p[k]?.intValue ?? d }
-        func num(_ k: String, _ d: Double) -> Double { p[k]?.doubleValue ?? d }
-        switch arch {
-        case "vqgan":
+    /// The model a resolved spec describes. The schema fills the section of the chosen architecture,
+    /// so a missing one is a defect, reported as such.
+    static func make(model: ModelSpec, imageSize: Int, channels: Int, rng: inout Philox) -> any ModelFamily {
+        switch model.architecture {
+        case .vqgan:
+            guard let p = model.vqgan else { preconditionFailure("model.vqgan is filled by the schema") }
             var c = VQGANConfig()
-            c.imageSize = imageSize; c.channels = channels
-            c.levels = p["channels"]?.arrayValue?.compactMap(\.intValue) ?? c.levels
-            c.codebookSize = int("codebook_size", c.codebookSize); c.codebookDim = int("codebook_dim", c.codebookDim)
-            c.commitment = num("commitment", c.commitment)
+            c.imageSize = imageSize
+            c.channels = channels
+            c.levels = p.channels
+            c.codebookSize = p.codebookSize
+            c.codebookDim = p.codebookDim
+            c.commitment = p.commitment
             return VQGANFamily(model: VQGAN(c, rng: &rng))
-        case "diffusion":
+        case .diffusion:
+            guard let p = model.diffusion else { preconditionFailure("model.diffusion is filled by the schema") }
             var c = DiffusionConfig()
-            c.imageSize = imageSize; c.channels = channels
-            c.levels = p["channels"]?.arrayValue?.compactMap(\.intValue) ?? c.levels
-            c.timeEmbedding = int("time_embedding", c.timeEmbedding); c.timesteps = int("timesteps", c.timesteps)
-            c.betaStart = num("beta_start", c.betaStart); c.betaEnd = num("beta_end", c.betaEnd)
-            return DiffusionFamily(model: UNet(c, rng: &rng), sampler: p["sampler"]?.stringValue ?? "ddim", samplingSteps: int("sampling_steps", 20))
-        default:
+            c.imageSize = imageSize
+            c.channels = channels
+            c.levels = p.channels
+            c.timeEmbedding = p.timeEmbedding
+            c.timesteps = p.timesteps
+            c.betaStart = p.betaStart
+            c.betaEnd = p.betaEnd
+            return DiffusionFamily(model: UNet(c, rng: &rng), sampler: p.sampler, samplingSteps: p.samplingSteps)
+        case .mae:
+            guard let p = model.mae else { preconditionFailure("model.mae is filled by the schema") }
             var c = MAEConfig()
-            c.imageSize = imageSize; c.channels = channels
-            c.patchSize = int("patch_size", c.patchSize); c.width = int("width", c.width); c.depth = int("depth", c.depth)
-            c.heads = int("heads", c.heads); c.mlpRatio = num("mlp_ratio", c.mlpRatio)
-            c.decoderWidth = int("decoder_width", c.decoderWidth); c.decoderDepth = int("decoder_depth", c.decoderDepth)
-            c.decoderHeads = int("decoder_heads", c.decoderHeads)
-            return MAEFamily(model: MAE(c, rng: &rng), pretrainMaskRatio: num("pretrain_mask_ratio", 0.75))
+            c.imageSize = imageSize
+            c.channels = channels
+            c.patchSize = p.patchSize
+            c.width = p.width
+            c.depth = p.depth
+            c.heads = p.heads
+            c.mlpRatio = p.mlpRatio
+            c.decoderWidth = p.decoderWidth
+            c.decoderDepth = p.decoderDepth
+            c.decoderHeads = p.decoderHeads
+            return MAEFamily(model: MAE(c, rng: &rng), pretrainMaskRatio: p.pretrainMaskRatio)
         }
     }
 
@@ -178,7 +190,7 @@ struct VQGANFamily: ModelFamily {
 /// loss on the hole's noise.
 struct DiffusionFamily: ModelFamily {
     let model: UNet<Float>
-    let sampler: String
+    let sampler: ModelSpec.Diffusion.Sampler
     let samplingSteps: Int
     var module: Module<Float> { model }
     var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
@@ -248,7 +260,7 @@ struct DiffusionFamily: ModelFamily {
         let m = holeMask(hidden, x)
         let y0 = x * 2 - 1, condition = y0 * (1 - m)
         var y = Tensor<Float>.randn(x.shape, rng: &rng)
-        let schedule: [Int] = sampler == "ddpm" ? Array((0..<steps).reversed())
+        let schedule: [Int] = sampler == .ddpm ? Array((0..<steps).reversed())
             : (0..<samplingSteps).map { steps - 1 - $0 * steps / samplingSteps }
         for (k, t) in schedule.enumerated() {
             let input = y * m + y0 * (1 - m)
@@ -257,7 +269,7 @@ struct DiffusionFamily: ModelFamily {
             let prevT = k + 1 < schedule.count ? schedule[k + 1] : -1
             let aPrev = prevT >= 0 ? ab[prevT] : 1.0
             let x0 = ((y - eps * Float((1 - a).squareRoot())) * Float(1 / a.squareRoot())).clamped(-1, 1)
-            if sampler == "ddpm" {
+            if sampler == .ddpm {
                 // Ancestral step from the posterior q(y_{t-1} | y_t, y0).
                 let beta = 1 - a / aPrev
                 let mean = x0 * Float(aPrev.squareRoot() * beta / (1 - a)) + y * Float((a / aPrev).squareRoot() * (1 - aPrev) / (1 - a))

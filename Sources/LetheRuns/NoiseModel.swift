@@ -1,4 +1,4 @@
-import LetheJSON
+import LetheSpec
 import LetheTensor
 
 /// The noise n ~ N(mu, Sigma) whose teacher embedding is the forget target, in pixel space
@@ -19,19 +19,17 @@ struct NoiseModel {
     let clamp: (Float, Float)?
 
     /// `forgetImages` is called only when something is estimated: (N, C, H, W) images of the forget set.
-    init(_ spec: JSONValue, forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }) throws {
-        let covariance = spec["covariance"]?.stringValue ?? "identity"
-        let c = spec["clamp"]?.arrayValue?.compactMap(\.doubleValue)
-        clamp = c.flatMap { $0.count == 2 ? (Float($0[0]), Float($0[1])) : nil }
-        let shrinkage = spec["shrinkage"]?.doubleValue ?? 0.001
-        let estimateMean = spec["mean"]?.stringValue == "estimate"
-        let needsData = (covariance == "diagonal" && spec["diagonal"] == nil) || (covariance == "full" && spec["matrix"] == nil)
-            || (estimateMean && covariance != "per_batch")
+    init(_ spec: UnlearnSpec.Noise, forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }) throws {
+        clamp = spec.clamp.flatMap { $0.count == 2 ? (Float($0[0]), Float($0[1])) : nil }
+        let shrinkage = spec.shrinkage
+        let estimateMean = spec.mean == .estimate
+        let needsData = (spec.covariance == .diagonal && spec.diagonal == nil) || (spec.covariance == .full && spec.matrix == nil)
+            || (estimateMean && spec.covariance != .perBatch)
         var stats: (mean: [Double], covariance: [Double], d: Int)?
         if needsData {
             let x = try forgetImages()
             let d = x.count / x.shape[0]
-            if covariance == "full" && spec["matrix"] == nil {
+            if spec.covariance == .full && spec.matrix == nil {
                 let (m, cov) = Linalg.meanAndCovariance(x.storage, rows: x.shape[0], d: d)
                 stats = (m, cov, d)
             } else {
@@ -45,33 +43,32 @@ struct NoiseModel {
                 stats = (m, v, d)
             }
         }
-        if covariance == "per_batch" {
-            mean = nil
-        } else if estimateMean, let s = stats {
-            mean = s.mean.map(Float.init)
-        } else {
-            mean = [Float(spec["mean"]?.doubleValue ?? 0)]
+        switch (spec.covariance, spec.mean) {
+        case (.perBatch, _): mean = nil
+        case (_, .estimate): mean = stats?.mean.map(Float.init)
+        case (_, .value(let v)): mean = [Float(v)]
         }
 
-        switch covariance {
-        case "identity":
+        switch spec.covariance {
+        case .identity:
             kind = .isotropic(sigma: 1)
-        case "isotropic":
-            kind = .isotropic(sigma: Float(spec["sigma"]?.doubleValue ?? 1))
-        case "per_batch":
+        case .isotropic:
+            guard let sigma = spec.sigma else { throw RunError("unlearn.noise.sigma is not set (the schema fills it for isotropic)") }
+            kind = .isotropic(sigma: Float(sigma))
+        case .perBatch:
             kind = .perBatch
-        case "diagonal":
-            var variances = spec["diagonal"]?.arrayValue?.compactMap(\.doubleValue) ?? stats!.covariance
-            if spec["diagonal"] == nil {
+        case .diagonal:
+            var variances = spec.diagonal ?? stats!.covariance
+            if spec.diagonal == nil {
                 let average = variances.reduce(0, +) / Double(max(1, variances.count))
                 variances = variances.map { (1 - shrinkage) * $0 + shrinkage * average }
             }
             kind = .diagonal(std: variances.map { Float($0.squareRoot()) })
-        case "full":
+        case .full:
             var matrix: [Double], d: Int
-            if let rows = spec["matrix"]?.arrayValue {
+            if let rows = spec.matrix {
                 d = rows.count
-                matrix = rows.flatMap { $0.arrayValue?.compactMap(\.doubleValue) ?? [] }
+                matrix = rows.flatMap { $0 }
                 // A given PSD matrix may be singular: a jitter far below its scale makes the factor exist.
                 let jitter = 1e-9 * max(1e-300, (0..<d).map { matrix[$0 * d + $0] }.max() ?? 1)
                 for i in 0..<d { matrix[i * d + i] += jitter }
@@ -87,8 +84,6 @@ struct NoiseModel {
             } catch {
                 throw RunError("unlearn.noise: the covariance has no Cholesky factor: \(error); raise unlearn.noise.shrinkage")
             }
-        default:
-            throw RunError("unlearn.noise.covariance \(covariance) is not a noise model Lethe knows")
         }
     }
 

@@ -31,7 +31,11 @@ public struct Pretrainer: StageExecutor {
 
     public func execute() throws -> String {
         let context = try RunContext(plan, threads: threads)
-        let spec = context.spec, size = context.size, task = context.task, train = context.train, test = context.test
+        let spec = context.spec
+        let size = context.size
+        let task = context.task
+        let train = context.train
+        let test = context.test
         let trainIndices = train.indices(ofClasses: 0..<train.classCount, perClassLimit: context.perClassLimit)
         let testIndices = test.indices(ofClasses: 0..<train.classCount, perClassLimit: context.testPerClass)
         guard !testIndices.isEmpty else {
@@ -41,16 +45,17 @@ public struct Pretrainer: StageExecutor {
         var initRNG = root0.split("init"), masks = root0.split("masks"), noise = root0.split("noise")
         let family = context.family(rng: &initRNG)
 
-        let t = context.trainSettings
-        let steps = t["steps"]?.intValue ?? 200, batch = t["batch_size"]?.intValue ?? 32
-        var optimizer = Optimizers.make(t["optimizer"] ?? .object(JSONObject()), parameters: family.module.parameters.filter(\.requiresGrad))
-        let schedule = Optimizers.schedule(t, steps: steps)
-        let clip = t["grad_clip"]?.doubleValue
+        let t = spec.train
+        let steps = t.steps
+        let batch = t.batchSize
+        var optimizer = Optimizers.make(t.optimizer, parameters: family.module.parameters.filter(\.requiresGrad))
+        let schedule = Optimizers.schedule(t)
+        let clip = t.gradClip
 
         let dir = try RunDirectory(finalPath: plan.runDirectory)
         try dir.write("splits.json", json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
         var curve: [String] = [], timing: [String] = []
-        let progress = Progress(label: "pretrain \(spec["model"]?["architecture"]?.stringValue ?? "")", total: steps, every: t["log_every"]?.intValue ?? 10)
+        let progress = Progress(label: "pretrain \(spec.model.architecture.rawValue)", total: steps, every: t.logEvery)
         var batches = RunContext.Batches(pool: trainIndices, batch: batch, rng: root0.split("shuffle"))
         for step in 0..<steps {
             let started = Date()
@@ -68,29 +73,29 @@ public struct Pretrainer: StageExecutor {
         }
 
         let evaluation = GradMode.withoutGrad { Evaluation.completion(family, test: test, indices: testIndices, size: size, task: task, rng: root0.split("eval")) }
-        let gridCount = spec["evaluate"]?["grid_samples"]?.intValue ?? 8
+        let gridCount = spec.evaluate.gridSamples
         return try Training.finish(dir, plan: plan, module: family.module, curve: curve, timing: timing, eval: evaluation.json,
                                    samples: evaluation.samples(gridCount), threads: threads, mode: context.mode)
     }
 }
 
 enum Optimizers {
-    static func make(_ o: JSONValue, parameters: [Tensor<Float>]) -> AnyOptimizer {
-        let lr = o["lr"]?.doubleValue ?? 1e-4
-        let betas = o["betas"]?.arrayValue?.compactMap(\.doubleValue) ?? [0.9, 0.999]
-        let wd = o["weight_decay"]?.doubleValue ?? 0, eps = o["eps"]?.doubleValue ?? 1e-8
-        switch o["name"]?.stringValue ?? "adam" {
-        case "sgd": return AnyOptimizer(SGD(parameters, lr: lr, momentum: o["momentum"]?.doubleValue ?? 0, weightDecay: wd))
-        case "adamw": return AnyOptimizer(Adam.adamW(parameters, lr: lr, betas: (betas[0], betas[1]), eps: eps, weightDecay: wd))
-        default: return AnyOptimizer(Adam(parameters, lr: lr, betas: (betas[0], betas[1]), eps: eps, weightDecay: wd))
+    static func make(_ o: TrainSpec.Optimizer, parameters: [Tensor<Float>]) -> AnyOptimizer {
+        let betas = (o.betas[0], o.betas[1])   // the schema holds exactly two
+        switch o.name {
+        case .sgd: return AnyOptimizer(SGD(parameters, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay))
+        case .adamw: return AnyOptimizer(Adam.adamW(parameters, lr: o.lr, betas: betas, eps: o.eps, weightDecay: o.weightDecay))
+        case .adam: return AnyOptimizer(Adam(parameters, lr: o.lr, betas: betas, eps: o.eps, weightDecay: o.weightDecay))
         }
     }
 
-    static func schedule(_ t: JSONValue, steps: Int) -> LRSchedule {
-        let s = t["schedule"] ?? .object(JSONObject())
-        return LRSchedule(kind: LRSchedule.Kind(rawValue: s["kind"]?.stringValue ?? "constant") ?? .constant,
-                          baseLR: t["optimizer"]?["lr"]?.doubleValue ?? 1e-4, warmupSteps: s["warmup_steps"]?.intValue ?? 0,
-                          totalSteps: steps, minLR: s["min_lr"]?.doubleValue ?? 0)
+    static func schedule(_ t: TrainSpec) -> LRSchedule {
+        let kind: LRSchedule.Kind
+        switch t.schedule.kind {
+        case .constant: kind = .constant
+        case .cosine: kind = .cosine
+        }
+        return LRSchedule(kind: kind, baseLR: t.optimizer.lr, warmupSteps: t.schedule.warmupSteps, totalSteps: t.steps, minLR: t.schedule.minLr)
     }
 
     static func gradNorm(_ parameters: [Tensor<Float>]) -> Double {

@@ -167,19 +167,19 @@ struct RunReport {
             sections.append(("Embeddings", svg + "<p>Filled: \(Report.escape(withFeatures[0].name)); hollow: \(Report.escape(withFeatures.dropFirst().map(\.name).joined(separator: ", "))). Blue: retain classes; red: forget classes.</p>"))
         }
         if let png = FileManager.default.contents(atPath: dir.path("samples.png")) {
-            let size = plan.resolved["data"]?["image_size"]?.intValue ?? 32
-            let k = max(1, (plan.resolved["evaluate"]?["grid_samples"]?.intValue ?? 8) / 2)
+            let size = plan.spec.data.imageSize
+            let k = max(1, plan.spec.evaluate.gridSamples / 2)
             sections.append(("Samples", Report.pngImage([UInt8](png), alt: "sample grid", width: 2 * k * (size + 2))
                              + "<p>Rows: masked input, ground truth, \(models.map(\.name).joined(separator: ", ")). Left half: retain classes; right half: forget classes.</p>"))
         }
         sections.append(("Evaluation (eval.json)", "<pre>\(Report.escape(JSONText.pretty(eval)))</pre>"))
         let facts: [(String, String)] = [
             ("config hash", plan.configHash), ("kind", plan.kind),
-            ("method", plan.resolved["unlearn"]?["method"]?.stringValue ?? "-"),
-            ("model", plan.resolved["model"]?["architecture"]?.stringValue ?? "-"),
+            ("method", plan.spec.unlearn?.method.rawValue ?? "-"),
+            ("model", plan.spec.model.architecture.rawValue),
             ("tool", "lethe " + LetheVersion.current),
         ]
-        try dir.write("report.html", text: Report.html(title: "Lethe run \(plan.resolved["name"]?.stringValue ?? String(plan.configHash.prefix(12)))",
+        try dir.write("report.html", text: Report.html(title: "Lethe run \(plan.spec.name ?? String(plan.configHash.prefix(12)))",
                                                        facts: facts, sections: sections))
     }
 }

@@ -7,7 +7,7 @@ import LetheTensor
 
 /// What every executor reads from a resolved spec: data, image size, task, seeded streams, budget.
 struct RunContext {
-    let spec: JSONValue
+    let spec: RunSpec
     let train: LabeledImages
     let test: LabeledImages
     let size: Int
@@ -17,36 +17,53 @@ struct RunContext {
     let planInputs: [Plan.Input]
 
     init(_ plan: Plan, threads: Int) throws {
-        spec = plan.resolved
+        spec = plan.spec
         planInputs = plan.inputs
-        mode = Numerics.Mode(rawValue: spec["numerics"]?["mode"]?.stringValue ?? "fast") ?? .fast
+        mode = Self.mode(spec.numerics.mode)
         Numerics.configure(threads: threads, mode: mode)
-        let data = spec["data"] ?? .object(JSONObject())
-        let root = data["root"]?.stringValue ?? FashionMNIST.defaultRoot
-        let size = data["image_size"]?.intValue ?? 32, testFraction = data["test_fraction"]?.doubleValue ?? 0.1
+        let data = spec.data
         let loaded: (train: LabeledImages, test: LabeledImages)
-        switch data["dataset"]?.stringValue ?? "fashion-mnist" {
-        case "image-folder": loaded = try UserData.imageFolder(root, testFraction: testFraction).pair
-        case "npz": loaded = try UserData.npz(root, testFraction: testFraction).pair
-        case "npy": loaded = try UserData.npyFolder(root, testFraction: testFraction).pair
-        default: loaded = (try FashionMNIST.load(root: root, split: .train), try FashionMNIST.load(root: root, split: .test))
+        switch data.dataset {
+        case .imageFolder: loaded = try UserData.imageFolder(data.root, testFraction: try Self.testFraction(data)).pair
+        case .npz: loaded = try UserData.npz(data.root, testFraction: try Self.testFraction(data)).pair
+        case .npy: loaded = try UserData.npyFolder(data.root, testFraction: try Self.testFraction(data)).pair
+        case .fashionMNIST: loaded = (try FashionMNIST.load(root: data.root, split: .train), try FashionMNIST.load(root: data.root, split: .test))
         }
-        (train, test) = (loaded.train.fitting(size), loaded.test.fitting(size))
-        self.size = size
-        task = MaskTransform(kind: MaskTransform.Kind(rawValue: spec["task"]?["mask"]?.stringValue ?? "center_crop") ?? .centerCrop,
-                             ratio: spec["task"]?["ratio"]?.doubleValue ?? 0.25)
-        seed = Philox(seed: UInt64(spec["seed"]?.intValue ?? 0))
+        (train, test) = (loaded.train.fitting(data.imageSize), loaded.test.fitting(data.imageSize))
+        size = data.imageSize
+        task = MaskTransform(kind: Self.maskKind(spec.task.mask), ratio: spec.task.ratio)
+        seed = Philox(seed: spec.seed)
     }
 
-    var trainSettings: JSONValue { spec["train"] ?? .object(JSONObject()) }
-    var perClassLimit: Int? { spec["data"]?["per_class_limit"]?.intValue }
-    var testPerClass: Int { spec["evaluate"]?["test_per_class"]?.intValue ?? 100 }
+    static func mode(_ mode: NumericsSpec.Mode) -> Numerics.Mode {
+        switch mode {
+        case .fast: return .fast
+        case .strict: return .strict
+        }
+    }
+
+    static func maskKind(_ mask: TaskSpec.Mask) -> MaskTransform.Kind {
+        switch mask {
+        case .centerCrop: return .centerCrop
+        case .outpaint: return .outpaint
+        case .randomBox: return .randomBox
+        }
+    }
+
+    /// The schema fills `test_fraction` for every data set without a fixed test split.
+    static func testFraction(_ data: DataSpec) throws -> Double {
+        guard let fraction = data.testFraction else { throw RunError("data.test_fraction is not set for \(data.dataset.rawValue) data") }
+        return fraction
+    }
+
+    var perClassLimit: Int? { spec.data.perClassLimit }
+    var testPerClass: Int { spec.evaluate.testPerClass }
 
     /// The training samples of split `data.<name>`: its classes (at most `per_class_limit` each), or
     /// the indices its index file lists.
     func split(_ name: String, in data: LabeledImages) throws -> [Int] {
-        guard let split = spec["data"]?[name] else { throw RunError("data.\(name) is not set") }
-        if let classes = split["classes"]?.arrayValue?.compactMap(\.intValue) {
+        guard let split = spec.data.split(name) else { throw RunError("data.\(name) is not set") }
+        if let classes = split.classes {
             let found = data.indices(ofClasses: classes, perClassLimit: perClassLimit)
             guard !found.isEmpty else {
                 throw RunError("data.\(name): no training images of classes \(classes) (the data set's labels are 0...\(data.classCount - 1))")
@@ -66,14 +83,14 @@ struct RunContext {
     /// The classes a split covers: its class list, or the labels of the samples its index file lists.
     /// Held-out evaluation uses the test images of these classes.
     func classes(_ name: String) throws -> [Int] {
-        if let classes = spec["data"]?[name]?["classes"]?.arrayValue?.compactMap(\.intValue) { return classes }
+        if let classes = spec.data.split(name)?.classes { return classes }
         return Set(try split(name, in: train).map { train.labels[$0] }).sorted()
     }
 
     /// The original model: the family the spec describes, loaded strictly from the checkpoint of the
     /// pretrain stage or `model.checkpoint`.
     func originalModel(_ plan: Plan, rng: inout Philox) throws -> any ModelFamily {
-        let path = plan.dependencies.first.map { $0.runDirectory + "/checkpoint.safetensors" } ?? spec["model"]?["checkpoint"]?.stringValue ?? ""
+        let path = plan.dependencies.first.map { $0.runDirectory + "/checkpoint.safetensors" } ?? spec.model.checkpoint ?? ""
         let family = family(rng: &rng)
         let weights: Safetensors.File
         do {
@@ -88,11 +105,11 @@ struct RunContext {
     /// Held-out test images of the retain and the forget classes, with the feature classifier of the
     /// plan's classifier stage when metrics need it.
     func evaluator(_ plan: Plan) throws -> ModelEvaluator {
-        let metrics = spec["evaluate"]?["metrics"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let metrics = spec.evaluate.metrics.map(\.rawValue)
         let classifier = try plan.stages.first { $0.name == "classifier" }.map {
             try ClassifierStage.load($0.runDirectory, channels: train.channels, imageSize: size, classes: train.classCount)
         }
-        var splits = try ["retain", "forget"].filter { spec["data"]?[$0] != nil }.map {
+        var splits = try ["retain", "forget"].filter { spec.data.split($0) != nil }.map {
             ModelEvaluator.Split(name: $0, indices: test.indices(ofClasses: try classes($0), perClassLimit: testPerClass))
         }
         if splits.isEmpty { splits = [.init(name: "all", indices: test.indices(ofClasses: 0..<train.classCount, perClassLimit: testPerClass))] }
@@ -120,7 +137,7 @@ struct RunContext {
     /// Sample grid rows (masked input, ground truth, then each model's completion), each row the
     /// first `grid_samples / 2` retain and forget test images.
     func sampleRows(_ results: [ModelEvaluator.Result]) -> [Tensor<Float>] {
-        let k = max(1, (spec["evaluate"]?["grid_samples"]?.intValue ?? 8) / 2)
+        let k = max(1, spec.evaluate.gridSamples / 2)
         func row(_ pick: (CompletionEvaluation) -> Tensor<Float>, _ r: ModelEvaluator.Result) -> Tensor<Float> {
             Tensor.concat(["retain", "forget", "all"].compactMap { r.completions[$0] }.map { c in pick(c).slice(axis: 0, 0..<min(k, c.images)) }, axis: 0)
         }
@@ -148,7 +165,7 @@ struct RunContext {
     }
 
     func family(rng: inout Philox) -> any ModelFamily {
-        Families.make(model: spec["model"]!, imageSize: size, channels: train.channels, rng: &rng)
+        Families.make(model: spec.model, imageSize: size, channels: train.channels, rng: &rng)
     }
 
     /// Draws batches of `batch` indices from `pool`, reshuffling with `rng` after each pass.

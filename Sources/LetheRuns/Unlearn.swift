@@ -24,9 +24,9 @@ public struct Unlearner: StageExecutor {
     public func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
-        let spec = context.spec, u = spec["unlearn"] ?? .object(JSONObject())
-        let method = try UnlearningMethod(u["method"]?.stringValue ?? "ours")
-        let proxy = u["proxy_retain"]?.boolValue == true
+        guard let u = context.spec.unlearn else { throw RunError("unlearn is not set (the schema requires it for kind: unlearn)") }
+        let method = u.method
+        let proxy = u.proxyRetain
 
         // Student and frozen teacher, both loaded strictly from the original checkpoint.
         var initRNG = context.seed.split("init")
@@ -37,16 +37,15 @@ public struct Unlearner: StageExecutor {
 
         let (train, size, task) = (context.train, context.size, context.task)
         let forgetPool = try context.split("forget", in: train), retainPool = try context.split(proxy ? "proxy_retain" : "retain", in: train)
-        let t = context.trainSettings
-        let steps = t["steps"]?.intValue ?? 200
-        var retain = RunContext.Batches(pool: retainPool, batch: t["batch_size"]?.intValue ?? 32, rng: context.seed.split("retain"))
-        var forget = RunContext.Batches(pool: forgetPool, batch: t["forget_batch_size"]?.intValue ?? 32, rng: context.seed.split("forget"))
-        let noiseModel = try NoiseModel(u["noise"] ?? .object(JSONObject()), forgetImages: { train.tensor(forgetPool, size: size) })
-        let objective = Objective(alpha: Float(u["alpha"]?.doubleValue ?? 0.25), distance: u["distance"]?.stringValue ?? "mse",
-                                  normalize: u["normalize_embeddings"]?.boolValue ?? false)
-        var optimizer = Optimizers.make(t["optimizer"] ?? .object(JSONObject()), parameters: student.module.parameters.filter(\.requiresGrad))
-        let schedule = Optimizers.schedule(t, steps: steps)
-        let clip = t["grad_clip"]?.doubleValue
+        let t = context.spec.train
+        let steps = t.steps
+        var retain = RunContext.Batches(pool: retainPool, batch: t.batchSize, rng: context.seed.split("retain"))
+        var forget = RunContext.Batches(pool: forgetPool, batch: t.forgetBatchSize, rng: context.seed.split("forget"))
+        let noiseModel = try NoiseModel(u.noise, forgetImages: { train.tensor(forgetPool, size: size) })
+        let objective = Objective(alpha: Float(u.alpha), distance: u.distance, normalize: u.normalizeEmbeddings)
+        var optimizer = Optimizers.make(t.optimizer, parameters: student.module.parameters.filter(\.requiresGrad))
+        let schedule = Optimizers.schedule(t)
+        let clip = t.gradClip
         var masks = context.seed.split("masks"), noise = context.seed.split("noise")
         let draws = context.seed.split("draws")
 
@@ -55,7 +54,7 @@ public struct Unlearner: StageExecutor {
         try dir.write("splits.json", json: RunContext.splitsRecord(train: [("forget", forgetPool), (proxy ? "proxy_retain" : "retain", retainPool)],
                                                                    test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
         var curve: [String] = [], timing: [String] = []
-        let progress = Progress(label: "unlearn (\(method.rawValue))", total: steps, every: t["log_every"]?.intValue ?? 10)
+        let progress = Progress(label: "unlearn (\(method.rawValue))", total: steps, every: t.logEvery)
         for step in 0..<steps {
             let started = Date()
             let xr = train.tensor(retain.next(), size: size), xf = train.tensor(forget.next(), size: size)
@@ -93,7 +92,7 @@ public struct Unlearner: StageExecutor {
 /// The distance between student and teacher embeddings, summed over feature maps.
 struct Objective {
     let alpha: Float
-    let distance: String
+    let distance: UnlearnSpec.Distance
     let normalize: Bool
 
     func distance(_ a: [Tensor<Float>], _ b: [Tensor<Float>]) -> Tensor<Float> {
@@ -107,6 +106,9 @@ struct Objective {
             x = x / (x.square().sum(axis: 1, keepDims: true) + 1e-12).sqrt()
             y = y / (y.square().sum(axis: 1, keepDims: true) + 1e-12).sqrt()
         }
-        return distance == "l2" ? ((x - y).square().sum(axis: 1) + 1e-12).sqrt().mean() : x.mseLoss(y)
+        switch distance {
+        case .l2: return ((x - y).square().sum(axis: 1) + 1e-12).sqrt().mean()
+        case .mse: return x.mseLoss(y)
+        }
     }
 }

@@ -61,7 +61,7 @@ struct Table: ParsableCommand {
             }
             do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
             guard let eval = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
-            let arch = plan.resolved["model"]?["architecture"]?.stringValue ?? "?"
+            let arch = plan.spec.model.architecture.rawValue
             if !families.contains(where: { $0.architecture == arch }) { families.append((arch, [("Original", eval, true)])) }
             let i = families.firstIndex { $0.architecture == arch }!
             families[i].rows.append((eval["method"]?.stringValue ?? "?", eval, false))

@@ -11,24 +11,24 @@ import LetheModels
 
     @Test func mseIsTheMeanOverEveryElement() {
         // (0 + 4 + 9 + 16) / 4
-        #expect(Objective(alpha: 0.25, distance: "mse", normalize: false).one(a, b).scalar == 7.25)
+        #expect(Objective(alpha: 0.25, distance: .mse, normalize: false).one(a, b).scalar == 7.25)
     }
 
     @Test func l2IsThePerSampleNormAveraged() {
         // sample 0: |(0, 2)| = 2; sample 1: |(3, 4)| = 5
-        #expect(abs(Objective(alpha: 0.25, distance: "l2", normalize: false).one(a, b).scalar - 3.5) < 1e-5)
+        #expect(abs(Objective(alpha: 0.25, distance: .l2, normalize: false).one(a, b).scalar - 3.5) < 1e-5)
     }
 
     @Test func normalisedEmbeddingsCompareDirectionsOnly() {
         let scaled = a * 10
-        #expect(Objective(alpha: 1, distance: "mse", normalize: true).one(scaled, a).scalar < 1e-10)
+        #expect(Objective(alpha: 1, distance: .mse, normalize: true).one(scaled, a).scalar < 1e-10)
         // unit (1,2)/sqrt5 vs (1,0): squared distance 2 - 2/sqrt5; unit (3,4)/5 vs (0,0): 1 (b's row is zero, stays ~zero).
         let expected = ((2 - 2 / Float(5).squareRoot()) + (9 + 16) / 25 + 0) / 4
-        #expect(abs(Objective(alpha: 1, distance: "mse", normalize: true).one(a, b).scalar - expected) < 1e-5)
+        #expect(abs(Objective(alpha: 1, distance: .mse, normalize: true).one(a, b).scalar - expected) < 1e-5)
     }
 
     @Test func featureMapsAreSummed() {
-        let o = Objective(alpha: 1, distance: "mse", normalize: false)
+        let o = Objective(alpha: 1, distance: .mse, normalize: false)
         #expect(o.distance([a, a], [b, b]).scalar == 14.5)
     }
 }
@@ -208,7 +208,7 @@ struct ScaleFamily: ModelFamily {
     let student = ScaleFamily(model: ScaleModel(2)), teacher = ScaleFamily(model: ScaleModel(1))
     let xr = Tensor<Float>([1, 2, 3, 4], shape: [2, 1, 1, 2]), xf = Tensor<Float>([1, 1, 2, 0], shape: [2, 1, 1, 2])
     let noise = Tensor<Float>(repeating: 0.5, shape: [2, 1, 1, 2])
-    let objective = Objective(alpha: 0.5, distance: "mse", normalize: false)
+    let objective = Objective(alpha: 0.5, distance: .mse, normalize: false)
 
     func terms(_ method: UnlearningMethod) -> (Float, Float, Float) {
         let t = method.terms(student: student, teacher: teacher, retain: xr, forget: xf, noise: noise, hidden: [true, true],
@@ -326,5 +326,13 @@ struct ScaleFamily: ModelFamily {
         try "0\n99\n".write(toFile: base + "/forget.txt", atomically: true, encoding: .utf8)
         let bad = try Planner(workingDirectory: base).plan(specPath: base + "/un.yaml")
         #expect { try Executor.execute(bad, threads: 1, log: { _ in }) } throws: { "\($0)".contains("sample 99 is not in the training set") }
+    }
+}
+
+extension NoiseModel {
+    /// A noise model from partial `unlearn.noise` settings, completed by the schema's defaults as the
+    /// planner completes them.
+    init(_ json: JSONValue, forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }) throws {
+        try self.init(try RunSpecSchema.embedded.resolvedNoise(json), forgetImages: forgetImages)
     }
 }

@@ -18,6 +18,8 @@ public struct Plan: Sendable {
 
     /// The spec with defaults filled and paths absolute.
     public var resolved: JSONValue
+    /// `resolved` as typed values: what executors read.
+    public var spec: RunSpec
     /// What the hash is taken over: the resolved spec less labels, paths replaced by content digests.
     public var identity: JSONValue
     public var configHash: String
@@ -29,8 +31,8 @@ public struct Plan: Sendable {
     /// The planner's estimate of the run's peak memory (it refuses specs far beyond the machine's).
     public var memory: MemoryEstimate? = nil
 
-    public var kind: String { resolved["kind"]?.stringValue ?? "" }
-    public var outputDirectory: String { resolved["output"]?["dir"]?.stringValue ?? "runs" }
+    public var kind: String { spec.kind.rawValue }
+    public var outputDirectory: String { spec.output.dir }
     public var runDirectory: String { outputDirectory + "/" + configHash }
 
     public var json: JSONValue {

@@ -139,11 +139,16 @@ public struct Planner: Sendable {
         let output = FileSystem.resolve(resolved["output"]?["dir"]?.stringValue ?? "runs", relativeTo: workingDirectory)
         resolved = resolved.setting("/output/dir", .string(output))
         // Stages this run depends on live in the same runs folder: one cache, found by hash.
-        dependencies = dependencies.map { var d = $0; d.resolved = d.resolved.setting("/output/dir", .string(output)); return d }
+        dependencies = dependencies.map { var d = $0; d.resolved = d.resolved.setting("/output/dir", .string(output)); d.spec.output.dir = output; return d }
         let dataDigest = inputs.first { $0.role == "data" }?.sha256 ?? ""
         let stages = Self.stages(kind: resolved["kind"]?.stringValue ?? "", configHash: configHash, resolved: resolved, dataDigest: dataDigest,
                                  dependencies: dependencies, outputDirectory: output, specPath: doc.path)
-        return Plan(resolved: resolved, identity: identity, configHash: configHash, specPath: doc.path, inputs: inputs,
+        let typed: RunSpec
+        do { typed = try RunSpec.decode(resolved) } catch {
+            // The schemas validated the spec and filled its defaults, so this is a defect in Lethe.
+            throw SpecError("internal error: the resolved spec does not match Lethe's typed spec (\(error)); please report it", mark: doc.mark(.root))
+        }
+        return Plan(resolved: resolved, spec: typed, identity: identity, configHash: configHash, specPath: doc.path, inputs: inputs,
                     stages: stages, dependencies: dependencies, warnings: checks.warnings, memory: estimate)
     }
 

@@ -17,6 +17,20 @@ public struct RunSpecSchema: Sendable {
         return RunSpecSchema(registry: registry)
     }()
 
+    /// The noise settings of an unlearning spec, with the schema's defaults filled in as the planner
+    /// fills them, typed (for library users and tests that build a noise model without a whole spec).
+    public func resolvedNoise(_ partial: JSONValue) throws -> UnlearnSpec.Noise {
+        let spec = JSONValue.object(JSONObject([
+            ("version", .integer(1)), ("kind", .string("unlearn")),
+            ("model", .object(JSONObject([("architecture", .string("mae"))]))),
+            ("unlearn", .object(JSONObject([("method", .string("ours")), ("noise", partial)]))),
+        ]))
+        let problems = validator.validate(spec)
+        guard problems.isEmpty else { throw SpecError(problems.map { Diagnostic($0.message, at: $0.instancePath, mark: nil) }) }
+        guard let noise = try RunSpec.decode(fillingDefaults(spec)).unlearn?.noise else { throw SpecError("no noise settings", mark: nil) }
+        return noise
+    }
+
     /// The instance with every `default` the schema gives filled in, including defaults that
     /// `if`/`then` branches give once earlier defaults are in place.
     public func fillingDefaults(_ instance: JSONValue) -> JSONValue {
