@@ -70,6 +70,9 @@ enum Families {
         switch model.architecture {
         case .vqgan:
             guard let p = model.vqgan else { preconditionFailure("model.vqgan is filled by the schema") }
+            switch p.generator {
+            case .autoencoder: break   // the autoencoder completes the hole itself (the only generator so far)
+            }
             var c = VQGANConfig()
             c.imageSize = imageSize
             c.channels = channels

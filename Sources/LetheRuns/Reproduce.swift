@@ -112,11 +112,11 @@ public struct Reproducer {
         let copy = try RunRecord(dir)
 
         let before = try original.json(Self.provenanceFile), after = try copy.json(Self.provenanceFile)
-        let mode = resolved["numerics"]?["mode"]?.stringValue ?? "fast"
+        let strict = plan.spec.numerics.mode == .strict
         var sameSetting = true
         for (key, label) in [("tool", "tool version"), ("blas", "BLAS kernel"), ("cpu", "CPU"), ("threads", "thread count")] {
             if before?[key] != after?[key] {
-                if key != "threads" || mode != "strict" { sameSetting = false }
+                if key != "threads" || !strict { sameSetting = false }
                 causes.append("\(label): \(JSONText.scalar(before?[key] ?? .null)) then, \(JSONText.scalar(after?[key] ?? .null)) now")
             }
         }

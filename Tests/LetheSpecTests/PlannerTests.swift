@@ -137,8 +137,12 @@ import Testing
         let d = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  mae: {patch_size: 5, width: 130, heads: 4}"), dir, planner)
         #expect(d.contains { $0.message.contains("not a multiple of patch_size 5") })
         #expect(d.contains { $0.message.contains("width 130 is not divisible by heads 4") })
-        let v = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32]}"), dir, planner)
-        #expect(v.contains { $0.pointer == JSONPointer(["model", "vqgan", "latent_size"]) })
+        // The latent grid follows from the image size and the levels unless given; a given one must match.
+        let derived = Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32]}")
+        #expect(errors(derived, dir, planner).isEmpty, "\(errors(derived, dir, planner))")
+        #expect(try planner.plan(text: derived, in: dir).resolved["model"]?["vqgan"]?["latent_size"] == .integer(4))
+        let v = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32], latent_size: 8}"), dir, planner)
+        #expect(v.contains { $0.pointer == JSONPointer(["model", "vqgan", "latent_size"]) && $0.message.contains("gives a 4x4 latent grid, not latent_size 8") })
     }
 
     @Test func otherArchitecturesKeysAreRefused() throws {

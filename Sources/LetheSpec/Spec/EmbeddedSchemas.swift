@@ -118,7 +118,7 @@ public enum EmbeddedSchemas {
       "description": "Conv encoder (E) to a latent grid, vector quantiser, conv decoder (D).",
       "properties": {
         "channels": { "type": "array", "items": { "type": "integer", "minimum": 4 }, "minItems": 1, "maxItems": 5, "default": [32, 64], "description": "Channels per resolution level; each level after the first halves the size." },
-        "latent_size": { "type": "integer", "minimum": 2, "default": 8 },
+        "latent_size": { "type": "integer", "minimum": 1, "description": "Side of the latent grid. Default: derived, image_size / 2^(number of channels entries) (8 for 32x32 images and two levels); when given it must match." },
         "codebook_size": { "type": "integer", "minimum": 2, "default": 256 },
         "codebook_dim": { "type": "integer", "minimum": 2, "default": 32 },
         "commitment": { "type": "number", "minimum": 0, "default": 0.25, "description": "Weight of the commitment loss (beta)." },

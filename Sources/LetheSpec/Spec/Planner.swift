@@ -28,6 +28,7 @@ public struct Planner: Sendable {
         var resolved = schema.fillingDefaults(doc.json)
         resolved = resolved.removing("/$schema")
         let specDirectory = URL(fileURLWithPath: doc.path).deletingLastPathComponent().standardizedFileURL.path
+        resolved = Self.derivingLatentSize(resolved)
         checks.spec = resolved
         checks.kindRequirements()
         checks.modelShapes()
@@ -118,6 +119,16 @@ public struct Planner: Sendable {
                     if dependency.resolved["data"]?["image_size"] != resolved["data"]?["image_size"] {
                         checks.diagnostics.append(doc.diagnostic("the pretrain spec uses image_size \(dependency.resolved["data"]?["image_size"]?.intValue ?? 0), this spec \(resolved["data"]?["image_size"]?.intValue ?? 0)", at: pointer))
                     }
+                    // The same data held out differently: the original model would have trained on some of
+                    // the images this run evaluates on.
+                    let ownData = inputs.first { $0.role == "data" }?.sha256, theirData = dependency.inputs.first { $0.role == "data" }?.sha256
+                    if ownData != nil, ownData == theirData, dependency.resolved["data"]?["test_fraction"] != resolved["data"]?["test_fraction"] {
+                        let theirs = dependency.resolved["data"]?["test_fraction"]?.doubleValue.map { "\($0)" } ?? "none"
+                        let ours = resolved["data"]?["test_fraction"]?.doubleValue.map { "\($0)" } ?? "none"
+                        checks.diagnostics.append(doc.diagnostic(
+                            "the pretrain spec splits the same data with test_fraction \(theirs), this spec with \(ours): the original model would have trained on images this run evaluates on; use one test_fraction for both",
+                            at: resolved["data"]?["test_fraction"] != nil ? try! JSONPointer(parsing: "/data/test_fraction") : pointer))
+                    }
                     dependencies.append(dependency)
                     identitySubstitutions.append(("/model/pretrain", .string("config:" + dependency.configHash)))
                 } catch {
@@ -152,6 +163,17 @@ public struct Planner: Sendable {
                     stages: stages, dependencies: dependencies, warnings: checks.warnings, memory: estimate)
     }
 
+    /// The VQ-GAN's latent grid follows from the image size and the levels (each halves the image), so
+    /// an absent `model.vqgan.latent_size` is filled with it; a given one is checked against it.
+    static func derivingLatentSize(_ resolved: JSONValue) -> JSONValue {
+        guard resolved["model"]?["architecture"]?.stringValue == "vqgan", resolved["model"]?["vqgan"]?["latent_size"] == nil,
+              let size = resolved["data"]?["image_size"]?.intValue, let levels = resolved["model"]?["vqgan"]?["channels"]?.arrayValue?.count,
+              levels < 30 else { return resolved }
+        let factor = 1 << levels
+        guard size % factor == 0, size / factor >= 1 else { return resolved }   // modelShapes reports the mismatch
+        return resolved.setting("/model/vqgan/latent_size", .integer(size / factor))
+    }
+
     /// The first place two resolved model sections differ in what shapes the weights.
     static func architectureMismatch(_ a: JSONValue, _ b: JSONValue) -> String? {
         let arch = a["architecture"]?.stringValue ?? ""
@@ -170,7 +192,7 @@ public struct Planner: Sendable {
             ("lethe", .string(LetheVersion.current)), ("stage", .string("classifier")),
             ("data", .string(dataIdentity)), ("image_size", resolved["data"]?["image_size"] ?? .null),
             ("steps", resolved["evaluate"]?["classifier_steps"] ?? .null),
-        ]))
+        ] + (resolved["data"]?["test_fraction"].map { [("test_fraction", $0)] } ?? [])))
     }
 
     static func classifierHash(_ resolved: JSONValue, dataIdentity: String) -> String {

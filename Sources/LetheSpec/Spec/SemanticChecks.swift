@@ -57,10 +57,11 @@ struct SemanticChecks {
             }
         case "vqgan":
             let levels = value("/model/vqgan/channels")?.arrayValue?.count ?? 1
-            let latent = value("/model/vqgan/latent_size")?.intValue ?? 1
-            let factor = 1 << levels
-            if size % factor != 0 || size / factor != latent {
-                error("the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) gives a \(Double(size) / Double(factor)) latent grid, not latent_size \(latent)", at: "/model/vqgan/latent_size")
+            let factor = 1 << min(levels, 30)
+            if size % factor != 0 {
+                error("the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) must be a multiple of \(factor)", at: "/model/vqgan/channels")
+            } else if let latent = value("/model/vqgan/latent_size")?.intValue, size / factor != latent {
+                error("the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) gives a \(size / factor)x\(size / factor) latent grid, not latent_size \(latent)", at: "/model/vqgan/latent_size")
             }
         case "diffusion":
             let levels = value("/model/diffusion/channels")?.arrayValue?.count ?? 1
