@@ -6,7 +6,7 @@ SWIFT_RELEASE := -c release -Xcc -march=x86-64-v3
 LETHE := .build/release/lethe
 DEMO_SPEC ?= configs/mae-ours.yaml
 
-.PHONY: setup build demo test sanitize fuzz bench schemas validate clean
+.PHONY: setup build demo test lint format sanitize fuzz bench schemas validate clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,13 @@ demo: build
 
 test: setup
 	swift test
+
+# Formatting (.swift-format: 120 columns, one declaration per line, no semicolons); CI runs `lint`.
+lint:
+	swift format lint --recursive --strict Sources Tests Package.swift
+
+format:
+	swift format format --in-place --recursive Sources Tests Package.swift
 
 # The readers of untrusted bytes and the C kernels under AddressSanitizer (Swift and C) and
 # UndefinedBehaviorSanitizer (C; a trap on undefined behaviour), in their own build folder.

@@ -5,7 +5,7 @@ import PackageDescription
 // built on one CI machine runs on another.
 /// Generic kernels must specialise for Float in the modules that call them.
 let numericSwiftSettings: [SwiftSetting] = [
-    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release)),
+    .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))
 ]
 
 let package = Package(
@@ -47,21 +47,33 @@ let package = Package(
         ),
         .target(name: "LetheModels", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .target(name: "CImageIO", linkerSettings: [.linkedLibrary("png16"), .linkedLibrary("z")]),
-        .target(name: "LetheData", dependencies: ["CImageIO", "LetheFiles", "LetheTensor"], swiftSettings: numericSwiftSettings),
-        .target(name: "LetheRuns", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels"], swiftSettings: numericSwiftSettings),
+        .target(
+            name: "LetheData", dependencies: ["CImageIO", "LetheFiles", "LetheTensor"],
+            swiftSettings: numericSwiftSettings),
+        .target(
+            name: "LetheRuns", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels"],
+            swiftSettings: numericSwiftSettings),
         .target(name: "LetheFuzz", dependencies: ["LetheSpec", "LetheData", "LetheTensor", "LetheJSON"]),
         .executableTarget(name: "lethe-fuzz", dependencies: ["LetheFuzz"]),
         .executableTarget(
             name: "lethe",
-            dependencies: ["LetheFiles", "LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "LetheFiles", "LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: numericSwiftSettings
         ),
         .testTarget(name: "LetheFilesTests", dependencies: ["LetheFiles"]),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec", "LetheData"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheDataTests", dependencies: ["LetheData"], exclude: ["Fixtures"], swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheModels"], swiftSettings: numericSwiftSettings),
+        .testTarget(
+            name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"],
+            swiftSettings: numericSwiftSettings),
+        .testTarget(
+            name: "LetheDataTests", dependencies: ["LetheData"], exclude: ["Fixtures"],
+            swiftSettings: numericSwiftSettings),
+        .testTarget(
+            name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheModels"], swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheCLITests", dependencies: ["lethe"]),
         .testTarget(name: "LetheFuzzTests", dependencies: ["LetheFuzz"]),
     ]

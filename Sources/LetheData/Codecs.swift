@@ -12,13 +12,19 @@ public enum Codecs {
         try inflate(bytes, path: path, what: "deflate", lethe_inflate_raw)
     }
 
-    typealias Inflater = (UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?, UnsafeMutablePointer<Int>?, UnsafeMutablePointer<CChar>?, Int) -> Int32
+    typealias Inflater = (
+        UnsafePointer<UInt8>?, Int, UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?, UnsafeMutablePointer<Int>?,
+        UnsafeMutablePointer<CChar>?, Int
+    ) -> Int32
 
-    static func inflate(_ bytes: [UInt8], path: String, what: String, _ inflater: Inflater) throws(DataError) -> [UInt8] {
+    static func inflate(_ bytes: [UInt8], path: String, what: String, _ inflater: Inflater) throws(DataError) -> [UInt8]
+    {
         var out: UnsafeMutablePointer<UInt8>?
         var length = 0
         var message = [CChar](repeating: 0, count: 256)
-        let rc = bytes.withUnsafeBufferPointer { inflater($0.baseAddress, $0.count, &out, &length, &message, message.count) }
+        let rc = bytes.withUnsafeBufferPointer {
+            inflater($0.baseAddress, $0.count, &out, &length, &message, message.count)
+        }
         guard rc == 0, let out else { throw DataError("\(what): " + text(message), path: path) }
         defer { lethe_free(out) }
         return Array(UnsafeBufferPointer(start: out, count: length))
@@ -40,7 +46,9 @@ public enum Codecs {
     public static func writePNG(_ image: Image, to path: String) throws(DataError) {
         var message = [CChar](repeating: 0, count: 256)
         let rc = image.pixels.withUnsafeBufferPointer {
-            lethe_png_write(path, $0.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels), &message, message.count)
+            lethe_png_write(
+                path, $0.baseAddress, Int32(image.width), Int32(image.height), Int32(image.channels), &message,
+                message.count)
         }
         guard rc == 0 else { throw DataError("PNG: " + text(message), path: path) }
     }
@@ -53,14 +61,20 @@ public enum Codecs {
     /// reduced to 8, alpha is dropped, interlacing undone.
     public static func decodePNG(_ bytes: [UInt8], path: String) throws(DataError) -> Image {
         var pixels: UnsafeMutablePointer<UInt8>?
-        var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+        var w: Int32 = 0
+        var h: Int32 = 0
+        var c: Int32 = 0
         var message = [CChar](repeating: 0, count: 256)
-        let rc = bytes.withUnsafeBufferPointer { lethe_png_decode($0.baseAddress, $0.count, &pixels, &w, &h, &c, &message, message.count) }
+        let rc = bytes.withUnsafeBufferPointer {
+            lethe_png_decode($0.baseAddress, $0.count, &pixels, &w, &h, &c, &message, message.count)
+        }
         guard rc == 0, let pixels else {
             throw DataError("PNG: " + text(message), path: path)
         }
         defer { lethe_free(pixels) }
-        return Image(width: Int(w), height: Int(h), channels: Int(c), pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(w) * Int(h) * Int(c))))
+        return Image(
+            width: Int(w), height: Int(h), channels: Int(c),
+            pixels: Array(UnsafeBufferPointer(start: pixels, count: Int(w) * Int(h) * Int(c))))
     }
 
     /// The NUL-terminated message a C helper wrote into `buffer`.

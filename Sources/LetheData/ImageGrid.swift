@@ -8,16 +8,20 @@ public enum ImageGrid {
         let (n, c, h, w) = (rows[0].shape[0], rows[0].shape[1], rows[0].shape[2], rows[0].shape[3])
         precondition(rows.allSatisfy { $0.shape == rows[0].shape }, "grid rows must share one shape")
         let channels = c == 1 ? 1 : 3
-        let width = n * w + (n + 1) * gutter, height = rows.count * h + (rows.count + 1) * gutter
+        let width = n * w + (n + 1) * gutter
+        let height = rows.count * h + (rows.count + 1) * gutter
         var pixels = [UInt8](repeating: 255, count: width * height * channels)
         for (r, row) in rows.enumerated() {
             for i in 0..<n {
                 for y in 0..<h {
                     for x in 0..<w {
-                        let py = gutter + r * (h + gutter) + y, px = gutter + i * (w + gutter) + x
+                        let py = gutter + r * (h + gutter) + y
+                        let px = gutter + i * (w + gutter) + x
                         for ch in 0..<channels {
                             let v = row.storage[((i * c + min(ch, c - 1)) * h + y) * w + x]
-                            pixels[(py * width + px) * channels + ch] = v.isNaN ? 0 : UInt8((min(max(v, 0), 1) * 255).rounded())  // NaN (a diverged model) shows black
+                            // NaN (a diverged model) shows black.
+                            pixels[(py * width + px) * channels + ch] =
+                                v.isNaN ? 0 : UInt8((min(max(v, 0), 1) * 255).rounded())
                         }
                     }
                 }

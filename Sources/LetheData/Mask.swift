@@ -4,7 +4,9 @@ import LetheTensor
 /// The transform T of the I2I task: which pixels are hidden and must be completed.
 public struct MaskTransform: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
-        case centerCrop = "center_crop", outpaint, randomBox = "random_box"
+        case centerCrop = "center_crop"
+        case outpaint
+        case randomBox = "random_box"
     }
 
     public var kind: Kind
@@ -27,7 +29,8 @@ public struct MaskTransform: Sendable, Equatable {
     public func hidden(size: Int, rng: inout Philox) -> [Bool] {
         let s = side(size)
         var out = [Bool](repeating: kind == .outpaint, count: size * size)
-        let top: Int, left: Int
+        let top: Int
+        let left: Int
         switch kind {
         case .centerCrop, .outpaint:
             top = (size - s) / 2
@@ -47,7 +50,9 @@ public struct MaskTransform: Sendable, Equatable {
         return (0..<(grid * grid)).filter { p in
             let (py, px) = (p / grid, p % grid)
             var count = 0
-            for y in 0..<patch { for x in 0..<patch where hidden[(py * patch + y) * size + px * patch + x] { count += 1 } }
+            for y in 0..<patch {
+                for x in 0..<patch where hidden[(py * patch + y) * size + px * patch + x] { count += 1 }
+            }
             return 2 * count > patch * patch
         }
     }
@@ -57,12 +62,17 @@ public struct MaskTransform: Sendable, Equatable {
     public static func apply(_ images: Tensor<Float>, hidden: [[Bool]], fill: Float = 0) -> Tensor<Float> {
         let (n, h, w) = (images.shape[0], images.shape[2], images.shape[3])
         precondition(hidden.count == 1 || hidden.count == n, "one mask per image, or one for all")
-        var keep = [Float](repeating: 1, count: n * h * w), put = [Float](repeating: 0, count: n * h * w)
+        var keep = [Float](repeating: 1, count: n * h * w)
+        var put = [Float](repeating: 0, count: n * h * w)
         for b in 0..<n {
             let m = hidden[hidden.count == 1 ? 0 : b]
-            for i in 0..<(h * w) where m[i] { keep[b * h * w + i] = 0; put[b * h * w + i] = fill }
+            for i in 0..<(h * w) where m[i] {
+                keep[b * h * w + i] = 0
+                put[b * h * w + i] = fill
+            }
         }
-        let keepT = Tensor(keep, shape: [n, 1, h, w]), putT = Tensor(put, shape: [n, 1, h, w])
+        let keepT = Tensor(keep, shape: [n, 1, h, w])
+        let putT = Tensor(put, shape: [n, 1, h, w])
         return images * keepT + putT
     }
 }

@@ -41,12 +41,16 @@ public enum NumPy {
             throw DataError("not a NumPy .npy array (bad magic)", path: path)
         }
         let major = data[6]
-        let headerLength: Int, start: Int
+        let headerLength: Int
+        let start: Int
         switch major {
-        case 1: headerLength = Int(data[8]) | Int(data[9]) << 8; start = 10
+        case 1:
+            headerLength = Int(data[8]) | Int(data[9]) << 8
+            start = 10
         case 2, 3:
             guard data.count >= 12 else { throw DataError("truncated .npy header", path: path) }
-            headerLength = (0..<4).reduce(0) { $0 | Int(data[8 + $1]) << (8 * $1) }; start = 12
+            headerLength = (0..<4).reduce(0) { $0 | Int(data[8 + $1]) << (8 * $1) }
+            start = 12
         default: throw DataError(".npy format version \(major) is not supported (1, 2, 3 are)", path: path)
         }
         guard headerLength <= data.count - start else { throw DataError("truncated .npy header", path: path) }
@@ -55,39 +59,52 @@ public enum NumPy {
             guard let r = header.range(of: "'\(key)':") else { return nil }
             return header[r.upperBound...].drop { $0 == " " }
         }
-        guard let descrField = field("descr"), descrField.first == "'", let end = descrField.dropFirst().firstIndex(of: "'") else {
+        guard let descrField = field("descr"), descrField.first == "'",
+            let end = descrField.dropFirst().firstIndex(of: "'")
+        else {
             throw DataError(".npy header has no 'descr': \(header)", path: path)
         }
         let descr = String(descrField[descrField.index(after: descrField.startIndex)..<end])
-        guard descr.count >= 3, descr.first == "<" || descr.first == "|" || (descr.first == ">" && descr.hasSuffix("1")),
-              let dtype = Array.DType(rawValue: String(descr.dropFirst())) else {
-            throw DataError("dtype '\(descr)' is not supported (little-endian integers, float32/64 and bool are)", path: path)
+        guard descr.count >= 3,
+            descr.first == "<" || descr.first == "|" || (descr.first == ">" && descr.hasSuffix("1")),
+            let dtype = Array.DType(rawValue: String(descr.dropFirst()))
+        else {
+            throw DataError(
+                "dtype '\(descr)' is not supported (little-endian integers, float32/64 and bool are)", path: path)
         }
         if field("fortran_order")?.hasPrefix("True") == true {
             throw DataError("Fortran-ordered arrays are not supported; save with np.ascontiguousarray", path: path)
         }
-        guard let shapeField = field("shape"), shapeField.first == "(", let close = shapeField.firstIndex(of: ")") else {
+        guard let shapeField = field("shape"), shapeField.first == "(", let close = shapeField.firstIndex(of: ")")
+        else {
             throw DataError(".npy header has no 'shape': \(header)", path: path)
         }
         var shape: [Int] = []
         for part in shapeField[shapeField.index(after: shapeField.startIndex)..<close].split(separator: ",") {
             let t = part.trimmingCharacters(in: .whitespaces)
             if t.isEmpty { continue }
-            guard let v = Int(t), v >= 0 else { throw DataError(".npy shape \(shapeField[...close]) is not a tuple of sizes", path: path) }
+            guard let v = Int(t), v >= 0 else {
+                throw DataError(".npy shape \(shapeField[...close]) is not a tuple of sizes", path: path)
+            }
             shape.append(v)
         }
-        let size = ["u1": 1, "i1": 1, "b1": 1, "u2": 2, "i2": 2, "u4": 4, "i4": 4, "f4": 4, "u8": 8, "i8": 8, "f8": 8][dtype.rawValue]!
+        let size = ["u1": 1, "i1": 1, "b1": 1, "u2": 2, "i2": 2, "u4": 4, "i4": 4, "f4": 4, "u8": 8, "i8": 8, "f8": 8][
+            dtype.rawValue]!
         let body = start + headerLength
         var need = size
         for dimension in shape {
             let (product, overflow) = need.multipliedReportingOverflow(by: dimension)
             guard !overflow, product <= data.count - body else {
-                throw DataError("truncated: shape \(shape) of \(descr) needs more bytes than the file's \(data.count - body)", path: path)
+                throw DataError(
+                    "truncated: shape \(shape) of \(descr) needs more bytes than the file's \(data.count - body)",
+                    path: path)
             }
             need = product
         }
         guard data.count - body >= need else {
-            throw DataError("truncated: shape \(shape) of \(descr) needs \(need) bytes, the file has \(data.count - body)", path: path)
+            throw DataError(
+                "truncated: shape \(shape) of \(descr) needs \(need) bytes, the file has \(data.count - body)",
+                path: path)
         }
         return Array(dtype: dtype, shape: shape, bytes: Swift.Array(data[body..<(body + need)]))
     }
@@ -110,7 +127,10 @@ public enum NumPy {
 /// Reading ZIP archives (what `.npz` is): the central directory, stored and deflated members,
 /// ZIP64 sizes and offsets, CRC-32 checked.
 enum Zip {
-    struct Member { var name: String; var bytes: [UInt8] }
+    struct Member {
+        var name: String
+        var bytes: [UInt8]
+    }
 
     static func members(_ d: [UInt8], path: String) throws(DataError) -> [Member] {
         // Every offset and size comes from the file, so each read is bounds-checked (nil past the end)
@@ -122,58 +142,98 @@ enum Zip {
             let v = UInt64(u32(i)) | UInt64(u32(i + 4)) << 32
             return v <= UInt64(Int.max) ? Int(v) : -1
         }
-        func fits(_ start: Int, _ length: Int) -> Bool { start >= 0 && length >= 0 && start <= d.count && length <= d.count - start }
+        func fits(_ start: Int, _ length: Int) -> Bool {
+            start >= 0 && length >= 0 && start <= d.count && length <= d.count - start
+        }
         guard d.count >= 22 else { throw DataError("not a ZIP archive (too short)", path: path) }
         var eocd = -1
         var i = d.count - 22
         while i >= max(0, d.count - 22 - 65_535) {
-            if u32(i) == 0x0605_4b50 { eocd = i; break }
+            if u32(i) == 0x0605_4b50 {
+                eocd = i
+                break
+            }
             i -= 1
         }
-        guard eocd >= 0 else { throw DataError("not a ZIP archive (no end of central directory; truncated?)", path: path) }
-        var count = u16(eocd + 10), offset = u32(eocd + 16)
-        if (count == 0xFFFF || offset == 0xFFFF_FFFF), eocd >= 20, u32(eocd - 20) == 0x0706_4b50 {
-            let z = u64(eocd - 20 + 8)
-            guard fits(z, 56), u32(z) == 0x0606_4b50 else { throw DataError("corrupt ZIP64 end of central directory", path: path) }
-            count = u64(z + 32); offset = u64(z + 48)
+        guard eocd >= 0 else {
+            throw DataError("not a ZIP archive (no end of central directory; truncated?)", path: path)
         }
-        guard count >= 0, offset >= 0, count <= d.count / 46 else { throw DataError("corrupt ZIP end of central directory", path: path) }
+        var count = u16(eocd + 10)
+        var offset = u32(eocd + 16)
+        if count == 0xFFFF || offset == 0xFFFF_FFFF, eocd >= 20, u32(eocd - 20) == 0x0706_4b50 {
+            let z = u64(eocd - 20 + 8)
+            guard fits(z, 56), u32(z) == 0x0606_4b50 else {
+                throw DataError("corrupt ZIP64 end of central directory", path: path)
+            }
+            count = u64(z + 32)
+            offset = u64(z + 48)
+        }
+        guard count >= 0, offset >= 0, count <= d.count / 46 else {
+            throw DataError("corrupt ZIP end of central directory", path: path)
+        }
         var out: [Member] = []
         var p = offset
         for _ in 0..<count {
-            guard fits(p, 46), u32(p) == 0x0201_4b50 else { throw DataError("corrupt ZIP central directory at byte \(p)", path: path) }
-            let method = u16(p + 10), crc = UInt32(u32(p + 16))
-            var compressed = u32(p + 20), size = u32(p + 24)
-            let nameLength = u16(p + 28), extraLength = u16(p + 30), commentLength = u16(p + 32)
+            guard fits(p, 46), u32(p) == 0x0201_4b50 else {
+                throw DataError("corrupt ZIP central directory at byte \(p)", path: path)
+            }
+            let method = u16(p + 10)
+            let crc = UInt32(u32(p + 16))
+            var compressed = u32(p + 20)
+            var size = u32(p + 24)
+            let nameLength = u16(p + 28)
+            let extraLength = u16(p + 30)
+            let commentLength = u16(p + 32)
             var local = u32(p + 42)
-            guard fits(p + 46, nameLength + extraLength) else { throw DataError("corrupt ZIP central directory entry", path: path) }
+            guard fits(p + 46, nameLength + extraLength) else {
+                throw DataError("corrupt ZIP central directory entry", path: path)
+            }
             let name = String(decoding: d[(p + 46)..<(p + 46 + nameLength)], as: UTF8.self)
             // ZIP64 extra field: the 0xFFFFFFFF fields, in order size, compressed size, offset.
             var e = p + 46 + nameLength
             while e + 4 <= p + 46 + nameLength + extraLength, fits(e, 4) {
-                let id = u16(e), length = u16(e + 2)
+                let id = u16(e)
+                let length = u16(e + 2)
                 if id == 1 {
                     var q = e + 4
-                    if size == 0xFFFF_FFFF { size = u64(q); q += 8 }
-                    if compressed == 0xFFFF_FFFF { compressed = u64(q); q += 8 }
+                    if size == 0xFFFF_FFFF {
+                        size = u64(q)
+                        q += 8
+                    }
+                    if compressed == 0xFFFF_FFFF {
+                        compressed = u64(q)
+                        q += 8
+                    }
                     if local == 0xFFFF_FFFF { local = u64(q) }
                 }
                 e += 4 + length
             }
-            guard fits(local, 30), u32(local) == 0x0403_4b50, compressed >= 0, size >= 0 else { throw DataError("corrupt ZIP: member \(name) has no local header", path: path) }
+            guard fits(local, 30), u32(local) == 0x0403_4b50, compressed >= 0, size >= 0 else {
+                throw DataError("corrupt ZIP: member \(name) has no local header", path: path)
+            }
             let start = local + 30 + u16(local + 26) + u16(local + 28)
             guard fits(start, compressed) else {
-                throw DataError("truncated: member \(name) needs \(compressed) bytes at \(start), the file has \(d.count)", path: path)
+                throw DataError(
+                    "truncated: member \(name) needs \(compressed) bytes at \(start), the file has \(d.count)",
+                    path: path)
             }
             let raw = Array(d[start..<(start + compressed)])
             let bytes: [UInt8]
             switch method {
             case 0: bytes = raw
             case 8: bytes = try Codecs.inflateRaw(raw, path: "\(path)[\(name)]")
-            default: throw DataError("member \(name) uses ZIP compression method \(method); stored (0) and deflate (8) are supported", path: path)
+            default:
+                throw DataError(
+                    "member \(name) uses ZIP compression method \(method); stored (0) and deflate (8) are supported",
+                    path: path)
             }
-            guard bytes.count == size else { throw DataError("member \(name) unpacks to \(bytes.count) bytes, the directory says \(size)", path: path) }
-            guard crc32(bytes) == crc else { throw DataError("member \(name) fails its CRC-32 check (corrupt)", path: path) }
+            guard bytes.count == size else {
+                throw DataError(
+                    "member \(name) unpacks to \(bytes.count) bytes, the directory says \(size)", path: path)
+            }
+            guard crc32(bytes) == crc else {
+                throw DataError("member \(name) fails its CRC-32 check (corrupt)", path: path)
+            }
             out.append(Member(name: name, bytes: bytes))
             p += 46 + nameLength + extraLength + max(0, commentLength)
         }

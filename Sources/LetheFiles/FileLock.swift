@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// An exclusive advisory lock on a lock file (`flock(2)`), held until `release()` or until the
@@ -112,14 +112,18 @@ public enum Confined {
         }
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         guard !parts.contains(where: { $0.isEmpty || $0 == "." || $0 == ".." }) else {
-            throw FileError("names a path outside the run directory (or a '.' or empty component); refusing to follow it", path: name)
+            throw FileError(
+                "names a path outside the run directory (or a '.' or empty component); refusing to follow it",
+                path: name)
         }
         var current = dir
         for part in parts.dropLast() {
             current += "/" + part
             guard let kind = FileKind.of(current, followLinks: false) else { return dir + "/" + name }
             guard kind == .directory else {
-                throw FileError("leads through \(kind.phrase) (\(part)); only real directories inside the run are followed", path: name)
+                throw FileError(
+                    "leads through \(kind.phrase) (\(part)); only real directories inside the run are followed",
+                    path: name)
             }
         }
         return dir + "/" + name

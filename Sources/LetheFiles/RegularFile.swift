@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Why a path cannot be used, in words a user can act on (never a raw NSError text).
@@ -81,7 +81,9 @@ public enum RegularFile {
         let fd = Glibc.open(path, flags)
         if fd < 0 {
             let code = Glibc.errno
-            if code == ELOOP && !followLinks { throw FileError("is a symbolic link; links are not followed here", path: path) }
+            if code == ELOOP && !followLinks {
+                throw FileError("is a symbolic link; links are not followed here", path: path)
+            }
             if code == EISDIR { throw FileError("is a directory, expected a file", path: path) }
             throw FileError.errno(code, path: path, doing: "open it for reading")
         }
@@ -104,7 +106,8 @@ public enum RegularFile {
 
     /// The whole content of the regular file at `path`; files larger than `limit` bytes are refused
     /// before anything is read.
-    public static func read(_ path: String, limit: Int = Int.max, followLinks: Bool = true) throws(FileError) -> [UInt8] {
+    public static func read(_ path: String, limit: Int = Int.max, followLinks: Bool = true) throws(FileError) -> [UInt8]
+    {
         let (fd, size) = try open(path, followLinks: followLinks)
         defer { close(fd) }
         guard size <= limit else {
@@ -125,8 +128,10 @@ public enum RegularFile {
     }
 
     /// Calls `body` with consecutive chunks of the regular file at `path` (for hashing large files).
-    public static func chunks(_ path: String, chunkSize: Int = 4 << 20, followLinks: Bool = true,
-                              _ body: (UnsafeRawBufferPointer) throws -> Void) throws {
+    public static func chunks(
+        _ path: String, chunkSize: Int = 4 << 20, followLinks: Bool = true,
+        _ body: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
         let (fd, _) = try open(path, followLinks: followLinks)
         defer { close(fd) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)

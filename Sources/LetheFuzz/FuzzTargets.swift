@@ -31,7 +31,9 @@ public enum FuzzTargets {
         },
         Target(name: "idx") { bytes in
             var data = bytes
-            if data.starts(with: [0x1F, 0x8B]), let inflated = try? Codecs.gunzip(data, path: "fuzz") { data = inflated }
+            if data.starts(with: [0x1F, 0x8B]), let inflated = try? Codecs.gunzip(data, path: "fuzz") {
+                data = inflated
+            }
             _ = try? IDX.parse(data, path: "fuzz.idx")
         },
         Target(name: "npy") { bytes in

@@ -13,7 +13,9 @@ public enum CanonicalJSON {
         Array(try string(value).utf8)
     }
 
-    private static func write(_ value: JSONValue, into out: inout String, at path: JSONPointer) throws(CanonicalJSONError) {
+    private static func write(_ value: JSONValue, into out: inout String, at path: JSONPointer)
+        throws(CanonicalJSONError)
+    {
         switch value {
         case .null: out += "null"
         case .bool(let b): out += b ? "true" : "false"
@@ -116,7 +118,10 @@ public enum ES6Number {
         }
         var all = String(intPart + fracPart)
         var pointAt = intPart.count + exponent
-        while all.hasPrefix("0") { all.removeFirst(); pointAt -= 1 }
+        while all.hasPrefix("0") {
+            all.removeFirst()
+            pointAt -= 1
+        }
         while all.hasSuffix("0") { all.removeLast() }
         return (all, pointAt)
     }

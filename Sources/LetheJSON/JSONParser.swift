@@ -40,9 +40,15 @@ public struct JSONParser {
     }
 
     private func error(_ message: String) -> JSONParseError {
-        var line = 1, column = 1
+        var line = 1
+        var column = 1
         for b in bytes[..<min(i, bytes.count)] {
-            if b == 10 { line += 1; column = 1 } else if b & 0xC0 != 0x80 { column += 1 }
+            if b == 10 {
+                line += 1
+                column = 1
+            } else if b & 0xC0 != 0x80 {
+                column += 1
+            }
         }
         return JSONParseError(mark: SourceMark(file: file, line: line, column: column), message: message)
     }
@@ -85,7 +91,10 @@ public struct JSONParser {
         i += 1
         var obj = JSONObject()
         skipWhitespace()
-        if peek == UInt8(ascii: "}") { i += 1; return .object(obj) }
+        if peek == UInt8(ascii: "}") {
+            i += 1
+            return .object(obj)
+        }
         while true {
             skipWhitespace()
             guard peek == UInt8(ascii: "\"") else { throw error("expected a member name in double quotes") }
@@ -103,7 +112,9 @@ public struct JSONParser {
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ","): i += 1
-            case UInt8(ascii: "}"): i += 1; return .object(obj)
+            case UInt8(ascii: "}"):
+                i += 1
+                return .object(obj)
             default: throw error("expected ',' or '}'")
             }
         }
@@ -115,14 +126,19 @@ public struct JSONParser {
         i += 1
         var items: [JSONValue] = []
         skipWhitespace()
-        if peek == UInt8(ascii: "]") { i += 1; return .array(items) }
+        if peek == UInt8(ascii: "]") {
+            i += 1
+            return .array(items)
+        }
         while true {
             skipWhitespace()
             items.append(try value())
             skipWhitespace()
             switch peek {
             case UInt8(ascii: ","): i += 1
-            case UInt8(ascii: "]"): i += 1; return .array(items)
+            case UInt8(ascii: "]"):
+                i += 1
+                return .array(items)
             default: throw error("expected ',' or ']'")
             }
         }
@@ -176,7 +192,9 @@ public struct JSONParser {
                         }
                         i += 2
                         let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error("lone surrogate \\u\(String(code, radix: 16))") }
+                        guard (0xDC00...0xDFFF).contains(low) else {
+                            throw error("lone surrogate \\u\(String(code, radix: 16))")
+                        }
                         code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     } else if (0xDC00...0xDFFF).contains(code) {
                         throw error("lone surrogate \\u\(String(code, radix: 16))")
@@ -199,7 +217,10 @@ public struct JSONParser {
         if peek == UInt8(ascii: "-") { i += 1 }
         func digits(_ p: inout JSONParser) -> Int {
             var n = 0
-            while let c = p.peek, c >= 48, c <= 57 { p.i += 1; n += 1 }
+            while let c = p.peek, c >= 48, c <= 57 {
+                p.i += 1
+                n += 1
+            }
             return n
         }
         if peek == UInt8(ascii: "0") {

@@ -5,7 +5,10 @@ public struct JSONPointer: Sendable, Hashable, CustomStringConvertible, Comparab
     public init(_ tokens: [String] = []) { self.tokens = tokens }
 
     public init(parsing text: String) throws(JSONPointerError) {
-        guard !text.isEmpty else { self.tokens = []; return }
+        guard !text.isEmpty else {
+            self.tokens = []
+            return
+        }
         guard text.hasPrefix("/") else { throw JSONPointerError(pointer: text) }
         tokens = text.dropFirst().split(separator: "/", omittingEmptySubsequences: false).map {
             String($0).replacing("~1", with: "/").replacing("~0", with: "~")

@@ -24,9 +24,13 @@ public final class Conv2d<T: TensorScalar>: Module<T> {
     public let bias: Tensor<T>?
     public let geometry: Conv2dGeometry
 
-    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true, rng: inout Philox) {
+    public init(
+        _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0, bias: Bool = true,
+        rng: inout Philox
+    ) {
         let bound = T(1 / Double(inChannels * kernel * kernel).squareRoot())
-        weight = Tensor.uniform([outChannels, inChannels, kernel, kernel], -bound, bound, rng: &rng, requiresGrad: true)
+        weight = Tensor.uniform(
+            [outChannels, inChannels, kernel, kernel], -bound, bound, rng: &rng, requiresGrad: true)
         self.bias = bias ? Tensor.uniform([outChannels], -bound, bound, rng: &rng, requiresGrad: true) : nil
         geometry = Conv2dGeometry(stride: stride, padding: padding)
         super.init()
@@ -85,5 +89,7 @@ public final class Embedding<T: TensorScalar>: Module<T> {
         register("weight", weight)
     }
 
-    public func callAsFunction(_ indices: [Int], shape: [Int]) -> Tensor<T> { Tensor.embedding(indices, shape: shape, weight: weight) }
+    public func callAsFunction(_ indices: [Int], shape: [Int]) -> Tensor<T> {
+        Tensor.embedding(indices, shape: shape, weight: weight)
+    }
 }

@@ -45,13 +45,19 @@ public final class MAE<T: TensorScalar>: Module<T> {
     public init(_ c: MAEConfig, rng: inout Philox) {
         config = c
         posEmbed = sinCosPositionEmbedding(dim: c.width, grid: c.grid).reshaped([1, c.patches, c.width])
-        decoderPosEmbed = sinCosPositionEmbedding(dim: c.decoderWidth, grid: c.grid).reshaped([1, c.patches, c.decoderWidth])
+        decoderPosEmbed = sinCosPositionEmbedding(dim: c.decoderWidth, grid: c.grid).reshaped([
+            1, c.patches, c.decoderWidth,
+        ])
         maskToken = Tensor.randn([1, 1, c.decoderWidth], std: 0.02, rng: &rng, requiresGrad: true)
         patchEmbed = PatchEmbed(channels: c.channels, width: c.width, patch: c.patchSize, rng: &rng)
-        blocks = ModuleList((0..<c.depth).map { _ in TransformerBlock(dim: c.width, heads: c.heads, mlpRatio: c.mlpRatio, rng: &rng) })
+        blocks = ModuleList(
+            (0..<c.depth).map { _ in TransformerBlock(dim: c.width, heads: c.heads, mlpRatio: c.mlpRatio, rng: &rng) })
         norm = LayerNorm(c.width, eps: 1e-6)
         decoderEmbed = Linear(c.width, c.decoderWidth, rng: &rng)
-        decoderBlocks = ModuleList((0..<c.decoderDepth).map { _ in TransformerBlock(dim: c.decoderWidth, heads: c.decoderHeads, mlpRatio: c.mlpRatio, rng: &rng) })
+        decoderBlocks = ModuleList(
+            (0..<c.decoderDepth).map { _ in
+                TransformerBlock(dim: c.decoderWidth, heads: c.decoderHeads, mlpRatio: c.mlpRatio, rng: &rng)
+            })
         decoderNorm = LayerNorm(c.decoderWidth, eps: 1e-6)
         decoderPred = Linear(c.decoderWidth, c.patchDim, rng: &rng)
         super.init()
@@ -70,7 +76,8 @@ public final class MAE<T: TensorScalar>: Module<T> {
 
     /// The encoder E: every parameter the unlearning objective trains.
     public var encoderParameters: [(path: String, tensor: Tensor<T>)] {
-        patchEmbed.namedParameters(prefix: "patch_embed.") + blocks.namedParameters(prefix: "blocks.") + norm.namedParameters(prefix: "norm.")
+        patchEmbed.namedParameters(prefix: "patch_embed.") + blocks.namedParameters(prefix: "blocks.")
+            + norm.namedParameters(prefix: "norm.")
     }
 
     /// Rows `indices[b]` of each batch item of (B, L, C) -> (B, K, C).
@@ -82,7 +89,9 @@ public final class MAE<T: TensorScalar>: Module<T> {
 
     /// E(T(x)): (B, C, H, W) images and the visible patch indices of each -> (B, V, width).
     public func encode(_ images: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
-        precondition(visible.count == images.shape[0] && Set(visible.map(\.count)).count == 1, "one equally long visible list per image")
+        precondition(
+            visible.count == images.shape[0] && Set(visible.map(\.count)).count == 1,
+            "one equally long visible list per image")
         var h = MAE.gatherTokens(patchEmbed(images) + posEmbed, visible)
         for block in blocks.items { h = block(h) }
         return norm(h)

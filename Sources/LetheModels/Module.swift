@@ -10,14 +10,18 @@ open class Module<T: TensorScalar> {
 
     @discardableResult
     public func register(_ name: String, _ tensor: Tensor<T>) -> Tensor<T> {
-        precondition(!ownParameters.contains { $0.name == name } && !children.contains { $0.name == name }, "'\(name)' registered twice")
+        precondition(
+            !ownParameters.contains { $0.name == name } && !children.contains { $0.name == name },
+            "'\(name)' registered twice")
         ownParameters.append((name, tensor))
         return tensor
     }
 
     @discardableResult
     public func register<M: Module<T>>(_ name: String, _ module: M) -> M {
-        precondition(!ownParameters.contains { $0.name == name } && !children.contains { $0.name == name }, "'\(name)' registered twice")
+        precondition(
+            !ownParameters.contains { $0.name == name } && !children.contains { $0.name == name },
+            "'\(name)' registered twice")
         children.append((name, module))
         return module
     }
@@ -34,7 +38,10 @@ open class Module<T: TensorScalar> {
 
     /// Frozen parameters keep their values through `backward()` and optimiser steps.
     public func setTrainable(_ trainable: Bool) {
-        for p in parameters { p.requiresGrad = trainable; if !trainable { p.zeroGrad() } }
+        for p in parameters {
+            p.requiresGrad = trainable
+            if !trainable { p.zeroGrad() }
+        }
     }
 }
 

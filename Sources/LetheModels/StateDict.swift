@@ -23,7 +23,9 @@ public struct StateDictError: Error, Sendable, CustomStringConvertible {
 extension Module {
     /// The parameters as a safetensors file (F32 unless `dtype` says otherwise).
     public func stateDict(dtype: Safetensors.DType = .F32, metadata: [String: String]? = nil) -> Safetensors.File {
-        Safetensors.File(tensors: namedParameters().map { ($0.path, Safetensors.Entry($0.tensor, dtype: dtype)) }, metadata: metadata)
+        Safetensors.File(
+            tensors: namedParameters().map { ($0.path, Safetensors.Entry($0.tensor, dtype: dtype)) }, metadata: metadata
+        )
     }
 
     /// Loads every parameter from `file`. Strict: a missing, unexpected or mis-shaped key, or a tensor
@@ -36,13 +38,23 @@ extension Module {
         problems.unexpected = file.tensors.map(\.name).filter { !wanted.contains($0) }
         var staged: [(Tensor<T>, [T])] = []
         for (path, tensor) in params {
-            guard let entry = file[path] else { problems.missing.append(path); continue }
-            guard entry.shape == tensor.shape else { problems.misshaped.append((path, tensor.shape, entry.shape)); continue }
+            guard let entry = file[path] else {
+                problems.missing.append(path)
+                continue
+            }
+            guard entry.shape == tensor.shape else {
+                problems.misshaped.append((path, tensor.shape, entry.shape))
+                continue
+            }
             do {
                 let values = try entry.values(as: T.self)
                 let bad = values.reduce(0) { $0 + ($1.isFinite ? 0 : 1) }
                 guard bad == 0 else {
-                    problems.unreadable.append((path, "holds \(bad) non-finite value\(bad == 1 ? "" : "s") (NaN or infinity); weights of a model that diverged cannot be used"))
+                    problems.unreadable.append(
+                        (
+                            path,
+                            "holds \(bad) non-finite value\(bad == 1 ? "" : "s") (NaN or infinity); weights of a model that diverged cannot be used"
+                        ))
                     continue
                 }
                 staged.append((tensor, values))

@@ -26,8 +26,11 @@ public final class ResBlock<T: TensorScalar>: Module<T> {
         conv2 = Conv2d(outC, outC, kernel: 3, padding: 1, rng: &rng)
         skip = inC == outC ? nil : Conv2d(inC, outC, kernel: 1, rng: &rng)
         super.init()
-        register("norm1", norm1); register("conv1", conv1); register("temb_proj", tembProj)
-        register("norm2", norm2); register("conv2", conv2)
+        register("norm1", norm1)
+        register("conv1", conv1)
+        register("temb_proj", tembProj)
+        register("norm2", norm2)
+        register("conv2", conv2)
         if let s = skip { register("skip", s) }
     }
 
@@ -114,8 +117,13 @@ public final class UNet<T: TensorScalar>: Module<T> {
         normOut = GroupNorm(groups: c.groups, channels: w[0])
         convOut = Conv2d(w[0], c.channels, kernel: 3, padding: 1, rng: &rng)
         super.init()
-        register("time_embed", timeEmbed); register("conv_in", convIn); register("down", down); register("mid", mid)
-        register("up", up); register("norm_out", normOut); register("conv_out", convOut)
+        register("time_embed", timeEmbed)
+        register("conv_in", convIn)
+        register("down", down)
+        register("mid", mid)
+        register("up", up)
+        register("norm_out", normOut)
+        register("conv_out", convOut)
     }
 
     public var encoderParameters: [(path: String, tensor: Tensor<T>)] {
@@ -125,7 +133,8 @@ public final class UNet<T: TensorScalar>: Module<T> {
 
     /// guided-diffusion's sinusoidal timestep embedding: [cos(t f_k), sin(t f_k)], f_k = 10000^(-k/half).
     public func timestepEmbedding(_ t: [Int]) -> Tensor<T> {
-        let dim = config.levels[0], half = dim / 2
+        let dim = config.levels[0]
+        let half = dim / 2
         var out = [T](repeating: 0, count: t.count * dim)
         for (b, step) in t.enumerated() {
             for k in 0..<half {

@@ -41,13 +41,16 @@ public struct ClassifierStage {
         let (train, test, size) = (context.train, context.test, context.size)
         let rng = Philox(seed: 0).split("classifier")
         var initRNG = rng.split("init")
-        let model = FeatureClassifier<Float>(channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
-        let steps = plan.spec.evaluate.classifierSteps, batch = 64
+        let model = FeatureClassifier<Float>(
+            channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
+        let steps = plan.spec.evaluate.classifierSteps
+        let batch = 64
         var optimizer = AnyOptimizer(Adam(model.parameters, lr: 1e-3))
         let schedule = LRSchedule(kind: .cosine, baseLR: 1e-3, warmupSteps: 0, totalSteps: steps, minLR: 1e-5)
         var batches = RunContext.Batches(pool: Array(0..<train.count), batch: batch, rng: rng.split("shuffle"))
         let dir = try RunDirectory(finalPath: stage.runDirectory)
-        var curve: [String] = [], timing: [String] = []
+        var curve: [String] = []
+        var timing: [String] = []
         let progress = Progress(label: "feature classifier", total: steps, every: 100)
         for step in 0..<steps {
             let started = Date()
@@ -57,25 +60,40 @@ public struct ClassifierStage {
             let loss = model(train.tensor(ids, size: size)).crossEntropy(ids.map { train.labels[$0] })
             _ = try Training.update(&optimizer, loss: loss, clip: nil, step: step, module: model, dir: dir)
             let seconds = Date().timeIntervalSince(started)
-            curve.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar)))]))))
-            timing.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
-            progress.update(step: step, loss: Double(loss.scalar), lr: optimizer.learningRate, imagesPerSecond: Double(batch) / seconds)
+            curve.append(
+                JSONText.line(
+                    .object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar)))]))))
+            timing.append(
+                JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
+            progress.update(
+                step: step, loss: Double(loss.scalar), lr: optimizer.learningRate,
+                imagesPerSecond: Double(batch) / seconds)
         }
-        let probabilities = GradMode.withoutGrad { Self.probabilities(model, test, indices: Array(0..<test.count), size: size) }
+        let probabilities = GradMode.withoutGrad {
+            Self.probabilities(model, test, indices: Array(0..<test.count), size: size)
+        }
         let accuracy = Metrics.accuracy(probabilities, classes: model.classes, labels: test.labels)
-        try dir.write("checkpoint.safetensors", bytes: Safetensors.write(model.stateDict(metadata: ["lethe_config_hash": stage.configHash])))
+        try dir.write(
+            "checkpoint.safetensors",
+            bytes: Safetensors.write(model.stateDict(metadata: ["lethe_config_hash": stage.configHash])))
         try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
         try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
-        try dir.write("eval.json", json: .object(JSONObject([
-            ("test_accuracy", .number(accuracy)), ("test_images", .integer(test.count)), ("classes", .integer(model.classes)),
-            ("architecture", .string("conv16/2 conv32/2 conv64/2 fc\(model.featureWidth) fc\(model.classes)")),
-        ])))
+        try dir.write(
+            "eval.json",
+            json: .object(
+                JSONObject([
+                    ("test_accuracy", .number(accuracy)), ("test_images", .integer(test.count)),
+                    ("classes", .integer(model.classes)),
+                    ("architecture", .string("conv16/2 conv32/2 conv64/2 fc\(model.featureWidth) fc\(model.classes)")),
+                ])))
         let dataDigest = plan.inputs.first { $0.role == "data" }?.sha256 ?? ""
         try dir.write("identity.json", json: Planner.classifierIdentity(plan.resolved, dataIdentity: dataDigest))
         try dir.write("config_hash", text: stage.configHash + "\n")
         try dir.write("provenance.json", json: RunFiles.provenance(threads: threads, mode: context.mode))
         try dir.finish()
-        print("feature classifier \(stage.configHash.prefix(16)): test accuracy \(String(format: "%.3f", accuracy)), \(stage.runDirectory)")
+        print(
+            "feature classifier \(stage.configHash.prefix(16)): test accuracy \(String(format: "%.3f", accuracy)), \(stage.runDirectory)"
+        )
         return stage.runDirectory
     }
 
@@ -94,7 +112,9 @@ public struct ClassifierStage {
     }
 
     /// Softmax rows for `indices`, 500 images at a time.
-    static func probabilities(_ model: FeatureClassifier<Float>, _ data: LabeledImages, indices: [Int], size: Int) -> [Float] {
+    static func probabilities(_ model: FeatureClassifier<Float>, _ data: LabeledImages, indices: [Int], size: Int)
+        -> [Float]
+    {
         stride(from: 0, to: indices.count, by: 500).flatMap { start in
             model(data.tensor(Array(indices[start..<min(indices.count, start + 500)]), size: size)).softmax().storage
         }

@@ -27,9 +27,14 @@ public struct EvaluationRun: StageExecutor {
         eval["original"] = .object(result.metrics)
         eval["mean_fill_baseline"] = evaluator.meanFill(result)
         let dir = try RunDirectory(finalPath: plan.runDirectory)
-        try dir.write("splits.json", json: RunContext.splitsRecord(train: [], test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
-        let report = RunReport(plan: plan, eval: JSONValue.object(eval), curve: [], models: [(name: "original", result: result)], curveKeys: [])
-        return try Training.finish(dir, plan: plan, module: nil, curve: [], timing: [], eval: .object(eval),
-                                   samples: context.sampleRows([result]), threads: threads, mode: context.mode, report: report)
+        try dir.write(
+            "splits.json",
+            json: RunContext.splitsRecord(train: [], test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
+        let report = RunReport(
+            plan: plan, eval: JSONValue.object(eval), curve: [], models: [(name: "original", result: result)],
+            curveKeys: [])
+        return try Training.finish(
+            dir, plan: plan, module: nil, curve: [], timing: [], eval: .object(eval),
+            samples: context.sampleRows([result]), threads: threads, mode: context.mode, report: report)
     }
 }

@@ -12,10 +12,14 @@ struct CompletionEvaluation {
     var psnrModel: Double, psnrMeanFill: Double, images: Int
 
     var json: JSONValue {
-        .object(JSONObject([
-            ("images", .integer(images)),
-            ("psnr_hidden_region", .object(JSONObject([("model", .number(psnrModel)), ("mean_fill_baseline", .number(psnrMeanFill))]))),
-        ]))
+        .object(
+            JSONObject([
+                ("images", .integer(images)),
+                (
+                    "psnr_hidden_region",
+                    .object(JSONObject([("model", .number(psnrModel)), ("mean_fill_baseline", .number(psnrMeanFill))]))
+                ),
+            ]))
     }
 
     /// Rows of the sample grid: masked input (hole in grey), ground truth, completion.
@@ -26,10 +30,15 @@ struct CompletionEvaluation {
 }
 
 enum Evaluation {
-    static func completion(_ family: any ModelFamily, test: LabeledImages, indices: [Int], size: Int, task: MaskTransform, rng: Philox) -> CompletionEvaluation {
+    static func completion(
+        _ family: any ModelFamily, test: LabeledImages, indices: [Int], size: Int, task: MaskTransform, rng: Philox
+    ) -> CompletionEvaluation {
         var rng = rng
-        var masked: [Tensor<Float>] = [], truth: [Tensor<Float>] = [], completed: [Tensor<Float>] = []
-        var psnrModel = 0.0, psnrMean = 0.0
+        var masked: [Tensor<Float>] = []
+        var truth: [Tensor<Float>] = []
+        var completed: [Tensor<Float>] = []
+        var psnrModel = 0.0
+        var psnrMean = 0.0
         for start in stride(from: 0, to: indices.count, by: 64) {
             let chunk = Array(indices[start..<min(indices.count, start + 64)])
             let x = test.tensor(chunk, size: size)
@@ -37,8 +46,15 @@ enum Evaluation {
             let y = family.complete(x, hidden: hidden, rng: &rng)
             let plane = x.shape[1] * size * size
             for i in 0..<chunk.count {
-                var visibleSum = 0.0, visibleCount = 0.0, errModel = 0.0, errMean = 0.0, hiddenCount = 0.0
-                for p in 0..<plane where !hidden[p % (size * size)] { visibleSum += Double(x.storage[i * plane + p]); visibleCount += 1 }
+                var visibleSum = 0.0
+                var visibleCount = 0.0
+                var errModel = 0.0
+                var errMean = 0.0
+                var hiddenCount = 0.0
+                for p in 0..<plane where !hidden[p % (size * size)] {
+                    visibleSum += Double(x.storage[i * plane + p])
+                    visibleCount += 1
+                }
                 let fill = visibleCount > 0 ? visibleSum / visibleCount : 0.5
                 for p in 0..<plane where hidden[p % (size * size)] {
                     let t = Double(x.storage[i * plane + p])
@@ -54,8 +70,10 @@ enum Evaluation {
             completed.append(y)
         }
         let n = Double(indices.count)
-        return CompletionEvaluation(masked: Tensor.concat(masked, axis: 0), truth: Tensor.concat(truth, axis: 0),
-                                    completed: Tensor.concat(completed, axis: 0), psnrModel: psnrModel / n, psnrMeanFill: psnrMean / n, images: indices.count)
+        return CompletionEvaluation(
+            masked: Tensor.concat(masked, axis: 0), truth: Tensor.concat(truth, axis: 0),
+            completed: Tensor.concat(completed, axis: 0), psnrModel: psnrModel / n, psnrMeanFill: psnrMean / n,
+            images: indices.count)
     }
 
     /// Peak signal-to-noise ratio for images in [0, 1], capped at 100 dB for a perfect match.
@@ -66,7 +84,10 @@ enum Evaluation {
 /// against the ground truth by FID, IS and embedding cosine in the feature classifier's space, PSNR
 /// of the hidden region, SSIM, and the classifier's accuracy on the completed images.
 struct ModelEvaluator {
-    struct Split { var name: String; var indices: [Int] }
+    struct Split {
+        var name: String
+        var indices: [Int]
+    }
     struct Result {
         var completions: [String: CompletionEvaluation] = [:]
         /// Classifier features of the completed images, per split (rows of `featureWidth`).
@@ -84,38 +105,59 @@ struct ModelEvaluator {
     let metrics: Set<String>
     private var truthFeatures: [String: [Float]] = [:]
 
-    init(test: LabeledImages, size: Int, task: MaskTransform, rng: Philox, splits: [Split], classifier: FeatureClassifier<Float>?, metrics: [String]) {
-        (self.test, self.size, self.task, self.rng, self.splits, self.classifier) = (test, size, task, rng, splits, classifier)
+    init(
+        test: LabeledImages, size: Int, task: MaskTransform, rng: Philox, splits: [Split],
+        classifier: FeatureClassifier<Float>?, metrics: [String]
+    ) {
+        (self.test, self.size, self.task, self.rng, self.splits, self.classifier) = (
+            test, size, task, rng, splits, classifier
+        )
         self.metrics = Set(metrics)
         if let classifier {
-            for split in splits { truthFeatures[split.name] = GradMode.withoutGrad { Self.features(classifier, test.tensor(split.indices, size: size)) } }
+            for split in splits {
+                truthFeatures[split.name] = GradMode.withoutGrad {
+                    Self.features(classifier, test.tensor(split.indices, size: size))
+                }
+            }
         }
     }
 
     static func features(_ classifier: FeatureClassifier<Float>, _ x: Tensor<Float>) -> [Float] {
-        stride(from: 0, to: x.shape[0], by: 500).flatMap { classifier.features(x.slice(axis: 0, $0..<min(x.shape[0], $0 + 500))).storage }
+        stride(from: 0, to: x.shape[0], by: 500).flatMap {
+            classifier.features(x.slice(axis: 0, $0..<min(x.shape[0], $0 + 500))).storage
+        }
     }
 
     /// Every split completed by `family` with the same masks and draws, and measured.
     func evaluate(_ family: any ModelFamily) -> Result {
         var result = Result()
         for split in splits {
-            let c = GradMode.withoutGrad { Evaluation.completion(family, test: test, indices: split.indices, size: size, task: task, rng: rng.split(split.name)) }
+            let c = GradMode.withoutGrad {
+                Evaluation.completion(
+                    family, test: test, indices: split.indices, size: size, task: task, rng: rng.split(split.name))
+            }
             result.completions[split.name] = c
             var m = JSONObject()
             if metrics.contains("psnr") { m["psnr"] = .number(c.psnrModel) }
             if metrics.contains("ssim") { m["ssim"] = .number(Metrics.ssim(c.completed, c.truth)) }
             if let classifier, let truth = truthFeatures[split.name] {
-                let d = classifier.featureWidth, classes = classifier.classes
+                let d = classifier.featureWidth
+                let classes = classifier.classes
                 let generated = GradMode.withoutGrad { Self.features(classifier, c.completed) }
                 result.features[split.name] = generated
                 result.featureWidth = d
-                let probabilities = GradMode.withoutGrad { classifier.logits(features: Tensor(generated, shape: [split.indices.count, d])).softmax().storage }
-                if metrics.contains("fid") { m["fid"] = split.indices.count > 1 ? .number(Metrics.fid(generated, truth, d: d)) : .null }
+                let probabilities = GradMode.withoutGrad {
+                    classifier.logits(features: Tensor(generated, shape: [split.indices.count, d])).softmax().storage
+                }
+                if metrics.contains("fid") {
+                    m["fid"] = split.indices.count > 1 ? .number(Metrics.fid(generated, truth, d: d)) : .null
+                }
                 if metrics.contains("is") { m["is"] = .number(Metrics.inceptionScore(probabilities, classes: classes)) }
                 if metrics.contains("cosine") { m["cosine"] = .number(Metrics.meanCosine(generated, truth, d: d)) }
                 if metrics.contains("accuracy") {
-                    m["accuracy"] = .number(Metrics.accuracy(probabilities, classes: classes, labels: split.indices.map { test.labels[$0] }))
+                    m["accuracy"] = .number(
+                        Metrics.accuracy(probabilities, classes: classes, labels: split.indices.map { test.labels[$0] })
+                    )
                 }
             }
             result.metrics[split.name] = .object(m)
@@ -125,23 +167,46 @@ struct ModelEvaluator {
 
     /// The mean-fill baseline's PSNR per split, from any result.
     func meanFill(_ r: Result) -> JSONValue {
-        .object(JSONObject(splits.map { ($0.name, .object(JSONObject([("psnr", .number(r.completions[$0.name]?.psnrMeanFill ?? .nan))]))) }))
+        .object(
+            JSONObject(
+                splits.map {
+                    ($0.name, .object(JSONObject([("psnr", .number(r.completions[$0.name]?.psnrMeanFill ?? .nan))])))
+                }))
     }
 }
 
 /// The files every run directory holds besides its results.
 enum RunFiles {
-    static func writeCommon(_ plan: Plan, into dir: RunDirectory, threads: Int, mode: Numerics.Mode) throws(RunDirectory.Failure) {
-        if let spec = FileManager.default.contents(atPath: plan.specPath) { try dir.write("spec.yaml", bytes: [UInt8](spec)) }
+    static func writeCommon(_ plan: Plan, into dir: RunDirectory, threads: Int, mode: Numerics.Mode) throws(RunDirectory
+        .Failure)
+    {
+        if let spec = FileManager.default.contents(atPath: plan.specPath) {
+            try dir.write("spec.yaml", bytes: [UInt8](spec))
+        }
         // Where the run was written is not part of it, and the pretrain stage is named by its config
         // hash (as in the identity): two runs of one spec have equal files wherever they were planned.
         var resolved = plan.resolved.removing("/output")
-        if let pretrain = plan.dependencies.first { resolved = resolved.setting("/model/pretrain", .string("config:" + pretrain.configHash)) }
+        if let pretrain = plan.dependencies.first {
+            resolved = resolved.setting("/model/pretrain", .string("config:" + pretrain.configHash))
+        }
         try dir.write("resolved.json", json: resolved)
-        try dir.write("plan.json", json: .object(JSONObject([
-            ("config_hash", .string(plan.configHash)), ("identity", plan.identity),
-            ("inputs", .array(plan.inputs.map { .object(JSONObject([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))])) })),
-        ])))
+        try dir.write(
+            "plan.json",
+            json: .object(
+                JSONObject([
+                    ("config_hash", .string(plan.configHash)), ("identity", plan.identity),
+                    (
+                        "inputs",
+                        .array(
+                            plan.inputs.map {
+                                .object(
+                                    JSONObject([
+                                        ("role", .string($0.role)), ("path", .string($0.path)),
+                                        ("sha256", .string($0.sha256)),
+                                    ]))
+                            })
+                    ),
+                ])))
         try dir.write("config_hash", text: plan.configHash + "\n")
         try dir.write("provenance.json", json: provenance(threads: threads, mode: mode))
     }
@@ -153,15 +218,17 @@ enum RunFiles {
             git["commit"] = .string(commit)
             git["dirty"] = .bool(!(shell("git", "status", "--porcelain", "--untracked-files=no") ?? "").isEmpty)
         }
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?
             .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
-        return .object(JSONObject([
-            ("tool", .string("lethe " + LetheVersion.current)), ("git", .object(git)),
-            ("threads", .integer(threads)), ("numerics_mode", .string(mode.rawValue)),
-            ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("cpu", .string(cpu)),
-            ("os", .string(ProcessInfo.processInfo.operatingSystemVersionString)),
-        ]))
+        return .object(
+            JSONObject([
+                ("tool", .string("lethe " + LetheVersion.current)), ("git", .object(git)),
+                ("threads", .integer(threads)), ("numerics_mode", .string(mode.rawValue)),
+                ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("cpu", .string(cpu)),
+                ("os", .string(ProcessInfo.processInfo.operatingSystemVersionString)),
+            ]))
     }
 
     static func shell(_ arguments: String...) -> String? {

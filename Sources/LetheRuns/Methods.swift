@@ -10,7 +10,8 @@ typealias UnlearningMethod = UnlearnSpec.Method
 extension UnlearnSpec.Method {
     init(_ name: String) throws {
         guard let m = UnlearningMethod(rawValue: name) else {
-            throw RunError("unlearn.method \(name) is not one of \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw RunError(
+                "unlearn.method \(name) is not one of \(Self.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         self = m
     }
@@ -33,9 +34,14 @@ extension UnlearnSpec.Method {
 
     /// One step's terms. `draws` is split per term, and the student and the teacher get equal
     /// copies, so both see the same timesteps and noise (diffusion).
-    func terms(student: any ModelFamily, teacher: any ModelFamily, retain xr: Tensor<Float>, forget xf: Tensor<Float>,
-               noise n: Tensor<Float>, hidden: [Bool], draws: Philox, objective: Objective) -> Terms {
-        var r = draws.split("retain"), rTeacher = r, f = draws.split("forget"), fTeacher = f
+    func terms(
+        student: any ModelFamily, teacher: any ModelFamily, retain xr: Tensor<Float>, forget xf: Tensor<Float>,
+        noise n: Tensor<Float>, hidden: [Bool], draws: Philox, objective: Objective
+    ) -> Terms {
+        var r = draws.split("retain")
+        var rTeacher = r
+        var f = draws.split("forget")
+        var fTeacher = f
         let alpha = objective.alpha
         switch self {
         case .ours, .randomEncoder:
@@ -44,7 +50,8 @@ extension UnlearnSpec.Method {
             let forgetTarget: [Tensor<Float>] = GradMode.withoutGrad {
                 if self == .ours {
                     // E0(T(n)): the original encoder's embedding of noise through the same mask.
-                    return teacher.embed(student.forgetTargetImage(forget: xf, noise: n, hidden: hidden), hidden: hidden, rng: &fTeacher)
+                    return teacher.embed(
+                        student.forgetTargetImage(forget: xf, noise: n, hidden: hidden), hidden: hidden, rng: &fTeacher)
                 }
                 // A Gaussian with each teacher feature map's mean and std, drawn afresh each step.
                 var g = draws.split("gaussian")
@@ -69,7 +76,9 @@ extension UnlearnSpec.Method {
             // The forget images' outputs are regressed onto the teacher's outputs for the retain
             // images of the same batch (pairs up to the shorter batch).
             let k = min(xr.shape[0], xf.shape[0])
-            let label = GradMode.withoutGrad { teacher.taskPrediction(xr.slice(axis: 0, 0..<k), hidden: hidden, rng: &rTeacher).prediction.detached() }
+            let label = GradMode.withoutGrad {
+                teacher.taskPrediction(xr.slice(axis: 0, 0..<k), hidden: hidden, rng: &rTeacher).prediction.detached()
+            }
             let forget = student.taskPrediction(xf.slice(axis: 0, 0..<k), hidden: hidden, rng: &f).loss(label: label)
             return Terms(retain: retain, forget: forget, total: retain + forget * alpha)
         }

@@ -11,7 +11,13 @@ enum Metrics {
         let meanTerm = zip(ma, mb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
         let root = Linalg.symmetricSqrt(sa, n: d)
         var middle = Linalg.multiply(Linalg.multiply(root, sb, n: d), root, n: d)
-        for i in 0..<d { for j in 0..<i { let s = (middle[i * d + j] + middle[j * d + i]) / 2; middle[i * d + j] = s; middle[j * d + i] = s } }
+        for i in 0..<d {
+            for j in 0..<i {
+                let s = (middle[i * d + j] + middle[j * d + i]) / 2
+                middle[i * d + j] = s
+                middle[j * d + i] = s
+            }
+        }
         let traceRoot = Linalg.symmetricEigen(middle, n: d).values.reduce(0) { $0 + max(0, $1).squareRoot() }
         let traces = (0..<d).reduce(0) { $0 + sa[$1 * d + $1] + sb[$1 * d + $1] }
         return max(0, meanTerm + traces - 2 * traceRoot)
@@ -37,10 +43,15 @@ enum Metrics {
         let n = a.count / d
         var total = 0.0
         for i in 0..<n {
-            var dot = 0.0, na = 0.0, nb = 0.0
+            var dot = 0.0
+            var na = 0.0
+            var nb = 0.0
             for j in 0..<d {
-                let x = Double(a[i * d + j]), y = Double(b[i * d + j])
-                dot += x * y; na += x * x; nb += y * y
+                let x = Double(a[i * d + j])
+                let y = Double(b[i * d + j])
+                dot += x * y
+                na += x * x
+                nb += y * y
             }
             total += na > 0 && nb > 0 ? dot / (na * nb).squareRoot() : (na == nb ? 1 : 0)
         }
@@ -52,7 +63,11 @@ enum Metrics {
         var hits = 0
         for (i, label) in labels.enumerated() {
             let row = p[(i * classes)..<((i + 1) * classes)]
-            if row.indices.max(by: { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }).map({ $0 - i * classes }) == label { hits += 1 }
+            if row.indices.max(by: { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }).map({ $0 - i * classes })
+                == label
+            {
+                hits += 1
+            }
         }
         return Double(hits) / Double(max(1, labels.count))
     }
@@ -61,28 +76,51 @@ enum Metrics {
     /// valid region, data range 1, averaged over channels and images. x, y: (N, C, H, W).
     static func ssim(_ x: Tensor<Float>, _ y: Tensor<Float>) -> Double {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let k = min(11, h, w), sigma = 1.5
+        let k = min(11, h, w)
+        let sigma = 1.5
         var g = (0..<k).map { exp(-pow(Double($0 - k / 2), 2) / (2 * sigma * sigma)) }
         let gs = g.reduce(0, +)
         g = g.map { $0 / gs }
-        let c1 = 0.01 * 0.01, c2 = 0.03 * 0.03
-        let oh = h - k + 1, ow = w - k + 1
+        let c1 = 0.01 * 0.01
+        let c2 = 0.03 * 0.03
+        let oh = h - k + 1
+        let ow = w - k + 1
         func filter(_ plane: [Double]) -> [Double] {
             var rows = [Double](repeating: 0, count: h * ow)
-            for r in 0..<h { for j in 0..<ow { var s = 0.0; for t in 0..<k { s += g[t] * plane[r * w + j + t] }; rows[r * ow + j] = s } }
+            for r in 0..<h {
+                for j in 0..<ow {
+                    var s = 0.0
+                    for t in 0..<k { s += g[t] * plane[r * w + j + t] }
+                    rows[r * ow + j] = s
+                }
+            }
             var out = [Double](repeating: 0, count: oh * ow)
-            for i in 0..<oh { for j in 0..<ow { var s = 0.0; for t in 0..<k { s += g[t] * rows[(i + t) * ow + j] }; out[i * ow + j] = s } }
+            for i in 0..<oh {
+                for j in 0..<ow {
+                    var s = 0.0
+                    for t in 0..<k { s += g[t] * rows[(i + t) * ow + j] }
+                    out[i * ow + j] = s
+                }
+            }
             return out
         }
         var total = 0.0
         for p in 0..<(n * c) {
-            let a = (0..<(h * w)).map { Double(x.storage[p * h * w + $0]) }, b = (0..<(h * w)).map { Double(y.storage[p * h * w + $0]) }
-            let ma = filter(a), mb = filter(b)
-            let saa = filter(a.map { $0 * $0 }), sbb = filter(b.map { $0 * $0 }), sab = filter(zip(a, b).map { $0 * $1 })
+            let a = (0..<(h * w)).map { Double(x.storage[p * h * w + $0]) }
+            let b = (0..<(h * w)).map { Double(y.storage[p * h * w + $0]) }
+            let ma = filter(a)
+            let mb = filter(b)
+            let saa = filter(a.map { $0 * $0 })
+            let sbb = filter(b.map { $0 * $0 })
+            let sab = filter(zip(a, b).map { $0 * $1 })
             var s = 0.0
             for i in 0..<(oh * ow) {
-                let va = saa[i] - ma[i] * ma[i], vb = sbb[i] - mb[i] * mb[i], cov = sab[i] - ma[i] * mb[i]
-                s += ((2 * ma[i] * mb[i] + c1) * (2 * cov + c2)) / ((ma[i] * ma[i] + mb[i] * mb[i] + c1) * (va + vb + c2))
+                let va = saa[i] - ma[i] * ma[i]
+                let vb = sbb[i] - mb[i] * mb[i]
+                let cov = sab[i] - ma[i] * mb[i]
+                s +=
+                    ((2 * ma[i] * mb[i] + c1) * (2 * cov + c2))
+                    / ((ma[i] * ma[i] + mb[i] * mb[i] + c1) * (va + vb + c2))
             }
             total += s / Double(oh * ow)
         }

@@ -25,13 +25,16 @@ protocol ModelFamily {
     /// baselines (which train the whole model) push towards or away from.
     func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction
     /// NOISY LABEL's forget term: the prediction for T(x_f) with noise as its label.
-    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction
+    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
+        -> TaskPrediction
 }
 
 extension ModelFamily {
     func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> { noise }
 
-    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
+    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
+        -> TaskPrediction
+    {
         var p = taskPrediction(forget, hidden: hidden, rng: &rng)
         p.label = p.labelLike(noise)
         return p
@@ -71,7 +74,7 @@ enum Families {
         case .vqgan:
             guard let p = model.vqgan else { preconditionFailure("model.vqgan is filled by the schema") }
             switch p.generator {
-            case .autoencoder: break   // the autoencoder completes the hole itself (the only generator so far)
+            case .autoencoder: break  // the autoencoder completes the hole itself (the only generator so far)
             }
             var c = VQGANConfig()
             c.imageSize = imageSize
@@ -134,7 +137,8 @@ struct MAEFamily: ModelFamily {
     }
 
     func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
-        let n = x.shape[0], patches = model.config.patches
+        let n = x.shape[0]
+        let patches = model.config.patches
         if rng.uniform() < 0.5 {
             let keep = max(1, Int((Double(patches) * (1 - pretrainMaskRatio)).rounded()))
             let vis = (0..<n).map { _ in Array(rng.permutation(patches).prefix(keep)).sorted() }
@@ -147,9 +151,11 @@ struct MAEFamily: ModelFamily {
     func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
         let vis = visible(hidden, batch: x.shape[0])
         let shown = Set(vis[0])
-        let weight = Tensor<Float>((0..<model.config.patches).map { shown.contains($0) ? 0 : 1 }, shape: [1, model.config.patches, 1])
-        return TaskPrediction(prediction: model.decode(model.encode(x, visible: vis), visible: vis), label: model.patchify(x),
-                              weight: weight, labelLike: { [model] in model.patchify($0) })
+        let weight = Tensor<Float>(
+            (0..<model.config.patches).map { shown.contains($0) ? 0 : 1 }, shape: [1, model.config.patches, 1])
+        return TaskPrediction(
+            prediction: model.decode(model.encode(x, visible: vis), visible: vis), label: model.patchify(x),
+            weight: weight, labelLike: { [model] in model.patchify($0) })
     }
 
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
@@ -206,8 +212,11 @@ struct DiffusionFamily: ModelFamily {
     }
 
     /// One training draw: a timestep per image, noise, and x_t with the noise in the hole only.
-    func draw(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> (input: Tensor<Float>, condition: Tensor<Float>, t: [Int], eps: Tensor<Float>, hole: Tensor<Float>) {
-        let n = x.shape[0], ab = alphaBar
+    func draw(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> (
+        input: Tensor<Float>, condition: Tensor<Float>, t: [Int], eps: Tensor<Float>, hole: Tensor<Float>
+    ) {
+        let n = x.shape[0]
+        let ab = alphaBar
         let m = holeMask(hidden, x)
         let y0 = x * 2 - 1
         let t = (0..<n).map { _ in rng.int(below: ab.count) }
@@ -233,7 +242,9 @@ struct DiffusionFamily: ModelFamily {
     }
 
     /// Per-image coefficients as a (N, 1, 1, 1) tensor.
-    func perImage(_ values: [Double]) -> Tensor<Float> { Tensor(values.map(Float.init), shape: [values.count, 1, 1, 1]) }
+    func perImage(_ values: [Double]) -> Tensor<Float> {
+        Tensor(values.map(Float.init), shape: [values.count, 1, 1, 1])
+    }
 
     /// Predicted noise against the drawn noise, counted in the hole (Palette's loss).
     func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
@@ -242,12 +253,16 @@ struct DiffusionFamily: ModelFamily {
     }
 
     /// The authors' NOISY LABEL for Palette: pure noise in the hole as x_t, and that noise as the target.
-    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
-        let n = forget.shape[0], ab = alphaBar
+    func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
+        -> TaskPrediction
+    {
+        let n = forget.shape[0]
+        let ab = alphaBar
         let m = holeMask(hidden, forget)
         let y0 = forget * 2 - 1
         let t = (0..<n).map { _ in rng.int(below: ab.count) }
-        return TaskPrediction(prediction: model(noise * m + y0 * (1 - m), condition: y0 * (1 - m), t: t), label: noise, weight: m)
+        return TaskPrediction(
+            prediction: model(noise * m + y0 * (1 - m), condition: y0 * (1 - m), t: t), label: noise, weight: m)
     }
 
     func holeMask(_ hidden: [Bool], _ x: Tensor<Float>) -> Tensor<Float> {
@@ -259,11 +274,16 @@ struct DiffusionFamily: ModelFamily {
     }
 
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
-        let n = x.shape[0], ab = alphaBar, steps = ab.count
+        let n = x.shape[0]
+        let ab = alphaBar
+        let steps = ab.count
         let m = holeMask(hidden, x)
-        let y0 = x * 2 - 1, condition = y0 * (1 - m)
+        let y0 = x * 2 - 1
+        let condition = y0 * (1 - m)
         var y = Tensor<Float>.randn(x.shape, rng: &rng)
-        let schedule: [Int] = sampler == .ddpm ? Array((0..<steps).reversed())
+        let schedule: [Int] =
+            sampler == .ddpm
+            ? Array((0..<steps).reversed())
             : (0..<samplingSteps).map { steps - 1 - $0 * steps / samplingSteps }
         for (k, t) in schedule.enumerated() {
             let input = y * m + y0 * (1 - m)
@@ -275,11 +295,13 @@ struct DiffusionFamily: ModelFamily {
             if sampler == .ddpm {
                 // Ancestral step from the posterior q(y_{t-1} | y_t, y0).
                 let beta = 1 - a / aPrev
-                let mean = x0 * Float(aPrev.squareRoot() * beta / (1 - a)) + y * Float((a / aPrev).squareRoot() * (1 - aPrev) / (1 - a))
+                let mean =
+                    x0 * Float(aPrev.squareRoot() * beta / (1 - a)) + y
+                    * Float((a / aPrev).squareRoot() * (1 - aPrev) / (1 - a))
                 let variance = beta * (1 - aPrev) / (1 - a)
                 y = prevT >= 0 ? mean + Tensor<Float>.randn(x.shape, rng: &rng) * Float(variance.squareRoot()) : mean
             } else {
-                y = x0 * Float(aPrev.squareRoot()) + eps * Float((1 - aPrev).squareRoot())   // DDIM, eta = 0
+                y = x0 * Float(aPrev.squareRoot()) + eps * Float((1 - aPrev).squareRoot())  // DDIM, eta = 0
             }
         }
         return Families.composite(x, ((y + 1) / 2).clamped(0, 1), hidden: hidden)

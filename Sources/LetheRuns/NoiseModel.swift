@@ -19,11 +19,15 @@ struct NoiseModel {
     let clamp: (Float, Float)?
 
     /// `forgetImages` is called only when something is estimated: (N, C, H, W) images of the forget set.
-    init(_ spec: UnlearnSpec.Noise, forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }) throws {
+    init(
+        _ spec: UnlearnSpec.Noise,
+        forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }
+    ) throws {
         clamp = spec.clamp.flatMap { $0.count == 2 ? (Float($0[0]), Float($0[1])) : nil }
         let shrinkage = spec.shrinkage
         let estimateMean = spec.mean == .estimate
-        let needsData = (spec.covariance == .diagonal && spec.diagonal == nil) || (spec.covariance == .full && spec.matrix == nil)
+        let needsData =
+            (spec.covariance == .diagonal && spec.diagonal == nil) || (spec.covariance == .full && spec.matrix == nil)
             || (estimateMean && spec.covariance != .perBatch)
         var stats: (mean: [Double], covariance: [Double], d: Int)?
         if needsData {
@@ -34,11 +38,17 @@ struct NoiseModel {
                 stats = (m, cov, d)
             } else {
                 // Mean and per-pixel variance only: O(N d), not O(N d^2).
-                var m = [Double](repeating: 0, count: d), v = [Double](repeating: 0, count: d)
+                var m = [Double](repeating: 0, count: d)
+                var v = [Double](repeating: 0, count: d)
                 let n = x.shape[0]
                 for r in 0..<n { for j in 0..<d { m[j] += Double(x.storage[r * d + j]) } }
                 for j in 0..<d { m[j] /= Double(n) }
-                for r in 0..<n { for j in 0..<d { let e = Double(x.storage[r * d + j]) - m[j]; v[j] += e * e } }
+                for r in 0..<n {
+                    for j in 0..<d {
+                        let e = Double(x.storage[r * d + j]) - m[j]
+                        v[j] += e * e
+                    }
+                }
                 for j in 0..<d { v[j] /= Double(max(1, n - 1)) }
                 stats = (m, v, d)
             }
@@ -53,7 +63,9 @@ struct NoiseModel {
         case .identity:
             kind = .isotropic(sigma: 1)
         case .isotropic:
-            guard let sigma = spec.sigma else { throw RunError("unlearn.noise.sigma is not set (the schema fills it for isotropic)") }
+            guard let sigma = spec.sigma else {
+                throw RunError("unlearn.noise.sigma is not set (the schema fills it for isotropic)")
+            }
             kind = .isotropic(sigma: Float(sigma))
         case .perBatch:
             kind = .perBatch
@@ -65,7 +77,8 @@ struct NoiseModel {
             }
             kind = .diagonal(std: variances.map { Float($0.squareRoot()) })
         case .full:
-            var matrix: [Double], d: Int
+            var matrix: [Double]
+            var d: Int
             if let rows = spec.matrix {
                 d = rows.count
                 matrix = rows.flatMap { $0 }
@@ -82,7 +95,8 @@ struct NoiseModel {
                 let l = try Linalg.cholesky(matrix, n: d)
                 kind = .full(cholesky: Tensor(l.map(Float.init), shape: [d, d]))
             } catch {
-                throw RunError("unlearn.noise: the covariance has no Cholesky factor: \(error); raise unlearn.noise.shrinkage")
+                throw RunError(
+                    "unlearn.noise: the covariance has no Cholesky factor: \(error); raise unlearn.noise.shrinkage")
             }
         }
     }
@@ -97,7 +111,8 @@ struct NoiseModel {
     }
 
     func sample(like x: Tensor<Float>, rng: inout Philox) throws -> Tensor<Float> {
-        let n = x.shape[0], d = x.count / max(1, n)
+        let n = x.shape[0]
+        let d = x.count / max(1, n)
         if let need = dimension, need != d {
             throw RunError("unlearn.noise: the covariance has \(need) pixels per image, the images have \(d) (C*H*W)")
         }

@@ -39,10 +39,14 @@ public struct Pretrainer: StageExecutor {
         let trainIndices = train.indices(ofClasses: 0..<train.classCount, perClassLimit: context.perClassLimit)
         let testIndices = test.indices(ofClasses: 0..<train.classCount, perClassLimit: context.testPerClass)
         guard !testIndices.isEmpty else {
-            throw RunError("the test set holds no images to evaluate the pretrained model on (add test images, or raise data.test_fraction)")
+            throw RunError(
+                "the test set holds no images to evaluate the pretrained model on (add test images, or raise data.test_fraction)"
+            )
         }
         let root0 = context.seed
-        var initRNG = root0.split("init"), masks = root0.split("masks"), noise = root0.split("noise")
+        var initRNG = root0.split("init")
+        var masks = root0.split("masks")
+        var noise = root0.split("noise")
         let family = context.family(rng: &initRNG)
 
         let t = spec.train
@@ -53,8 +57,11 @@ public struct Pretrainer: StageExecutor {
         let clip = t.gradClip
 
         let dir = try RunDirectory(finalPath: plan.runDirectory)
-        try dir.write("splits.json", json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
-        var curve: [String] = [], timing: [String] = []
+        try dir.write(
+            "splits.json",
+            json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
+        var curve: [String] = []
+        var timing: [String] = []
         let progress = Progress(label: "pretrain \(spec.model.architecture.rawValue)", total: steps, every: t.logEvery)
         var batches = RunContext.Batches(pool: trainIndices, batch: batch, rng: root0.split("shuffle"))
         for step in 0..<steps {
@@ -64,28 +71,43 @@ public struct Pretrainer: StageExecutor {
             optimizer.learningRate = schedule.rate(at: step)
             optimizer.zeroGrad()
             let loss = family.trainingLoss(x, hidden: hidden, rng: &noise)
-            let gradNorm = try Training.update(&optimizer, loss: loss, clip: clip, step: step, module: family.module, dir: dir)
+            let gradNorm = try Training.update(
+                &optimizer, loss: loss, clip: clip, step: step, module: family.module, dir: dir)
             let seconds = Date().timeIntervalSince(started)
-            curve.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar))),
-                                                            ("lr", .number(optimizer.learningRate)), ("grad_norm", .number(gradNorm))]))))
-            timing.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
-            progress.update(step: step, loss: Double(loss.scalar), lr: optimizer.learningRate, imagesPerSecond: Double(batch) / seconds)
+            curve.append(
+                JSONText.line(
+                    .object(
+                        JSONObject([
+                            ("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar))),
+                            ("lr", .number(optimizer.learningRate)), ("grad_norm", .number(gradNorm)),
+                        ]))))
+            timing.append(
+                JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
+            progress.update(
+                step: step, loss: Double(loss.scalar), lr: optimizer.learningRate,
+                imagesPerSecond: Double(batch) / seconds)
         }
 
-        let evaluation = GradMode.withoutGrad { Evaluation.completion(family, test: test, indices: testIndices, size: size, task: task, rng: root0.split("eval")) }
+        let evaluation = GradMode.withoutGrad {
+            Evaluation.completion(
+                family, test: test, indices: testIndices, size: size, task: task, rng: root0.split("eval"))
+        }
         let gridCount = spec.evaluate.gridSamples
-        return try Training.finish(dir, plan: plan, module: family.module, curve: curve, timing: timing, eval: evaluation.json,
-                                   samples: evaluation.samples(gridCount), threads: threads, mode: context.mode)
+        return try Training.finish(
+            dir, plan: plan, module: family.module, curve: curve, timing: timing, eval: evaluation.json,
+            samples: evaluation.samples(gridCount), threads: threads, mode: context.mode)
     }
 }
 
 enum Optimizers {
     static func make(_ o: TrainSpec.Optimizer, parameters: [Tensor<Float>]) -> AnyOptimizer {
-        let betas = (o.betas[0], o.betas[1])   // the schema holds exactly two
+        let betas = (o.betas[0], o.betas[1])  // the schema holds exactly two
         switch o.name {
         case .sgd: return AnyOptimizer(SGD(parameters, lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay))
-        case .adamw: return AnyOptimizer(Adam.adamW(parameters, lr: o.lr, betas: betas, eps: o.eps, weightDecay: o.weightDecay))
-        case .adam: return AnyOptimizer(Adam(parameters, lr: o.lr, betas: betas, eps: o.eps, weightDecay: o.weightDecay))
+        case .adamw:
+            return AnyOptimizer(Adam.adamW(parameters, lr: o.lr, betas: betas, eps: o.eps, weightDecay: o.weightDecay))
+        case .adam:
+            return AnyOptimizer(Adam(parameters, lr: o.lr, betas: betas, eps: o.eps, weightDecay: o.weightDecay))
         }
     }
 
@@ -95,7 +117,9 @@ enum Optimizers {
         case .constant: kind = .constant
         case .cosine: kind = .cosine
         }
-        return LRSchedule(kind: kind, baseLR: t.optimizer.lr, warmupSteps: t.schedule.warmupSteps, totalSteps: t.steps, minLR: t.schedule.minLr)
+        return LRSchedule(
+            kind: kind, baseLR: t.optimizer.lr, warmupSteps: t.schedule.warmupSteps, totalSteps: t.steps,
+            minLR: t.schedule.minLr)
     }
 
     static func gradNorm(_ parameters: [Tensor<Float>]) -> Double {

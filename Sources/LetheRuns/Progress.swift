@@ -21,8 +21,11 @@ public struct Progress: Sendable {
         guard interactive || done % every == 0 || done == total else { return }
         let elapsed = Date().timeIntervalSince(start)
         let eta = done < total ? elapsed / Double(done) * Double(total - done) : 0
-        let line = String(format: "%@ step %d/%d  loss %.5f  lr %.2e  %.0f img/s  ETA %@", label, done, total, loss, lr, imagesPerSecond, Progress.duration(eta))
-        FileHandle.standardError.write(Data((interactive ? "\r\u{1B}[K" + line + (done == total ? "\n" : "") : line + "\n").utf8))
+        let line = String(
+            format: "%@ step %d/%d  loss %.5f  lr %.2e  %.0f img/s  ETA %@", label, done, total, loss, lr,
+            imagesPerSecond, Progress.duration(eta))
+        FileHandle.standardError.write(
+            Data((interactive ? "\r\u{1B}[K" + line + (done == total ? "\n" : "") : line + "\n").utf8))
     }
 
     public static func duration(_ seconds: Double) -> String {

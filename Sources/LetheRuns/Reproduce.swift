@@ -9,7 +9,11 @@ import LetheSpec
 /// otherwise. Stages it depends on (the pretrain run, the feature classifier) are reused from the
 /// original's runs folder, not re-run: they are inputs, checked by their own manifests.
 public struct Reproducer {
-    public enum Verdict: String { case bitwise = "bitwise identical", withinTolerance = "within tolerance", differs = "differs" }
+    public enum Verdict: String {
+        case bitwise = "bitwise identical"
+        case withinTolerance = "within tolerance"
+        case differs = "differs"
+    }
 
     public struct FileResult {
         public var name: String
@@ -60,7 +64,9 @@ public struct Reproducer {
         }
         let base = parent ?? NSTemporaryDirectory()
         if let parent { try RegularFile.requireDirectory(parent) }
-        var template = Array((base.hasSuffix("/") ? base : base + "/") .utf8CString.dropLast()) + Array("lethe-reproduce-\(hash.prefix(12))-XXXXXX".utf8CString)
+        var template =
+            Array((base.hasSuffix("/") ? base : base + "/").utf8CString.dropLast())
+            + Array("lethe-reproduce-\(hash.prefix(12))-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw RunError("\(base): cannot create a scratch folder in it: \(String(cString: strerror(errno)))")
         }
@@ -77,16 +83,22 @@ public struct Reproducer {
         let scratchRuns = scratch + "/runs"
         try fm.createDirectory(atPath: scratchRuns, withIntermediateDirectories: true)
 
-        guard var resolved = try original.json("resolved.json"), let recordedPlan = try original.json("plan.json") else {
+        guard var resolved = try original.json("resolved.json"), let recordedPlan = try original.json("plan.json")
+        else {
             throw RunError("\(original.path): resolved.json or plan.json is missing")
         }
         resolved = fixIndexFiles(resolved, plan: recordedPlan)
         // The pretrain dependency: its own resolved spec, and its finished run linked into the scratch folder.
-        if let pretrain = recordedPlan["identity"]?["spec"]?["model"]?["pretrain"]?.stringValue, pretrain.hasPrefix("config:") {
-            let hash = String(pretrain.dropFirst("config:".count)), depDir = runsRoot + "/" + hash
+        if let pretrain = recordedPlan["identity"]?["spec"]?["model"]?["pretrain"]?.stringValue,
+            pretrain.hasPrefix("config:")
+        {
+            let hash = String(pretrain.dropFirst("config:".count))
+            let depDir = runsRoot + "/" + hash
             let dep = try RunRecord(depDir)
             try dep.requireIntact()
-            guard let depResolved = try dep.json("resolved.json"), let depPlan = try dep.json("plan.json") else { throw RunError("\(depDir): resolved.json is missing") }
+            guard let depResolved = try dep.json("resolved.json"), let depPlan = try dep.json("plan.json") else {
+                throw RunError("\(depDir): resolved.json is missing")
+            }
             try write(fixIndexFiles(depResolved, plan: depPlan), to: scratch + "/pretrain.json")
             try link(depDir, into: scratchRuns)
             resolved = resolved.setting("/model/pretrain", .string("pretrain.json"))
@@ -98,33 +110,46 @@ public struct Reproducer {
         do { plan = try Planner(workingDirectory: scratch).plan(specPath: scratch + "/spec.json") } catch {
             throw RunError("the recorded spec no longer plans:\n\(error)")
         }
-        plan.specPath = original.path + "/spec.yaml"   // the copy in the run is the spec as written
-        if let classifier = plan.stages.first(where: { $0.name == "classifier" }), RunDirectory.finished(runsRoot + "/" + classifier.configHash) {
+        plan.specPath = original.path + "/spec.yaml"  // the copy in the run is the spec as written
+        if let classifier = plan.stages.first(where: { $0.name == "classifier" }),
+            RunDirectory.finished(runsRoot + "/" + classifier.configHash)
+        {
             try link(runsRoot + "/" + classifier.configHash, into: scratchRuns)
         }
         var causes: [String] = []
         if plan.configHash != original.hash {
             let changed = JSONDiff.changes(recordedPlan["identity"], plan.identity).map(\.pointer)
-            causes.append("different inputs: the config hash is now \(plan.configHash.prefix(16)) (changed: \(changed.prefix(6).joined(separator: ", ")))")
+            causes.append(
+                "different inputs: the config hash is now \(plan.configHash.prefix(16)) (changed: \(changed.prefix(6).joined(separator: ", ")))"
+            )
         }
         log("reproducing \(original.hash.prefix(16)) into \(scratchRuns)")
         let dir = try Executor.execute(plan, threads: threads, log: log)
         let copy = try RunRecord(dir)
 
-        let before = try original.json(Self.provenanceFile), after = try copy.json(Self.provenanceFile)
+        let before = try original.json(Self.provenanceFile)
+        let after = try copy.json(Self.provenanceFile)
         let strict = plan.spec.numerics.mode == .strict
         var sameSetting = true
-        for (key, label) in [("tool", "tool version"), ("blas", "BLAS kernel"), ("cpu", "CPU"), ("threads", "thread count")] {
+        for (key, label) in [
+            ("tool", "tool version"), ("blas", "BLAS kernel"), ("cpu", "CPU"), ("threads", "thread count"),
+        ] {
             if before?[key] != after?[key] {
                 if key != "threads" || !strict { sameSetting = false }
-                causes.append("\(label): \(JSONText.scalar(before?[key] ?? .null)) then, \(JSONText.scalar(after?[key] ?? .null)) now")
+                causes.append(
+                    "\(label): \(JSONText.scalar(before?[key] ?? .null)) then, \(JSONText.scalar(after?[key] ?? .null)) now"
+                )
             }
         }
         if before?["git"]?["commit"] != after?["git"]?["commit"] {
-            causes.append("git commit: \(before?["git"]?["commit"]?.stringValue?.prefix(12) ?? "?") then, \(after?["git"]?["commit"]?.stringValue?.prefix(12) ?? "?") now")
+            causes.append(
+                "git commit: \(before?["git"]?["commit"]?.stringValue?.prefix(12) ?? "?") then, \(after?["git"]?["commit"]?.stringValue?.prefix(12) ?? "?") now"
+            )
         }
         if before?["git"]?["dirty"] == .bool(true) || after?["git"]?["dirty"] == .bool(true) {
-            causes.append("dirty tree: uncommitted changes \(before?["git"]?["dirty"] == .bool(true) ? "then" : "now"); the code that ran may differ from the commit")
+            causes.append(
+                "dirty tree: uncommitted changes \(before?["git"]?["dirty"] == .bool(true) ? "then" : "now"); the code that ran may differ from the commit"
+            )
         }
 
         var files: [FileResult] = []
@@ -132,7 +157,11 @@ public struct Reproducer {
             let derived = Self.derivedSuffixes.contains { name.hasSuffix($0) }
             switch (original.manifest[name], copy.manifest[name]) {
             case let (x?, y?) where x == y: files.append(FileResult(name: name, status: "identical", derived: derived))
-            case (_?, _?): files.append(FileResult(name: name, status: "differs", maxRelative: try relativeDifference(name, original.path, dir), derived: derived))
+            case (_?, _?):
+                files.append(
+                    FileResult(
+                        name: name, status: "differs", maxRelative: try relativeDifference(name, original.path, dir),
+                        derived: derived))
             case (_?, nil): files.append(FileResult(name: name, status: "missing in reproduction", derived: derived))
             default: files.append(FileResult(name: name, status: "only in reproduction", derived: derived))
             }
@@ -141,7 +170,8 @@ public struct Reproducer {
         let verdict: Verdict
         if deciding.allSatisfy({ $0.status == "identical" }) {
             verdict = .bitwise
-        } else if deciding.allSatisfy({ $0.status == "identical" || ($0.maxRelative.map { $0 <= tolerance } ?? false) }) {
+        } else if deciding.allSatisfy({ $0.status == "identical" || ($0.maxRelative.map { $0 <= tolerance } ?? false) })
+        {
             verdict = .withinTolerance
         } else {
             verdict = .differs
@@ -151,15 +181,19 @@ public struct Reproducer {
         if verdict == .bitwise { causes.removeAll() }
         let bitwiseExpected = sameSetting && plan.configHash == original.hash
         let passed = bitwiseExpected ? verdict == .bitwise : verdict != .differs
-        return Outcome(original: original.path, reproduction: dir, verdict: verdict, bitwiseExpected: bitwiseExpected, passed: passed,
-                       files: files, causes: causes, settingChanges: settingChanges, tolerance: tolerance)
+        return Outcome(
+            original: original.path, reproduction: dir, verdict: verdict, bitwiseExpected: bitwiseExpected,
+            passed: passed,
+            files: files, causes: causes, settingChanges: settingChanges, tolerance: tolerance)
     }
 
     /// Index files are recorded relative to the spec; the plan's inputs hold their resolved paths.
     func fixIndexFiles(_ resolved: JSONValue, plan: JSONValue) -> JSONValue {
         var out = resolved.removing("/output")
         for input in plan["inputs"]?.arrayValue ?? [] {
-            guard let role = input["role"]?.stringValue, role.hasPrefix("data."), role.hasSuffix(".index_file"), let path = input["path"]?.stringValue else { continue }
+            guard let role = input["role"]?.stringValue, role.hasPrefix("data."), role.hasSuffix(".index_file"),
+                let path = input["path"]?.stringValue
+            else { continue }
             let split = role.dropFirst("data.".count).dropLast(".index_file".count)
             out = out.setting("/data/\(split)/index_file", .string(path))
         }
@@ -172,7 +206,9 @@ public struct Reproducer {
 
     func link(_ dir: String, into folder: String) throws {
         let target = folder + "/" + URL(fileURLWithPath: dir).lastPathComponent
-        if !FileManager.default.fileExists(atPath: target) { try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: dir) }
+        if !FileManager.default.fileExists(atPath: target) {
+            try FileManager.default.createSymbolicLink(atPath: target, withDestinationPath: dir)
+        }
     }
 
     /// The largest relative difference between the numbers of two versions of a file (JSON, JSON
@@ -188,29 +224,44 @@ public struct Reproducer {
             return worst
         }
         if name.hasSuffix(".safetensors") {
-            guard let x = try RunRecord.checkpoint(at: a + "/" + name), let y = try RunRecord.checkpoint(at: b + "/" + name),
-                  x.map(\.path) == y.map(\.path) else { return nil }
+            guard let x = try RunRecord.checkpoint(at: a + "/" + name),
+                let y = try RunRecord.checkpoint(at: b + "/" + name),
+                x.map(\.path) == y.map(\.path)
+            else { return nil }
             // Relative to each tensor's scale: an element near zero does not make the whole tensor "differ".
             var worst = 0.0
             for (s, t) in zip(x, y) {
                 guard s.shape == t.shape else { return nil }
                 let scale = max(s.values.map { abs(Double($0)) }.max() ?? 0, 1e-12)
-                for (u, v) in zip(s.values, t.values) where u != v { worst = max(worst, abs(Double(u) - Double(v)) / scale) }
+                for (u, v) in zip(s.values, t.values) where u != v {
+                    worst = max(worst, abs(Double(u) - Double(v)) / scale)
+                }
             }
             return worst
         }
         guard name.hasSuffix(".json") || name.hasSuffix(".jsonl") else { return nil }
-        guard let da = FileManager.default.contents(atPath: a + "/" + name), let db = FileManager.default.contents(atPath: b + "/" + name),
-              let ja = try? JSONParser.parseStream([UInt8](da)), let jb = try? JSONParser.parseStream([UInt8](db)) else { return nil }
+        guard let da = FileManager.default.contents(atPath: a + "/" + name),
+            let db = FileManager.default.contents(atPath: b + "/" + name),
+            let ja = try? JSONParser.parseStream([UInt8](da)), let jb = try? JSONParser.parseStream([UInt8](db))
+        else { return nil }
         func numbers(_ v: JSONValue, _ out: inout [Double], _ skeleton: inout [String]) {
             switch v {
-            case .object(let o): for (k, x) in o { skeleton.append(k); numbers(x, &out, &skeleton) }
-            case .array(let items): skeleton.append("[\(items.count)]"); for x in items { numbers(x, &out, &skeleton) }
+            case .object(let o):
+                for (k, x) in o {
+                    skeleton.append(k)
+                    numbers(x, &out, &skeleton)
+                }
+            case .array(let items):
+                skeleton.append("[\(items.count)]")
+                for x in items { numbers(x, &out, &skeleton) }
             default:
                 if let d = v.doubleValue { out.append(d) } else { skeleton.append(JSONText.scalar(v)) }
             }
         }
-        var na: [Double] = [], nb: [Double] = [], sa: [String] = [], sb: [String] = []
+        var na: [Double] = []
+        var nb: [Double] = []
+        var sa: [String] = []
+        var sb: [String] = []
         for v in ja { numbers(v, &na, &sa) }
         for v in jb { numbers(v, &nb, &sb) }
         return sa == sb ? rel(na, nb) : nil

@@ -27,7 +27,11 @@ struct RunContext {
         case .imageFolder: loaded = try UserData.imageFolder(data.root, testFraction: try Self.testFraction(data)).pair
         case .npz: loaded = try UserData.npz(data.root, testFraction: try Self.testFraction(data)).pair
         case .npy: loaded = try UserData.npyFolder(data.root, testFraction: try Self.testFraction(data)).pair
-        case .fashionMNIST: loaded = (try FashionMNIST.load(root: data.root, split: .train), try FashionMNIST.load(root: data.root, split: .test))
+        case .fashionMNIST:
+            loaded = (
+                try FashionMNIST.load(root: data.root, split: .train),
+                try FashionMNIST.load(root: data.root, split: .test)
+            )
         }
         (train, test) = (loaded.train.fitting(data.imageSize), loaded.test.fitting(data.imageSize))
         size = data.imageSize
@@ -52,7 +56,9 @@ struct RunContext {
 
     /// The schema fills `test_fraction` for every data set without a fixed test split.
     static func testFraction(_ data: DataSpec) throws -> Double {
-        guard let fraction = data.testFraction else { throw RunError("data.test_fraction is not set for \(data.dataset.rawValue) data") }
+        guard let fraction = data.testFraction else {
+            throw RunError("data.test_fraction is not set for \(data.dataset.rawValue) data")
+        }
         return fraction
     }
 
@@ -66,7 +72,9 @@ struct RunContext {
         if let classes = split.classes {
             let found = data.indices(ofClasses: classes, perClassLimit: perClassLimit)
             guard !found.isEmpty else {
-                throw RunError("data.\(name): no training images of classes \(classes) (the data set's labels are 0...\(data.classCount - 1))")
+                throw RunError(
+                    "data.\(name): no training images of classes \(classes) (the data set's labels are 0...\(data.classCount - 1))"
+                )
             }
             return found
         }
@@ -90,7 +98,8 @@ struct RunContext {
     /// The original model: the family the spec describes, loaded strictly from the checkpoint of the
     /// pretrain stage or `model.checkpoint`.
     func originalModel(_ plan: Plan, rng: inout Philox) throws -> any ModelFamily {
-        let path = plan.dependencies.first.map { $0.runDirectory + "/checkpoint.safetensors" } ?? spec.model.checkpoint ?? ""
+        let path =
+            plan.dependencies.first.map { $0.runDirectory + "/checkpoint.safetensors" } ?? spec.model.checkpoint ?? ""
         let family = family(rng: &rng)
         let weights: Safetensors.File
         do {
@@ -98,7 +107,9 @@ struct RunContext {
         } catch {
             throw RunError("\(path): cannot load the original model: \(error)")
         }
-        do { try family.module.load(weights) } catch { throw RunError("\(path) does not fit the model in the spec:\n\(error)") }
+        do { try family.module.load(weights) } catch {
+            throw RunError("\(path) does not fit the model in the spec:\n\(error)")
+        }
         return family
     }
 
@@ -107,16 +118,26 @@ struct RunContext {
     func evaluator(_ plan: Plan) throws -> ModelEvaluator {
         let metrics = spec.evaluate.metrics.map(\.rawValue)
         let classifier = try plan.stages.first { $0.name == "classifier" }.map {
-            try ClassifierStage.load($0.runDirectory, channels: train.channels, imageSize: size, classes: train.classCount)
+            try ClassifierStage.load(
+                $0.runDirectory, channels: train.channels, imageSize: size, classes: train.classCount)
         }
         var splits = try ["retain", "forget"].filter { spec.data.split($0) != nil }.map {
-            ModelEvaluator.Split(name: $0, indices: test.indices(ofClasses: try classes($0), perClassLimit: testPerClass))
+            ModelEvaluator.Split(
+                name: $0, indices: test.indices(ofClasses: try classes($0), perClassLimit: testPerClass))
         }
-        if splits.isEmpty { splits = [.init(name: "all", indices: test.indices(ofClasses: 0..<train.classCount, perClassLimit: testPerClass))] }
+        if splits.isEmpty {
+            splits = [
+                .init(name: "all", indices: test.indices(ofClasses: 0..<train.classCount, perClassLimit: testPerClass))
+            ]
+        }
         if let empty = splits.first(where: { $0.indices.isEmpty }) {
-            throw RunError("the test set has no images of the \(empty.name) classes, so they cannot be evaluated (add test images of those classes, or raise data.test_fraction)")
+            throw RunError(
+                "the test set has no images of the \(empty.name) classes, so they cannot be evaluated (add test images of those classes, or raise data.test_fraction)"
+            )
         }
-        return ModelEvaluator(test: test, size: size, task: task, rng: seed.split("eval"), splits: splits, classifier: classifier, metrics: metrics)
+        return ModelEvaluator(
+            test: test, size: size, task: task, rng: seed.split("eval"), splits: splits, classifier: classifier,
+            metrics: metrics)
     }
 
     /// What every eval.json starts with: the images measured and the feature network.
@@ -126,10 +147,15 @@ struct RunContext {
         o["images"] = .object(JSONObject(evaluator.splits.map { ($0.name, .integer($0.indices.count)) }))
         o["task"] = .object(JSONObject([("mask", .string(task.kind.rawValue)), ("ratio", .number(task.ratio))]))
         if let c = evaluator.classifier {
-            o["feature_network"] = .object(JSONObject([
-                ("name", .string("lethe feature classifier (trained on the run's data; stands in for Inception and CLIP)")),
-                ("features", .integer(c.featureWidth)),
-            ]))
+            o["feature_network"] = .object(
+                JSONObject([
+                    (
+                        "name",
+                        .string(
+                            "lethe feature classifier (trained on the run's data; stands in for Inception and CLIP)")
+                    ),
+                    ("features", .integer(c.featureWidth)),
+                ]))
         }
         return o
     }
@@ -139,17 +165,21 @@ struct RunContext {
     func sampleRows(_ results: [ModelEvaluator.Result]) -> [Tensor<Float>] {
         let k = max(1, spec.evaluate.gridSamples / 2)
         func row(_ pick: (CompletionEvaluation) -> Tensor<Float>, _ r: ModelEvaluator.Result) -> Tensor<Float> {
-            Tensor.concat(["retain", "forget", "all"].compactMap { r.completions[$0] }.map { c in pick(c).slice(axis: 0, 0..<min(k, c.images)) }, axis: 0)
+            Tensor.concat(
+                ["retain", "forget", "all"].compactMap { r.completions[$0] }.map { c in
+                    pick(c).slice(axis: 0, 0..<min(k, c.images))
+                }, axis: 0)
         }
         return [row(\.masked, results[0]), row(\.truth, results[0])] + results.map { row(\.completed, $0) }
     }
 
     /// Index files of the splits, from the plan's inputs (paths resolved against the spec).
     var indexFiles: [String: String] {
-        Dictionary(planInputs.compactMap { input in
-            input.role.hasPrefix("data.") && input.role.hasSuffix(".index_file")
-                ? (String(input.role.dropFirst(5).dropLast(".index_file".count)), input.path) : nil
-        }, uniquingKeysWith: { a, _ in a })
+        Dictionary(
+            planInputs.compactMap { input in
+                input.role.hasPrefix("data.") && input.role.hasSuffix(".index_file")
+                    ? (String(input.role.dropFirst(5).dropLast(".index_file".count)), input.path) : nil
+            }, uniquingKeysWith: { a, _ in a })
     }
 
     /// The exact samples a run used, by split: indices into the training set (`train`) or the test
@@ -158,10 +188,14 @@ struct RunContext {
     static func splitsRecord(train: [(String, [Int])], test: [(String, [Int])]) -> JSONValue {
         func entry(_ set: String, _ ids: [Int]) -> JSONValue {
             let list = JSONValue.array(ids.map { .integer($0) })
-            return .object(JSONObject([("set", .string(set)), ("count", .integer(ids.count)),
-                                       ("sha256", .string(Digest.sha256(JSONText.scalar(list)))), ("indices", list)]))
+            return .object(
+                JSONObject([
+                    ("set", .string(set)), ("count", .integer(ids.count)),
+                    ("sha256", .string(Digest.sha256(JSONText.scalar(list)))), ("indices", list),
+                ]))
         }
-        return .object(JSONObject(train.map { ($0.0, entry("train", $0.1)) } + test.map { ($0.0, entry("test", $0.1)) }))
+        return .object(
+            JSONObject(train.map { ($0.0, entry("train", $0.1)) } + test.map { ($0.0, entry("test", $0.1)) }))
     }
 
     func family(rng: inout Philox) -> any ModelFamily {
@@ -191,26 +225,39 @@ struct RunContext {
 enum Training {
     /// One optimiser update from `loss`. A loss that is not finite stops the run, with the state
     /// before the step saved. Returns the gradient norm before clipping.
-    static func update(_ optimizer: inout AnyOptimizer, loss: Tensor<Float>, clip: Double?, step: Int,
-                       module: Module<Float>, dir: RunDirectory) throws -> Double {
+    static func update(
+        _ optimizer: inout AnyOptimizer, loss: Tensor<Float>, clip: Double?, step: Int,
+        module: Module<Float>, dir: RunDirectory
+    ) throws -> Double {
         guard loss.scalar.isFinite else {
             try dir.write("checkpoint.failed.safetensors", bytes: Safetensors.write(module.stateDict()))
-            throw RunError("the loss became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors. Lower train.optimizer.lr or set train.grad_clip")
+            throw RunError(
+                "the loss became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors. Lower train.optimizer.lr or set train.grad_clip"
+            )
         }
         loss.backward()
-        let norm = clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
+        let norm =
+            clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
         optimizer.step()
         return norm
     }
 
     /// Writes the results and the common files, then the manifest, and moves the run into place.
-    static func finish(_ dir: RunDirectory, plan: Plan, module: Module<Float>?, curve: [String], timing: [String],
-                       eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode, report: RunReport? = nil) throws -> String {
-        if let module { try dir.write("checkpoint.safetensors", bytes: Safetensors.write(module.stateDict(metadata: ["lethe_config_hash": plan.configHash]))) }
+    static func finish(
+        _ dir: RunDirectory, plan: Plan, module: Module<Float>?, curve: [String], timing: [String],
+        eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode, report: RunReport? = nil
+    ) throws -> String {
+        if let module {
+            try dir.write(
+                "checkpoint.safetensors",
+                bytes: Safetensors.write(module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
+        }
         if !curve.isEmpty { try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n") }
         if !timing.isEmpty { try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n") }
         try dir.write("eval.json", json: eval)
-        do { try ImageGrid.write(rows: samples, to: dir.path("samples.png")) } catch { throw RunError(error.description) }
+        do { try ImageGrid.write(rows: samples, to: dir.path("samples.png")) } catch {
+            throw RunError(error.description)
+        }
         try report?.write(into: dir)
         try RunFiles.writeCommon(plan, into: dir, threads: threads, mode: mode)
         try dir.finish()

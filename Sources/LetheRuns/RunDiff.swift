@@ -70,10 +70,12 @@ public struct RunDiff {
         var out: [MetricDelta] = []
         for model in ["original", "unlearned", "mean_fill_baseline"] {
             for split in ["retain", "forget", "all"] {
-                let ma = ea?[model]?[split]?.objectValue, mb = eb?[model]?[split]?.objectValue
+                let ma = ea?[model]?[split]?.objectValue
+                let mb = eb?[model]?[split]?.objectValue
                 let names = (ma?.keys ?? []) + (mb?.keys ?? []).filter { ma?[$0] == nil }
                 for name in names {
-                    var d = MetricDelta(name: "\(model).\(split).\(name)", a: ma?[name]?.doubleValue, b: mb?[name]?.doubleValue)
+                    var d = MetricDelta(
+                        name: "\(model).\(split).\(name)", a: ma?[name]?.doubleValue, b: mb?[name]?.doubleValue)
                     if model == "unlearned", split != "all", let x = d.a, let y = d.b, x != y {
                         let higherWins = lowerIsBetter.contains(name) == (split == "forget")
                         d.better = (y > x) == higherWins ? "B" : "A"
@@ -87,19 +89,28 @@ public struct RunDiff {
 
     // MARK: tensors
 
-    static func tensorDeltas(_ ta: [(path: String, shape: [Int], values: [Float])]?, _ tb: [(path: String, shape: [Int], values: [Float])]?,
-                             original: [(path: String, shape: [Int], values: [Float])]?) -> [TensorDelta] {
+    static func tensorDeltas(
+        _ ta: [(path: String, shape: [Int], values: [Float])]?, _ tb: [(path: String, shape: [Int], values: [Float])]?,
+        original: [(path: String, shape: [Int], values: [Float])]?
+    ) -> [TensorDelta] {
         guard let ta else { return [] }
         let bByPath = Dictionary((tb ?? []).map { ($0.path, $0) }, uniquingKeysWith: { x, _ in x })
         let oByPath = Dictionary((original ?? []).map { ($0.path, $0) }, uniquingKeysWith: { x, _ in x })
         func distance(_ x: [Float], _ y: [Float]) -> (Double, Double) {
-            var s = 0.0, m = 0.0
-            for i in x.indices { let d = abs(Double(y[i]) - Double(x[i])); s += d * d; m = max(m, d) }
+            var s = 0.0
+            var m = 0.0
+            for i in x.indices {
+                let d = abs(Double(y[i]) - Double(x[i]))
+                s += d * d
+                m = max(m, d)
+            }
             return (s.squareRoot(), m)
         }
         return ta.map { t in
             let normA = t.values.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
-            var d = TensorDelta(path: t.path, shape: t.shape, norm: nil, maxAbs: nil, normA: normA, fromOriginalA: nil, fromOriginalB: nil)
+            var d = TensorDelta(
+                path: t.path, shape: t.shape, norm: nil, maxAbs: nil, normA: normA, fromOriginalA: nil,
+                fromOriginalB: nil)
             if let u = bByPath[t.path], u.shape == t.shape { (d.norm, d.maxAbs) = distance(t.values, u.values) }
             if let o = oByPath[t.path], o.shape == t.shape {
                 d.fromOriginalA = distance(o.values, t.values).0
@@ -116,39 +127,55 @@ public struct RunDiff {
         func add(_ x: Double?, _ y: Double?) -> Double? { x.flatMap { x in y.map { x + $0 * $0 } } }
         for t in tensors {
             let layer = t.path.split(separator: ".").dropLast().joined(separator: ".")
-            if acc[layer] == nil { order.append(layer); acc[layer] = (0, 0, 0) }
+            if acc[layer] == nil {
+                order.append(layer)
+                acc[layer] = (0, 0, 0)
+            }
             let c = acc[layer]!
             acc[layer] = (add(c.0, t.norm), add(c.1, t.fromOriginalA), add(c.2, t.fromOriginalB))
         }
-        return order.map { l in (l.isEmpty ? "(root)" : l, acc[l]!.0.map { $0.squareRoot() }, acc[l]!.1.map { $0.squareRoot() }, acc[l]!.2.map { $0.squareRoot() }) }
+        return order.map { l in
+            (
+                l.isEmpty ? "(root)" : l, acc[l]!.0.map { $0.squareRoot() }, acc[l]!.1.map { $0.squareRoot() },
+                acc[l]!.2.map { $0.squareRoot() }
+            )
+        }
     }
 
     // MARK: images
 
     static func imageCells(_ a: RunRecord, _ b: RunRecord) -> ([ImageCell], String?) {
-        guard let ia = try? Codecs.readPNG(a.path + "/samples.png"), let ib = try? Codecs.readPNG(b.path + "/samples.png") else {
+        guard let ia = try? Codecs.readPNG(a.path + "/samples.png"),
+            let ib = try? Codecs.readPNG(b.path + "/samples.png")
+        else {
             return ([], "no samples.png on one side")
         }
         guard ia.width == ib.width, ia.height == ib.height, ia.channels == ib.channels else {
             return ([], "sample grids differ in size (\(ia.width)x\(ia.height) vs \(ib.width)x\(ib.height))")
         }
-        let size = (try? a.json("resolved.json"))?["data"]?["image_size"]?.intValue ?? 32, gutter = 2
-        let columns = (ia.width - gutter) / (size + gutter), rows = (ia.height - gutter) / (size + gutter)
+        let size = (try? a.json("resolved.json"))?["data"]?["image_size"]?.intValue ?? 32
+        let gutter = 2
+        let columns = (ia.width - gutter) / (size + gutter)
+        let rows = (ia.height - gutter) / (size + gutter)
         var cells: [ImageCell] = []
         for r in 0..<rows {
             for c in 0..<columns {
-                var sum = 0.0, peak = 0.0
+                var sum = 0.0
+                var peak = 0.0
                 for y in 0..<size {
                     for x in 0..<size {
-                        let py = gutter + r * (size + gutter) + y, px = gutter + c * (size + gutter) + x
+                        let py = gutter + r * (size + gutter) + y
+                        let px = gutter + c * (size + gutter) + x
                         for ch in 0..<ia.channels {
                             let i = (py * ia.width + px) * ia.channels + ch
                             let d = abs(Double(ia.pixels[i]) - Double(ib.pixels[i])) / 255
-                            sum += d; peak = max(peak, d)
+                            sum += d
+                            peak = max(peak, d)
                         }
                     }
                 }
-                cells.append(ImageCell(row: r, column: c, meanAbs: sum / Double(size * size * ia.channels), maxAbs: peak))
+                cells.append(
+                    ImageCell(row: r, column: c, meanAbs: sum / Double(size * size * ia.channels), maxAbs: peak))
             }
         }
         return (cells, nil)
@@ -156,9 +183,15 @@ public struct RunDiff {
 
     /// A, B and |A - B| (amplified 4x) side by side, as one PNG.
     public func writeSideBySide(to path: String) throws {
-        let ia = try Codecs.readPNG(a.path + "/samples.png"), ib = try Codecs.readPNG(b.path + "/samples.png")
-        guard ia.width == ib.width, ia.height == ib.height, ia.channels == ib.channels else { throw RunError(imageNote ?? "sample grids differ in size") }
-        let gap = 8, w = ia.width, ch = ia.channels, width = 3 * w + 2 * gap
+        let ia = try Codecs.readPNG(a.path + "/samples.png")
+        let ib = try Codecs.readPNG(b.path + "/samples.png")
+        guard ia.width == ib.width, ia.height == ib.height, ia.channels == ib.channels else {
+            throw RunError(imageNote ?? "sample grids differ in size")
+        }
+        let gap = 8
+        let w = ia.width
+        let ch = ia.channels
+        let width = 3 * w + 2 * gap
         var pixels = [UInt8](repeating: 255, count: width * ia.height * ch)
         for y in 0..<ia.height {
             for x in 0..<w {
@@ -171,7 +204,8 @@ public struct RunDiff {
                 }
             }
         }
-        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
         try Codecs.writePNG(Codecs.Image(width: width, height: ia.height, channels: ch, pixels: pixels), to: path)
     }
 }

@@ -35,7 +35,9 @@ public struct RunDirectory: Sendable {
         self.stagingPath = finalPath + ".partial"
         do { try StageLock.requireHeld(finalPath) } catch { throw Failure(path: finalPath, message: error.description) }
         if FileKind.of(finalPath, followLinks: false) != nil {
-            throw Failure(path: finalPath, message: "already exists; a finished run is never replaced (move it away to run the stage again)")
+            throw Failure(
+                path: finalPath,
+                message: "already exists; a finished run is never replaced (move it away to run the stage again)")
         }
         let fm = FileManager.default
         do {
@@ -51,7 +53,8 @@ public struct RunDirectory: Sendable {
     public func write(_ name: String, bytes: [UInt8]) throws(Failure) {
         do {
             let url = URL(fileURLWithPath: path(name))
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(
+                at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
             try Data(bytes).write(to: url, options: .atomic)
         } catch {
             throw Failure(path: path(name), message: "cannot write: \(FileSystem.reason(error))")
@@ -61,7 +64,9 @@ public struct RunDirectory: Sendable {
     public func write(_ name: String, text: String) throws(Failure) { try write(name, bytes: Array(text.utf8)) }
 
     /// JSON in a stable, diff-friendly form: sorted keys, two-space indent.
-    public func write(_ name: String, json: JSONValue) throws(Failure) { try write(name, text: JSONText.pretty(json) + "\n") }
+    public func write(_ name: String, json: JSONValue) throws(Failure) {
+        try write(name, text: JSONText.pretty(json) + "\n")
+    }
 
     /// Files whose content differs from run to run by nature (wall-clock timings): listed in the
     /// manifest by name, not hashed, so two runs of one spec have identical manifests.
@@ -71,7 +76,9 @@ public struct RunDirectory: Sendable {
     /// run into place. Fails, leaving everything where it is, when something already stands there.
     public func finish() throws(Failure) {
         let files: [String]
-        do { files = try RunRecord.files(in: stagingPath) } catch { throw Failure(path: stagingPath, message: error.description) }
+        do { files = try RunRecord.files(in: stagingPath) } catch {
+            throw Failure(path: stagingPath, message: error.description)
+        }
         var entries = JSONObject()
         for f in files.sorted() where !Self.volatileFiles.contains(f) && f != "manifest.json" {
             do { entries[f] = .string(try Digest.sha256(file: stagingPath + "/" + f)) } catch {
@@ -79,15 +86,20 @@ public struct RunDirectory: Sendable {
             }
         }
         let volatile = files.filter(Self.volatileFiles.contains).sorted().map(JSONValue.string)
-        try write("manifest.json", json: .object(JSONObject([("files", .object(entries)), ("unhashed", .array(volatile))])))
+        try write(
+            "manifest.json", json: .object(JSONObject([("files", .object(entries)), ("unhashed", .array(volatile))])))
         // rename(2) refuses to replace a non-empty directory; the lock keeps cooperating writers away,
         // and the check before it catches anything else (a file, an empty folder someone made).
         if FileKind.of(finalPath, followLinks: false) != nil {
-            throw Failure(path: finalPath, message: "already exists; the finished run was left in \(stagingPath) (nothing was replaced)")
+            throw Failure(
+                path: finalPath,
+                message: "already exists; the finished run was left in \(stagingPath) (nothing was replaced)")
         }
         if rename(stagingPath, finalPath) != 0 {
             let reason = String(cString: strerror(errno))
-            throw Failure(path: finalPath, message: "cannot move the finished run into place (\(reason)); it was left in \(stagingPath)")
+            throw Failure(
+                path: finalPath,
+                message: "cannot move the finished run into place (\(reason)); it was left in \(stagingPath)")
         }
     }
 }
@@ -96,17 +108,21 @@ public struct RunDirectory: Sendable {
 /// nested values.
 public enum JSONText {
     public static func pretty(_ v: JSONValue, indent: Int = 0) -> String {
-        let pad = String(repeating: "  ", count: indent), inner = String(repeating: "  ", count: indent + 1)
+        let pad = String(repeating: "  ", count: indent)
+        let inner = String(repeating: "  ", count: indent + 1)
         switch v {
         case .array(let items) where items.isEmpty: return "[]"
         case .object(let o) where o.isEmpty: return "{}"
         case .array(let items) where items.allSatisfy({ $0.arrayValue == nil && $0.objectValue == nil }):
             return "[" + items.map(scalar).joined(separator: ", ") + "]"
         case .array(let items):
-            return "[\n" + items.map { inner + pretty($0, indent: indent + 1) }.joined(separator: ",\n") + "\n" + pad + "]"
+            return "[\n" + items.map { inner + pretty($0, indent: indent + 1) }.joined(separator: ",\n") + "\n" + pad
+                + "]"
         case .object(let o):
             let keys = o.keys.sorted { $0.utf16.lexicographicallyPrecedes($1.utf16) }
-            return "{\n" + keys.map { inner + CanonicalJSON.quoted($0) + ": " + pretty(o[$0]!, indent: indent + 1) }.joined(separator: ",\n") + "\n" + pad + "}"
+            return "{\n"
+                + keys.map { inner + CanonicalJSON.quoted($0) + ": " + pretty(o[$0]!, indent: indent + 1) }.joined(
+                    separator: ",\n") + "\n" + pad + "}"
         default:
             return scalar(v)
         }

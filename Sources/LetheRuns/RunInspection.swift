@@ -26,9 +26,11 @@ public struct RunRecord {
     public init(_ path: String) throws(Problem) {
         self.path = path
         let data: [UInt8]
-        do { data = try RegularFile.read(path + "/manifest.json", limit: Self.manifestLimit, followLinks: false) } catch {
+        do { data = try RegularFile.read(path + "/manifest.json", limit: Self.manifestLimit, followLinks: false) } catch
+        {
             if FileKind.of(path + "/manifest.json", followLinks: false) == nil {
-                throw Problem(description: "\(path): no manifest.json; the run did not finish (or is not a run directory)")
+                throw Problem(
+                    description: "\(path): no manifest.json; the run did not finish (or is not a run directory)")
             }
             throw Problem(description: "\(error)")
         }
@@ -36,10 +38,14 @@ public struct RunRecord {
         do { json = try JSONParser.parse(data, file: path + "/manifest.json") } catch {
             throw Problem(description: "\(path)/manifest.json is not valid JSON: \(error)")
         }
-        guard let files = json["files"]?.objectValue else { throw Problem(description: "\(path)/manifest.json has no \"files\" object") }
+        guard let files = json["files"]?.objectValue else {
+            throw Problem(description: "\(path)/manifest.json has no \"files\" object")
+        }
         var m: [String: String] = [:]
         for (name, digest) in files {
-            guard let d = digest.stringValue else { throw Problem(description: "\(path)/manifest.json: files.\(name) is not a digest string") }
+            guard let d = digest.stringValue else {
+                throw Problem(description: "\(path)/manifest.json: files.\(name) is not a digest string")
+            }
             m[name] = d
         }
         manifest = m
@@ -61,7 +67,9 @@ public struct RunRecord {
                 switch FileKind.of(dir + "/" + rel, followLinks: false) {
                 case .regular?: out.append(rel)
                 case .directory?: try walk(rel)
-                case let kind?: throw FileError("is \(kind.phrase); a run directory holds only regular files", path: dir + "/" + rel)
+                case let kind?:
+                    throw FileError(
+                        "is \(kind.phrase); a run directory holds only regular files", path: dir + "/" + rel)
                 case nil: continue
                 }
             }
@@ -77,18 +85,28 @@ public struct RunRecord {
         var problems: [String] = []
         for (name, digest) in manifest.sorted(by: { $0.key < $1.key }) {
             let file: String
-            do { file = try Confined.path(name, in: path) } catch { problems.append("\(name): \(error.message)"); continue }
+            do { file = try Confined.path(name, in: path) } catch {
+                problems.append("\(name): \(error.message)")
+                continue
+            }
             do {
                 let actual = try Digest.sha256(file: file, followLinks: false)
-                if actual != digest { problems.append("\(name): changed since the run finished (sha256 \(actual.prefix(12)) ≠ manifest \(digest.prefix(12)))") }
+                if actual != digest {
+                    problems.append(
+                        "\(name): changed since the run finished (sha256 \(actual.prefix(12)) ≠ manifest \(digest.prefix(12)))"
+                    )
+                }
             } catch let error as FileError {
-                problems.append(FileKind.of(file, followLinks: false) == nil ? "\(name): missing" : "\(name): \(error.message)")
+                problems.append(
+                    FileKind.of(file, followLinks: false) == nil ? "\(name): missing" : "\(name): \(error.message)")
             } catch {
                 problems.append("\(name): unreadable (\(error))")
             }
         }
         for name in unhashed where !RunDirectory.volatileFiles.contains(name) {
-            problems.append("\(name): listed as unhashed, but only \(RunDirectory.volatileFiles.sorted().joined(separator: ", ")) may be")
+            problems.append(
+                "\(name): listed as unhashed, but only \(RunDirectory.volatileFiles.sorted().joined(separator: ", ")) may be"
+            )
         }
         do {
             let listed = Set(manifest.keys).union(unhashed).union(["manifest.json"])
@@ -105,8 +123,13 @@ public struct RunRecord {
     /// The files every finished run holds, by stage.
     static func requiredFiles(stage: String) -> [String] {
         switch stage {
-        case "classifier": return ["checkpoint.safetensors", "config_hash", "eval.json", "identity.json", "provenance.json"]
-        case "pretrain", "unlearn": return ["checkpoint.safetensors", "config_hash", "eval.json", "plan.json", "provenance.json", "resolved.json", "splits.json"]
+        case "classifier":
+            return ["checkpoint.safetensors", "config_hash", "eval.json", "identity.json", "provenance.json"]
+        case "pretrain", "unlearn":
+            return [
+                "checkpoint.safetensors", "config_hash", "eval.json", "plan.json", "provenance.json", "resolved.json",
+                "splits.json",
+            ]
         default: return ["config_hash", "eval.json", "plan.json", "provenance.json", "resolved.json", "splits.json"]
         }
     }
@@ -117,7 +140,8 @@ public struct RunRecord {
     func identityProblems() -> [String] {
         var problems: [String] = []
         let name = URL(fileURLWithPath: path).lastPathComponent
-        let identity: JSONValue?, stage: String
+        let identity: JSONValue?
+        let stage: String
         if manifest["identity.json"] != nil {
             identity = try? json("identity.json")
             stage = "classifier"
@@ -132,15 +156,20 @@ public struct RunRecord {
         let recorded = (try? RegularFile.read(path + "/config_hash", limit: 4096, followLinks: false))
             .map { String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
         if let recorded, recorded != name {
-            problems.append("config_hash: says \(recorded.prefix(16)), but the directory is named \(name.prefix(16)) (renamed?)")
+            problems.append(
+                "config_hash: says \(recorded.prefix(16)), but the directory is named \(name.prefix(16)) (renamed?)")
         }
         if let identity, let text = try? CanonicalJSON.string(identity) {
             let actual = Digest.sha256(text)
             if actual != name {
-                problems.append("the identity recorded in the run hashes to \(actual.prefix(16)), not to the directory's name \(name.prefix(16))")
+                problems.append(
+                    "the identity recorded in the run hashes to \(actual.prefix(16)), not to the directory's name \(name.prefix(16))"
+                )
             }
         } else if !problems.contains(where: { $0.hasPrefix("plan.json") || $0.hasPrefix("identity.json") }) {
-            problems.append("\(stage == "classifier" ? "identity.json" : "plan.json"): no identity to check the directory's name against")
+            problems.append(
+                "\(stage == "classifier" ? "identity.json" : "plan.json"): no identity to check the directory's name against"
+            )
         }
         return problems
     }
@@ -149,7 +178,9 @@ public struct RunRecord {
     public func requireIntact() throws(Problem) {
         let problems = verify()
         if !problems.isEmpty {
-            throw Problem(description: "\(path) does not match its manifest:\n" + problems.map { "  " + $0 }.joined(separator: "\n"))
+            throw Problem(
+                description: "\(path) does not match its manifest:\n"
+                    + problems.map { "  " + $0 }.joined(separator: "\n"))
         }
     }
 
@@ -160,22 +191,31 @@ public struct RunRecord {
     public func json(_ name: String) throws -> JSONValue? { try RunStore.json(path, name) }
 
     /// The checkpoint's tensors as Float arrays by path.
-    public func checkpoint(_ name: String = "checkpoint.safetensors") throws -> [(path: String, shape: [Int], values: [Float])]? {
+    public func checkpoint(_ name: String = "checkpoint.safetensors") throws -> [(
+        path: String, shape: [Int], values: [Float]
+    )]? {
         try Self.checkpoint(at: path + "/" + name)
     }
 
     public static func checkpoint(at file: String) throws -> [(path: String, shape: [Int], values: [Float])]? {
         guard FileKind.of(file, followLinks: false) != nil else { return nil }
         let parsed: Safetensors.File
-        do { parsed = try Safetensors.read(try RegularFile.read(file, followLinks: false)) } catch { throw RunError("\(file): \(error)") }
-        return parsed.tensors.compactMap { t in (try? t.entry.values(as: Float.self)).map { (t.name, t.entry.shape, $0) } }
+        do { parsed = try Safetensors.read(try RegularFile.read(file, followLinks: false)) } catch {
+            throw RunError("\(file): \(error)")
+        }
+        return parsed.tensors.compactMap { t in
+            (try? t.entry.values(as: Float.self)).map { (t.name, t.entry.shape, $0) }
+        }
     }
 
     /// The run this one started from (its pretrain stage), if it is in the same runs folder.
     public var originalRun: String? {
-        guard let identity = try? json("plan.json")?["identity"], let pretrain = identity["spec"]?["model"]?["pretrain"]?.stringValue,
-              pretrain.hasPrefix("config:") else { return nil }
-        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path + "/" + pretrain.dropFirst("config:".count)
+        guard let identity = try? json("plan.json")?["identity"],
+            let pretrain = identity["spec"]?["model"]?["pretrain"]?.stringValue,
+            pretrain.hasPrefix("config:")
+        else { return nil }
+        let dir =
+            URL(fileURLWithPath: path).deletingLastPathComponent().path + "/" + pretrain.dropFirst("config:".count)
         return RunDirectory.finished(dir) ? dir : nil
     }
 }
@@ -192,7 +232,12 @@ public enum JSONDiff {
         switch (a, b) {
         case (.object(let x)?, .object(let y)?):
             let keys = x.keys + y.keys.filter { x[$0] == nil }
-            return keys.flatMap { changes(x[$0], y[$0], at: pointer + "/" + $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")) }
+            return keys.flatMap {
+                changes(
+                    x[$0], y[$0],
+                    at: pointer + "/"
+                        + $0.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1"))
+            }
         case (.array(let x)?, .array(let y)?) where x.count == y.count:
             return x.indices.flatMap { changes(x[$0], y[$0], at: pointer + "/\($0)") }
         default:

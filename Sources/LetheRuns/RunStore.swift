@@ -24,13 +24,18 @@ public struct RunStore {
             return reference
         }
         guard reference.count >= 4, reference.allSatisfy(\.isHexDigit) else {
-            throw NotFound(description: "\(reference): no such run directory, and not a config hash (hex, at least 4 characters)")
+            throw NotFound(
+                description: "\(reference): no such run directory, and not a config hash (hex, at least 4 characters)")
         }
         let matches = runs().filter { URL(fileURLWithPath: $0).lastPathComponent.hasPrefix(reference.lowercased()) }
         switch matches.count {
         case 1: return matches[0]
         case 0: throw NotFound(description: "no finished run in \(root)/ has a config hash starting \(reference)")
-        default: throw NotFound(description: "\(reference) is ambiguous in \(root)/: \(matches.map { URL(fileURLWithPath: $0).lastPathComponent.prefix(16) + "…" }.joined(separator: ", "))")
+        default:
+            throw NotFound(
+                description:
+                    "\(reference) is ambiguous in \(root)/: \(matches.map { URL(fileURLWithPath: $0).lastPathComponent.prefix(16) + "…" }.joined(separator: ", "))"
+            )
         }
     }
 
@@ -66,11 +71,12 @@ public struct RunStore {
         do { record = try RunRecord(dir) } catch { throw RunError("\(error)", kind: .verification) }
         let problems = record.verify()
         guard problems.isEmpty else {
-            throw RunError("""
-            \(dir) is a finished run that does not verify, so it is not reused:
-            \(problems.map { "  " + $0 }.joined(separator: "\n"))
-            Move it out of the runs folder (Lethe never deletes a finished run) and run again to rebuild the stage.
-            """, kind: .verification)
+            throw RunError(
+                """
+                \(dir) is a finished run that does not verify, so it is not reused:
+                \(problems.map { "  " + $0 }.joined(separator: "\n"))
+                Move it out of the runs folder (Lethe never deletes a finished run) and run again to rebuild the stage.
+                """, kind: .verification)
         }
         verified.lock.withLock { verified.stamps[dir] = stamp }
     }

@@ -21,7 +21,9 @@ public enum StageLock {
     public static func lockPath(_ finalPath: String) -> String { finalPath + ".lock" }
 
     /// Runs `body` holding the stage's lock; `log` hears once when another process holds it.
-    public static func holding<R>(_ finalPath: String, log: (String) -> Void = { _ in }, _ body: () throws -> R) throws -> R {
+    public static func holding<R>(_ finalPath: String, log: (String) -> Void = { _ in }, _ body: () throws -> R) throws
+        -> R
+    {
         try acquire(finalPath, log: log)
         defer { release(finalPath) }
         return try body()
@@ -46,7 +48,9 @@ public enum StageLock {
         let name = URL(fileURLWithPath: finalPath).lastPathComponent
         let lock = try FileLock.acquire(lockPath(finalPath)) { holder in
             let who = holder.map { "process \($0)" } ?? "another process"
-            log("stage \(name.prefix(16)) is locked by \(who), which is building or checking it (\(lockPath(finalPath))); waiting")
+            log(
+                "stage \(name.prefix(16)) is locked by \(who), which is building or checking it (\(lockPath(finalPath))); waiting"
+            )
         }
         table.lock.withLock { table.held[key] = (lock, 1) }
     }
@@ -68,7 +72,9 @@ public enum StageLock {
 
     static func requireHeld(_ finalPath: String) throws(RunError) {
         guard isHeld(finalPath) else {
-            throw RunError("the stage lock \(lockPath(finalPath)) is not held; build stages through StageLock.holding (Executor.execute does)")
+            throw RunError(
+                "the stage lock \(lockPath(finalPath)) is not held; build stages through StageLock.holding (Executor.execute does)"
+            )
         }
     }
 

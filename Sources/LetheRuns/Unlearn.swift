@@ -24,19 +24,23 @@ public struct Unlearner: StageExecutor {
     public func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
-        guard let u = context.spec.unlearn else { throw RunError("unlearn is not set (the schema requires it for kind: unlearn)") }
+        guard let u = context.spec.unlearn else {
+            throw RunError("unlearn is not set (the schema requires it for kind: unlearn)")
+        }
         let method = u.method
         let proxy = u.proxyRetain
 
         // Student and frozen teacher, both loaded strictly from the original checkpoint.
         var initRNG = context.seed.split("init")
-        let student = try context.originalModel(plan, rng: &initRNG), teacher = try context.originalModel(plan, rng: &initRNG)
+        let student = try context.originalModel(plan, rng: &initRNG)
+        let teacher = try context.originalModel(plan, rng: &initRNG)
         teacher.module.setTrainable(false)
         student.module.setTrainable(method.trainsWholeModel)
         if !method.trainsWholeModel { student.encoderParameters.forEach { $0.requiresGrad = true } }
 
         let (train, size, task) = (context.train, context.size, context.task)
-        let forgetPool = try context.split("forget", in: train), retainPool = try context.split(proxy ? "proxy_retain" : "retain", in: train)
+        let forgetPool = try context.split("forget", in: train)
+        let retainPool = try context.split(proxy ? "proxy_retain" : "retain", in: train)
         let t = context.spec.train
         let steps = t.steps
         var retain = RunContext.Batches(pool: retainPool, batch: t.batchSize, rng: context.seed.split("retain"))
@@ -46,46 +50,70 @@ public struct Unlearner: StageExecutor {
         var optimizer = Optimizers.make(t.optimizer, parameters: student.module.parameters.filter(\.requiresGrad))
         let schedule = Optimizers.schedule(t)
         let clip = t.gradClip
-        var masks = context.seed.split("masks"), noise = context.seed.split("noise")
+        var masks = context.seed.split("masks")
+        var noise = context.seed.split("noise")
         let draws = context.seed.split("draws")
 
         let dir = try RunDirectory(finalPath: plan.runDirectory)
         let evaluator = try context.evaluator(plan)
-        try dir.write("splits.json", json: RunContext.splitsRecord(train: [("forget", forgetPool), (proxy ? "proxy_retain" : "retain", retainPool)],
-                                                                   test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
-        var curve: [String] = [], timing: [String] = []
+        try dir.write(
+            "splits.json",
+            json: RunContext.splitsRecord(
+                train: [("forget", forgetPool), (proxy ? "proxy_retain" : "retain", retainPool)],
+                test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
+        var curve: [String] = []
+        var timing: [String] = []
         let progress = Progress(label: "unlearn (\(method.rawValue))", total: steps, every: t.logEvery)
         for step in 0..<steps {
             let started = Date()
-            let xr = train.tensor(retain.next(), size: size), xf = train.tensor(forget.next(), size: size)
+            let xr = train.tensor(retain.next(), size: size)
+            let xf = train.tensor(forget.next(), size: size)
             let n = try noiseModel.sample(like: xf, rng: &noise)
             let hidden = task.hidden(size: size, rng: &masks)
             optimizer.learningRate = schedule.rate(at: step)
             optimizer.zeroGrad()
-            let terms = method.terms(student: student, teacher: teacher, retain: xr, forget: xf, noise: n, hidden: hidden,
-                                     draws: draws.split(UInt64(step)), objective: objective)
-            let gradNorm = try Training.update(&optimizer, loss: terms.total, clip: clip, step: step, module: student.module, dir: dir)
+            let terms = method.terms(
+                student: student, teacher: teacher, retain: xr, forget: xf, noise: n, hidden: hidden,
+                draws: draws.split(UInt64(step)), objective: objective)
+            let gradNorm = try Training.update(
+                &optimizer, loss: terms.total, clip: clip, step: step, module: student.module, dir: dir)
             let seconds = Date().timeIntervalSince(started)
-            curve.append(JSONText.line(.object(JSONObject([
-                ("step", .integer(step + 1)), ("retain_term", .number(Double(terms.retain.scalar))), ("forget_term", .number(Double(terms.forget.scalar))),
-                ("total", .number(Double(terms.total.scalar))), ("lr", .number(optimizer.learningRate)), ("grad_norm", .number(gradNorm)),
-            ]))))
+            curve.append(
+                JSONText.line(
+                    .object(
+                        JSONObject([
+                            ("step", .integer(step + 1)), ("retain_term", .number(Double(terms.retain.scalar))),
+                            ("forget_term", .number(Double(terms.forget.scalar))),
+                            ("total", .number(Double(terms.total.scalar))), ("lr", .number(optimizer.learningRate)),
+                            ("grad_norm", .number(gradNorm)),
+                        ]))))
             let images = Double(xr.shape[0] + xf.shape[0])
-            timing.append(JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds)),
-                                                            ("images_per_second", .number(images / seconds))]))))
-            progress.update(step: step, loss: Double(terms.total.scalar), lr: optimizer.learningRate, imagesPerSecond: images / seconds)
+            timing.append(
+                JSONText.line(
+                    .object(
+                        JSONObject([
+                            ("step", .integer(step + 1)), ("seconds", .number(seconds)),
+                            ("images_per_second", .number(images / seconds)),
+                        ]))))
+            progress.update(
+                step: step, loss: Double(terms.total.scalar), lr: optimizer.learningRate,
+                imagesPerSecond: images / seconds)
         }
 
-        let original = evaluator.evaluate(teacher), unlearned = evaluator.evaluate(student)
+        let original = evaluator.evaluate(teacher)
+        let unlearned = evaluator.evaluate(student)
         var eval = context.evaluationHeader(evaluator, method: method.tableRow(proxy: proxy))
         eval["original"] = .object(original.metrics)
         eval["unlearned"] = .object(unlearned.metrics)
         eval["mean_fill_baseline"] = evaluator.meanFill(original)
         let samples = context.sampleRows([original, unlearned])
-        let report = RunReport(plan: plan, eval: JSONValue.object(eval), curve: curve, models: [(name: "original", result: original), (name: "unlearned", result: unlearned)],
-                               curveKeys: ["retain_term", "forget_term"])
-        return try Training.finish(dir, plan: plan, module: student.module, curve: curve, timing: timing, eval: .object(eval),
-                                   samples: samples, threads: threads, mode: context.mode, report: report)
+        let report = RunReport(
+            plan: plan, eval: JSONValue.object(eval), curve: curve,
+            models: [(name: "original", result: original), (name: "unlearned", result: unlearned)],
+            curveKeys: ["retain_term", "forget_term"])
+        return try Training.finish(
+            dir, plan: plan, module: student.module, curve: curve, timing: timing, eval: .object(eval),
+            samples: samples, threads: threads, mode: context.mode, report: report)
     }
 }
 

@@ -31,7 +31,8 @@ public enum Linalg {
 
     /// Eigenvalues and eigenvectors (columns of `vectors`, row-major) of a symmetric matrix by cyclic
     /// Jacobi rotations; eigenvalues in descending order.
-    public static func symmetricEigen(_ a: [Double], n: Int, sweeps: Int = 64) -> (values: [Double], vectors: [Double]) {
+    public static func symmetricEigen(_ a: [Double], n: Int, sweeps: Int = 64) -> (values: [Double], vectors: [Double])
+    {
         precondition(a.count == n * n, "symmetricEigen: \(a.count) values for \(n) x \(n)")
         var m = a
         var v = [Double](repeating: 0, count: n * n)
@@ -45,19 +46,23 @@ public enum Linalg {
                 for q in (p + 1)..<max(p + 1, n) where m[p * n + q] != 0 {
                     let theta = (m[q * n + q] - m[p * n + p]) / (2 * m[p * n + q])
                     let t = (theta >= 0 ? 1 : -1) / (abs(theta) + (theta * theta + 1).squareRoot())
-                    let c = 1 / (t * t + 1).squareRoot(), s = t * c
-                    for k in 0..<n {   // columns p, q
-                        let mkp = m[k * n + p], mkq = m[k * n + q]
+                    let c = 1 / (t * t + 1).squareRoot()
+                    let s = t * c
+                    for k in 0..<n {  // columns p, q
+                        let mkp = m[k * n + p]
+                        let mkq = m[k * n + q]
                         m[k * n + p] = c * mkp - s * mkq
                         m[k * n + q] = s * mkp + c * mkq
                     }
-                    for k in 0..<n {   // rows p, q
-                        let mpk = m[p * n + k], mqk = m[q * n + k]
+                    for k in 0..<n {  // rows p, q
+                        let mpk = m[p * n + k]
+                        let mqk = m[q * n + k]
                         m[p * n + k] = c * mpk - s * mqk
                         m[q * n + k] = s * mpk + c * mqk
                     }
                     for k in 0..<n {
-                        let vkp = v[k * n + p], vkq = v[k * n + q]
+                        let vkp = v[k * n + p]
+                        let vkq = v[k * n + q]
                         v[k * n + p] = c * vkp - s * vkq
                         v[k * n + q] = s * vkp + c * vkq
                     }

@@ -23,7 +23,9 @@ public struct SGD<T: TensorScalar>: Optimizer {
     public var nesterov: Bool
     private var buffers: [[T]?]
 
-    public init(_ parameters: [Tensor<T>], lr: Double, momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false) {
+    public init(
+        _ parameters: [Tensor<T>], lr: Double, momentum: Double = 0, weightDecay: Double = 0, nesterov: Bool = false
+    ) {
         self.parameters = parameters
         self.learningRate = lr
         self.momentum = momentum
@@ -33,7 +35,9 @@ public struct SGD<T: TensorScalar>: Optimizer {
     }
 
     public mutating func step() {
-        let lr = T(learningRate), mu = T(momentum), wd = T(weightDecay)
+        let lr = T(learningRate)
+        let mu = T(momentum)
+        let wd = T(weightDecay)
         for (i, p) in parameters.enumerated() {
             guard var d = p.grad else { continue }
             if weightDecay != 0 { for j in d.indices { d[j] += wd * p.storage[j] } }
@@ -68,8 +72,10 @@ public struct Adam<T: TensorScalar>: Optimizer {
     private var m: [[T]]
     private var v: [[T]]
 
-    public init(_ parameters: [Tensor<T>], lr: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
-                weightDecay: Double = 0, decoupled: Bool = false) {
+    public init(
+        _ parameters: [Tensor<T>], lr: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        weightDecay: Double = 0, decoupled: Bool = false
+    ) {
         self.parameters = parameters
         self.learningRate = lr
         (beta1, beta2) = betas
@@ -81,14 +87,20 @@ public struct Adam<T: TensorScalar>: Optimizer {
     }
 
     /// AdamW with PyTorch's default weight decay of 0.01.
-    public static func adamW(_ parameters: [Tensor<T>], lr: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8, weightDecay: Double = 0.01) -> Adam {
+    public static func adamW(
+        _ parameters: [Tensor<T>], lr: Double, betas: (Double, Double) = (0.9, 0.999), eps: Double = 1e-8,
+        weightDecay: Double = 0.01
+    ) -> Adam {
         Adam(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
     }
 
     public mutating func step() {
         stepCount += 1
         // Scalars are formed in Double, as Python forms them, then cast.
-        let oneMinusB1 = T(1 - beta1), b2 = T(beta2), oneMinusB2 = T(1 - beta2), wd = T(weightDecay)
+        let oneMinusB1 = T(1 - beta1)
+        let b2 = T(beta2)
+        let oneMinusB2 = T(1 - beta2)
+        let wd = T(weightDecay)
         let decay = T(1 - learningRate * weightDecay)
         let bias1 = 1 - Foundation.pow(beta1, Double(stepCount))
         let bias2 = 1 - Foundation.pow(beta2, Double(stepCount))
@@ -109,8 +121,9 @@ public struct Adam<T: TensorScalar>: Optimizer {
                         g.withUnsafeBufferPointer { g in
                             for j in 0..<x.count {
                                 if decoupledDecay { x[j] *= decay }
-                                m[j] += (g[j] - m[j]) * oneMinusB1            // exp_avg.lerp_(grad, 1 - beta1)
-                                v[j] = v[j] * b2 + oneMinusB2 * g[j] * g[j]   // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                                m[j] += (g[j] - m[j]) * oneMinusB1  // exp_avg.lerp_(grad, 1 - beta1)
+                                // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                                v[j] = v[j] * b2 + oneMinusB2 * g[j] * g[j]
                                 let denom = v[j].squareRoot() / bias2Sqrt + epsT
                                 x[j] -= stepSize * (m[j] / denom)
                             }

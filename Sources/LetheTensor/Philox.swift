@@ -17,24 +17,29 @@ public struct Philox: Sendable {
 
     /// An independent stream named by `name`: same seed and name, same numbers.
     public func split(_ name: String) -> Philox {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a of the name
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a of the name
         for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
         return split(h)
     }
 
     public func split(_ stream: UInt64) -> Philox {
-        let r = Philox.rounds((UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32), 0x5EED, 0x51_17), key: key)
+        let r = Philox.rounds(
+            (UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32), 0x5EED, 0x51_17), key: key)
         return Philox(seed: UInt64(r.0) | UInt64(r.1) << 32 ^ UInt64(r.2) << 16 ^ UInt64(r.3) << 48)
     }
 
-    static func rounds(_ c: (UInt32, UInt32, UInt32, UInt32), key k: (UInt32, UInt32)) -> (UInt32, UInt32, UInt32, UInt32) {
+    static func rounds(_ c: (UInt32, UInt32, UInt32, UInt32), key k: (UInt32, UInt32)) -> (
+        UInt32, UInt32, UInt32, UInt32
+    ) {
         var c = c
         var k = k
         for _ in 0..<10 {
             let p0 = UInt64(0xD251_1F53) * UInt64(c.0)
             let p1 = UInt64(0xCD9E_8D57) * UInt64(c.2)
-            c = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
-                 UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0))
+            c = (
+                UInt32(truncatingIfNeeded: p1 >> 32) ^ c.1 ^ k.0, UInt32(truncatingIfNeeded: p1),
+                UInt32(truncatingIfNeeded: p0 >> 32) ^ c.3 ^ k.1, UInt32(truncatingIfNeeded: p0)
+            )
             k = (k.0 &+ 0x9E37_79B9, k.1 &+ 0xBB67_AE85)
         }
         return c
@@ -58,13 +63,17 @@ public struct Philox: Sendable {
 
     /// Uniform in [0, 1) with 53 random bits.
     public mutating func uniform() -> Double {
-        let hi = UInt64(next() >> 5), lo = UInt64(next() >> 6)
+        let hi = UInt64(next() >> 5)
+        let lo = UInt64(next() >> 6)
         return Double(hi << 26 | lo) * 0x1.0p-53
     }
 
     /// Standard normal by Box-Muller (both values of each pair are used).
     public mutating func normal() -> Double {
-        if let z = spareNormal { spareNormal = nil; return z }
+        if let z = spareNormal {
+            spareNormal = nil
+            return z
+        }
         var u = uniform()
         while u == 0 { u = uniform() }
         let v = uniform()
@@ -95,14 +104,22 @@ public struct Philox: Sendable {
 extension Tensor {
     /// Normal(mean, std) values from `rng`.
     @_specialize(where T == Float)
-    public static func randn(_ shape: [Int], mean: T = 0, std: T = 1, rng: inout Philox, requiresGrad: Bool = false) -> Tensor {
-        Tensor((0..<shape.reduce(1, *)).map { _ in mean + std * T(rng.normal()) }, shape: shape, requiresGrad: requiresGrad)
+    public static func randn(_ shape: [Int], mean: T = 0, std: T = 1, rng: inout Philox, requiresGrad: Bool = false)
+        -> Tensor
+    {
+        Tensor(
+            (0..<shape.reduce(1, *)).map { _ in mean + std * T(rng.normal()) }, shape: shape, requiresGrad: requiresGrad
+        )
     }
 
     /// Uniform(lo, hi) values from `rng`.
     @_specialize(where T == Float)
-    public static func uniform(_ shape: [Int], _ lo: T, _ hi: T, rng: inout Philox, requiresGrad: Bool = false) -> Tensor {
-        Tensor((0..<shape.reduce(1, *)).map { _ in lo + (hi - lo) * T(rng.uniform()) }, shape: shape, requiresGrad: requiresGrad)
+    public static func uniform(_ shape: [Int], _ lo: T, _ hi: T, rng: inout Philox, requiresGrad: Bool = false)
+        -> Tensor
+    {
+        Tensor(
+            (0..<shape.reduce(1, *)).map { _ in lo + (hi - lo) * T(rng.uniform()) }, shape: shape,
+            requiresGrad: requiresGrad)
     }
 
     /// Inverted dropout: zeroes a share `p` of the values and scales the rest by 1/(1-p).

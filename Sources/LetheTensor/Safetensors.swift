@@ -69,8 +69,10 @@ public enum Safetensors {
             case .headerTooSmall: "file is shorter than the 8-byte header length"
             case .headerTooLarge(let n): "header length \(n) exceeds the 100,000,000-byte limit"
             case .invalidHeaderLength(let n, let size): "header length \(n) runs past the end of the \(size)-byte file"
-            case .invalidHeader(let m), .invalidHeaderDeserialization(let m), .invalidOffset(let m), .tensorInvalidInfo(let m),
-                 .validationOverflow(let m), .misalignedSlice(let m), .metadataIncompleteBuffer(let m): m
+            case .invalidHeader(let m), .invalidHeaderDeserialization(let m), .invalidOffset(let m),
+                .tensorInvalidInfo(let m),
+                .validationOverflow(let m), .misalignedSlice(let m), .metadataIncompleteBuffer(let m):
+                m
             }
         }
     }
@@ -88,7 +90,8 @@ public enum Safetensors {
         public subscript(name: String) -> Entry? { tensors.first { $0.name == name }?.entry }
 
         public static func == (a: File, b: File) -> Bool {
-            a.metadata == b.metadata && a.tensors.map(\.name) == b.tensors.map(\.name) && a.tensors.map(\.entry) == b.tensors.map(\.entry)
+            a.metadata == b.metadata && a.tensors.map(\.name) == b.tensors.map(\.name)
+                && a.tensors.map(\.entry) == b.tensors.map(\.entry)
         }
     }
 
@@ -100,33 +103,45 @@ public enum Safetensors {
         guard n <= maxHeader else { throw .headerTooLarge(n) }
         guard 8 + Int(n) <= bytes.count else { throw .invalidHeaderLength(n, fileSize: bytes.count) }
         let headerBytes = Array(bytes[8..<(8 + Int(n))])
-        guard String(validating: headerBytes, as: UTF8.self) != nil else { throw .invalidHeader("header is not valid UTF-8") }
+        guard String(validating: headerBytes, as: UTF8.self) != nil else {
+            throw .invalidHeader("header is not valid UTF-8")
+        }
         let header: JSONValue
         do {
             header = try JSONParser.parse(headerBytes, file: "safetensors header")
         } catch {
             throw .invalidHeaderDeserialization("header is not one JSON object: \(error.message)")
         }
-        guard case .object(let obj) = header else { throw .invalidHeaderDeserialization("header must be a JSON object") }
+        guard case .object(let obj) = header else {
+            throw .invalidHeaderDeserialization("header must be a JSON object")
+        }
 
         var metadata: [String: String]?
         var infos: [(name: String, dtype: DType, shape: [Int], begin: Int, end: Int)] = []
         for (name, value) in obj {
             if name == "__metadata__" {
-                guard case .object(let m) = value else { throw .invalidHeaderDeserialization("__metadata__ must be an object") }
+                guard case .object(let m) = value else {
+                    throw .invalidHeaderDeserialization("__metadata__ must be an object")
+                }
                 var out: [String: String] = [:]
                 for (k, v) in m {
-                    guard case .string(let s) = v else { throw .invalidHeaderDeserialization("__metadata__ value of '\(k)' must be a string") }
+                    guard case .string(let s) = v else {
+                        throw .invalidHeaderDeserialization("__metadata__ value of '\(k)' must be a string")
+                    }
                     out[k] = s
                 }
                 metadata = out
                 continue
             }
-            guard case .object(let info) = value else { throw .invalidHeaderDeserialization("tensor '\(name)' must be an object") }
+            guard case .object(let info) = value else {
+                throw .invalidHeaderDeserialization("tensor '\(name)' must be an object")
+            }
             guard let dtypeName = info["dtype"]?.stringValue, let dtype = DType(rawValue: dtypeName) else {
                 throw .invalidHeaderDeserialization("tensor '\(name)' has no known dtype")
             }
-            guard let shapeValues = info["shape"]?.arrayValue else { throw .invalidHeaderDeserialization("tensor '\(name)' has no shape") }
+            guard let shapeValues = info["shape"]?.arrayValue else {
+                throw .invalidHeaderDeserialization("tensor '\(name)' has no shape")
+            }
             guard let offsets = info["data_offsets"]?.arrayValue, offsets.count == 2 else {
                 throw .invalidHeaderDeserialization("tensor '\(name)' needs data_offsets [begin, end]")
             }
@@ -143,7 +158,8 @@ public enum Safetensors {
         var tensors: [(name: String, entry: Entry)] = []
         for t in infos {
             guard t.begin == expected, t.end >= t.begin else {
-                throw .invalidOffset("tensor '\(t.name)' occupies [\(t.begin), \(t.end)) but the previous data ends at \(expected)")
+                throw .invalidOffset(
+                    "tensor '\(t.name)' occupies [\(t.begin), \(t.end)) but the previous data ends at \(expected)")
             }
             var elements = 1
             for d in t.shape {
@@ -153,18 +169,28 @@ public enum Safetensors {
             }
             let (bits, overflow) = elements.multipliedReportingOverflow(by: t.dtype.bits)
             guard !overflow else { throw .validationOverflow("size of '\(t.name)' overflows") }
-            guard bits % 8 == 0 else { throw .misalignedSlice("'\(t.name)': \(elements) x \(t.dtype.bits) bits is not a whole number of bytes") }
+            guard bits % 8 == 0 else {
+                throw .misalignedSlice("'\(t.name)': \(elements) x \(t.dtype.bits) bits is not a whole number of bytes")
+            }
             guard bits / 8 == t.end - t.begin else {
-                throw .tensorInvalidInfo("'\(t.name)' is \(t.dtype.rawValue) \(t.shape) (\(bits / 8) bytes) but its offsets span \(t.end - t.begin)")
+                throw .tensorInvalidInfo(
+                    "'\(t.name)' is \(t.dtype.rawValue) \(t.shape) (\(bits / 8) bytes) but its offsets span \(t.end - t.begin)"
+                )
             }
             guard dataStart + t.end <= bytes.count else {
                 throw .metadataIncompleteBuffer("the data section is shorter than the header says")
             }
-            tensors.append((t.name, Entry(dtype: t.dtype, shape: t.shape, data: Array(bytes[(dataStart + t.begin)..<(dataStart + t.end)]))))
+            tensors.append(
+                (
+                    t.name,
+                    Entry(
+                        dtype: t.dtype, shape: t.shape, data: Array(bytes[(dataStart + t.begin)..<(dataStart + t.end)]))
+                ))
             expected = t.end
         }
         guard dataStart + expected == bytes.count else {
-            throw .metadataIncompleteBuffer("the file has \(bytes.count - dataStart) data bytes; the header accounts for \(expected)")
+            throw .metadataIncompleteBuffer(
+                "the file has \(bytes.count - dataStart) data bytes; the header accounts for \(expected)")
         }
         return File(tensors: tensors, metadata: metadata)
     }
@@ -183,7 +209,8 @@ public enum Safetensors {
     /// JSON with `__metadata__` first, the header padded with spaces to a multiple of 8.
     public static func write(_ file: File) -> [UInt8] {
         let ordered = file.tensors.sorted { a, b in
-            a.entry.dtype.order != b.entry.dtype.order ? a.entry.dtype.order > b.entry.dtype.order
+            a.entry.dtype.order != b.entry.dtype.order
+                ? a.entry.dtype.order > b.entry.dtype.order
                 : a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
         }
         var header = "{"
@@ -195,7 +222,9 @@ public enum Safetensors {
         var offset = 0
         for t in ordered {
             let end = offset + t.entry.data.count
-            parts.append("\(jsonString(t.name)):{\"dtype\":\"\(t.entry.dtype.rawValue)\",\"shape\":[\(t.entry.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}")
+            parts.append(
+                "\(jsonString(t.name)):{\"dtype\":\"\(t.entry.dtype.rawValue)\",\"shape\":[\(t.entry.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(end)]}"
+            )
             offset = end
         }
         header += parts.joined(separator: ",") + "}"

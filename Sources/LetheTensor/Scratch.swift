@@ -14,19 +14,27 @@ enum Scratch {
 
     /// Runs `body` with `count` elements of scratch memory, zero-filled when `zeroed`, otherwise
     /// uninitialised (the body must write before it reads).
-    static func with<T: TensorScalar, R>(_ type: T.Type = T.self, count: Int, zeroed: Bool,
-                                         _ body: (UnsafeMutablePointer<T>) throws -> R) rethrows -> R {
+    static func with<T: TensorScalar, R>(
+        _ type: T.Type = T.self, count: Int, zeroed: Bool,
+        _ body: (UnsafeMutablePointer<T>) throws -> R
+    ) rethrows -> R {
         let bytes = max(64, count * MemoryLayout<T>.stride)
         let taken: (pointer: UnsafeMutableRawPointer, bytes: Int)? = pool.lock.withLock {
             // The smallest idle block that fits.
-            guard let i = pool.idle.indices.filter({ pool.idle[$0].bytes >= bytes }).min(by: { pool.idle[$0].bytes < pool.idle[$1].bytes }) else { return nil }
+            guard
+                let i = pool.idle.indices.filter({ pool.idle[$0].bytes >= bytes }).min(by: {
+                    pool.idle[$0].bytes < pool.idle[$1].bytes
+                })
+            else { return nil }
             return pool.idle.remove(at: i)
         }
         let block = taken ?? (UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64), bytes)
         defer {
             pool.lock.withLock {
                 pool.idle.append(block)
-                if pool.idle.count > keep, let smallest = pool.idle.indices.min(by: { pool.idle[$0].bytes < pool.idle[$1].bytes }) {
+                if pool.idle.count > keep,
+                    let smallest = pool.idle.indices.min(by: { pool.idle[$0].bytes < pool.idle[$1].bytes })
+                {
                     pool.idle.remove(at: smallest).pointer.deallocate()
                 }
             }

@@ -11,8 +11,9 @@ public final class Tensor<T: TensorScalar>: @unchecked Sendable {
     var node: Node<T>?
 
     public init(_ storage: [T], shape: [Int], requiresGrad: Bool = false) {
-        precondition(shape.allSatisfy { $0 >= 0 } && shape.reduce(1, *) == storage.count,
-                     "shape \(shape) does not hold \(storage.count) elements")
+        precondition(
+            shape.allSatisfy { $0 >= 0 } && shape.reduce(1, *) == storage.count,
+            "shape \(shape) does not hold \(storage.count) elements")
         self.storage = storage
         self.shape = shape
         self.requiresGrad = requiresGrad
@@ -30,7 +31,10 @@ public final class Tensor<T: TensorScalar>: @unchecked Sendable {
 
     public var count: Int { storage.count }
     public var rank: Int { shape.count }
-    public var scalar: T { precondition(count == 1); return storage[0] }
+    public var scalar: T {
+        precondition(count == 1)
+        return storage[0]
+    }
 
     /// A copy of the values with no history.
     public func detached() -> Tensor { Tensor(storage, shape: shape) }
@@ -121,7 +125,10 @@ extension Tensor {
             t.node!.backward(g)
         }
         // Intermediate gradients are no longer needed once the pass is done.
-        for t in order where t !== self { t.grad = nil; t.node = nil }
+        for t in order where t !== self {
+            t.grad = nil
+            t.node = nil
+        }
         node = nil
     }
 }

@@ -4,10 +4,12 @@ import CShims
 import Foundation
 
 /// The element types a tensor holds: Float for training, Double for gradient checks.
-public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvertible where RawSignificand: FixedWidthInteger {
-    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
-                     a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
-                     beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
+public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvertible
+where RawSignificand: FixedWidthInteger {
+    static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Self,
+        a: UnsafePointer<Self>, lda: Int, b: UnsafePointer<Self>, ldb: Int,
+        beta: Self, c: UnsafeMutablePointer<Self>, ldc: Int)
     static func exp(_ x: Self) -> Self
     static func log(_ x: Self) -> Self
     static func tanh(_ x: Self) -> Self
@@ -24,7 +26,8 @@ public protocol TensorScalar: BinaryFloatingPoint, Sendable, CustomStringConvert
     /// Softmax of each row of the (rows, n) matrix at x, in place.
     static func softmaxRows(_ x: UnsafeMutablePointer<Self>, rows: Int, n: Int)
     /// dx = scale * y * (g - sum(g * y)) for each row: softmax's backward from its output y.
-    static func softmaxBackwardRows(y: UnsafePointer<Self>, g: UnsafePointer<Self>, dx: UnsafeMutablePointer<Self>, rows: Int, n: Int, scale: Self)
+    static func softmaxBackwardRows(
+        y: UnsafePointer<Self>, g: UnsafePointer<Self>, dx: UnsafeMutablePointer<Self>, rows: Int, n: Int, scale: Self)
 }
 
 extension TensorScalar {
@@ -44,7 +47,9 @@ extension TensorScalar {
         var out = [Self](repeating: 0, count: columns)
         guard columns > 0 else { return out }
         x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { addColumnSums(xp.baseAddress!, rows: xp.count / columns, columns: columns, into: $0.baseAddress!) }
+            out.withUnsafeMutableBufferPointer {
+                addColumnSums(xp.baseAddress!, rows: xp.count / columns, columns: columns, into: $0.baseAddress!)
+            }
         }
         return out
     }
@@ -53,13 +58,16 @@ extension TensorScalar {
 @inline(__always) private func blasTrans(_ t: Bool) -> CBLAS_TRANSPOSE { t ? CblasTrans : CblasNoTrans }
 
 extension Float: TensorScalar {
-    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
-                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+        a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+        beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
         BLAS.count(m: m, n: n, k: k)
         BLAS.call {
-            cblas_sgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
-                        alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            cblas_sgemm(
+                CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
+                alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
     @inline(__always) public static func exp(_ x: Float) -> Float { Foundation.exp(x) }
@@ -85,28 +93,42 @@ extension Float: TensorScalar {
         return z * p / q
     }
     public static var dtypeName: String { "F32" }
-    @inline(__always) public static func add(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) { lethe_add(dst, src, count) }
+    @inline(__always) public static func add(
+        _ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int
+    ) { lethe_add(dst, src, count) }
     @inline(__always) public static func sum(_ x: UnsafePointer<Float>, count: Int) -> Float { lethe_sum(x, count) }
-    @inline(__always) public static func sumSquaredDifference(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int) -> Float {
+    @inline(__always) public static func sumSquaredDifference(
+        _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int
+    ) -> Float {
         lethe_sum_squared_difference(a, b, count)
     }
-    @inline(__always) public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) { lethe_softmax_rows(x, rows, n) }
-    @inline(__always) public static func softmaxBackwardRows(y: UnsafePointer<Float>, g: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, n: Int, scale: Float) {
+    @inline(__always) public static func softmaxRows(_ x: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+        lethe_softmax_rows(x, rows, n)
+    }
+    @inline(__always) public static func softmaxBackwardRows(
+        y: UnsafePointer<Float>, g: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>, rows: Int, n: Int,
+        scale: Float
+    ) {
         lethe_softmax_backward_rows(y, g, dx, rows, n, scale)
     }
-    @inline(__always) public static func addColumnSums(_ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>) {
+    @inline(__always) public static func addColumnSums(
+        _ x: UnsafePointer<Float>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Float>
+    ) {
         lethe_column_sums(x, rows, columns, out)
     }
 }
 
 extension Double: TensorScalar {
-    public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
-                            a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
-                            beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int) {
+    public static func gemm(
+        transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
+        a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,
+        beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
+    ) {
         BLAS.count(m: m, n: n, k: k)
         BLAS.call {
-            cblas_dgemm(CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
-                        alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+            cblas_dgemm(
+                CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
+                alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         }
     }
     @inline(__always) public static func exp(_ x: Double) -> Double { Foundation.exp(x) }
@@ -123,18 +145,26 @@ extension Double: TensorScalar {
             var mx = -Double.infinity
             for j in 0..<n { mx = Swift.max(mx, row[j]) }
             var z: Double = 0
-            for j in 0..<n { row[j] = Foundation.exp(row[j] - mx); z += row[j] }
+            for j in 0..<n {
+                row[j] = Foundation.exp(row[j] - mx)
+                z += row[j]
+            }
             for j in 0..<n { row[j] /= z }
         }
     }
-    public static func softmaxBackwardRows(y: UnsafePointer<Double>, g: UnsafePointer<Double>, dx: UnsafeMutablePointer<Double>, rows: Int, n: Int, scale: Double) {
+    public static func softmaxBackwardRows(
+        y: UnsafePointer<Double>, g: UnsafePointer<Double>, dx: UnsafeMutablePointer<Double>, rows: Int, n: Int,
+        scale: Double
+    ) {
         for r in 0..<rows {
             var s: Double = 0
             for j in 0..<n { s += g[r * n + j] * y[r * n + j] }
             for j in 0..<n { dx[r * n + j] = scale * y[r * n + j] * (g[r * n + j] - s) }
         }
     }
-    public static func addColumnSums(_ x: UnsafePointer<Double>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Double>) {
+    public static func addColumnSums(
+        _ x: UnsafePointer<Double>, rows: Int, columns: Int, into out: UnsafeMutablePointer<Double>
+    ) {
         for r in 0..<rows { for j in 0..<columns { out[j] += x[r * columns + j] } }
     }
     public static func sum(_ x: UnsafePointer<Double>, count: Int) -> Double {
@@ -142,7 +172,9 @@ extension Double: TensorScalar {
         for i in 0..<count { s += x[i] }
         return s
     }
-    public static func sumSquaredDifference(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count: Int) -> Double {
+    public static func sumSquaredDifference(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, count: Int)
+        -> Double
+    {
         var s: Double = 0
         for i in 0..<count { s += (a[i] - b[i]) * (a[i] - b[i]) }
         return s
@@ -181,7 +213,7 @@ public enum BLAS {
                 gate.unlock()
                 return
             }
-            gate.unlock()   // OpenBLAS was left multi-threaded: set it back exclusively below
+            gate.unlock()  // OpenBLAS was left multi-threaded: set it back exclusively below
         }
         gate.writeLock()
         if current != wanted { setCount(wanted) }
@@ -199,7 +231,9 @@ public enum BLAS {
     /// the multiply-adds of the direct convolution kernels, which are products computed outside BLAS,
     /// for `lethe bench`'s achieved GFLOP/s; read the difference around the work you measure.
     public static var flops: Int { executed.load(ordering: .relaxed) }
-    @inline(__always) static func count(m: Int, n: Int, k: Int) { executed.wrappingAdd(2 * m * n * k, ordering: .relaxed) }
+    @inline(__always) static func count(m: Int, n: Int, k: Int) {
+        executed.wrappingAdd(2 * m * n * k, ordering: .relaxed)
+    }
 }
 
 /// A pthread read-write lock.

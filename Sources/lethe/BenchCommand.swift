@@ -7,14 +7,14 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the tensor core's op families and one unlearning step per reference model, against PyTorch.",
         discussion: """
-        Build in release first (`make bench` does). Op rows run forward and backward; GFLOP/s counts the \
-        matrix products the row executes (Winograd's reduced ones for 3x3 convolutions), against the sgemm \
-        peak measured in the same run. Step rows run the paper's \
-        objective on the MAE, VQ-GAN and diffusion reference models; when the PyTorch reference \
-        environment exists (bench/torch/setup.sh), bench/torch/bench_steps.py times the same work and the \
-        ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast). The two sides are timed \
-        alternately, --rounds times per row, each keeping its best, so that both see the same machine.
-        """
+            Build in release first (`make bench` does). Op rows run forward and backward; GFLOP/s counts the \
+            matrix products the row executes (Winograd's reduced ones for 3x3 convolutions), against the sgemm \
+            peak measured in the same run. Step rows run the paper's \
+            objective on the MAE, VQ-GAN and diffusion reference models; when the PyTorch reference \
+            environment exists (bench/torch/setup.sh), bench/torch/bench_steps.py times the same work and the \
+            ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast). The two sides are timed \
+            alternately, --rounds times per row, each keeping its best, so that both see the same machine.
+            """
     )
 
     @Option(parsing: .unconditional, help: "Threads (OpenBLAS and Lethe's own loops; PyTorch gets the same).")
@@ -26,7 +26,9 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Seconds to spend on each measurement (the best iteration is reported).")
     var seconds: Double = 1.0
 
-    @Option(parsing: .unconditional, help: "Rounds per row: Lethe and PyTorch are timed alternately this many times, each keeping its best.")
+    @Option(
+        parsing: .unconditional,
+        help: "Rounds per row: Lethe and PyTorch are timed alternately this many times, each keeping its best.")
     var rounds: Int = 3
 
     @Option(help: "Python of the PyTorch reference environment.")
@@ -38,15 +40,22 @@ struct Bench: ParsableCommand {
     @Option(help: "Only this reference model's step (MAE, VQ-GAN or diffusion).")
     var model: String?
 
-    @Flag(help: "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory.")
+    @Flag(
+        help:
+            "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory."
+    )
     var endToEnd = false
 
-    @Option(parsing: .unconditional, help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion).")
+    @Option(
+        parsing: .unconditional, help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion)."
+    )
     var runSteps: Int?
 
     /// The reference models, as `--model` names them (case and hyphens aside: vq-gan, vqgan).
     static let models = ["MAE", "VQ-GAN", "diffusion"]
-    static func sameModel(_ a: String, _ b: String) -> Bool { a.lowercased().filter(\.isLetter) == b.lowercased().filter(\.isLetter) }
+    static func sameModel(_ a: String, _ b: String) -> Bool {
+        a.lowercased().filter(\.isLetter) == b.lowercased().filter(\.isLetter)
+    }
 
     func validate() throws {
         try OptionChecks.atLeast(rounds, 1, name: "--rounds")
@@ -61,7 +70,9 @@ struct Bench: ParsableCommand {
     func run() throws {
         if endToEnd { return try wholeRuns() }
         Numerics.configure(threads: threads, mode: mode)
-        print("lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per measurement, \(rounds) round(s)")
+        print(
+            "lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per measurement, \(rounds) round(s)"
+        )
         let torch = TorchReference(python: torchPython, threads: threads)
         let peak = measureSgemmPeak()
         print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
@@ -71,8 +82,9 @@ struct Bench: ParsableCommand {
         }
         referenceSteps(peak: peak, torch: torch)
         if let torch {
-            print("PyTorch \(torch.version), \(threads) thread(s): the same work, timed alternately with Lethe's (\(rounds) round(s), "
-                  + "the best of each side); a ratio >= 1 means Lethe is at least as fast.")
+            print(
+                "PyTorch \(torch.version), \(threads) thread(s): the same work, timed alternately with Lethe's (\(rounds) round(s), "
+                    + "the best of each side); a ratio >= 1 means Lethe is at least as fast.")
         } else {
             print("PyTorch reference: not measured (bench/torch/setup.sh creates \(torchPython)).")
         }
@@ -80,8 +92,11 @@ struct Bench: ParsableCommand {
 
     /// Lethe's best time (s) of `body` and PyTorch's (ms, when measured) of the same work, over
     /// `rounds` alternating rounds.
-    func alternate(_ kind: String, _ name: String, torch: TorchReference?, _ body: () -> Void) -> (lethe: Double, torch: Double?) {
-        var lethe = Double.infinity, reference: Double?
+    func alternate(_ kind: String, _ name: String, torch: TorchReference?, _ body: () -> Void) -> (
+        lethe: Double, torch: Double?
+    ) {
+        var lethe = Double.infinity
+        var reference: Double?
         for _ in 0..<rounds {
             lethe = min(lethe, best(body))
             if let ms = torch?.time(kind, name, seconds: seconds) { reference = min(reference ?? ms, ms) }
@@ -92,7 +107,9 @@ struct Bench: ParsableCommand {
     func opRows(peak: Double, torch: TorchReference?) {
         var rng = Philox(seed: 0)
         print("")
-        print("op (forward + backward)              shape                          ms/iter   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
+        print(
+            "op (forward + backward)              shape                          ms/iter   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
+        )
         func row(_ name: String, _ shape: String, _ body: () -> Void) {
             let before = BLAS.flops
             body()
@@ -100,28 +117,38 @@ struct Bench: ParsableCommand {
             let (t, ms) = alternate("op", name, torch: torch, body)
             let gflops = flops / t / 1e9
             let rate = flops > 0 ? String(format: "%8.1f  %5.1f%%", gflops, 100 * gflops / peak) : "       —       —"
-            let reference = ms.map { String(format: "   %10.3f   %13.2f", $0, $0 / (t * 1e3)) } ?? "            —               —"
+            let reference =
+                ms.map { String(format: "   %10.3f   %13.2f", $0, $0 / (t * 1e3)) } ?? "            —               —"
             print(name.padding(37) + shape.padding(31) + String(format: "%7.3f  ", t * 1e3) + rate + reference)
         }
         func param(_ s: [Int]) -> Tensor<Float> { Tensor.randn(s, rng: &rng, requiresGrad: true) }
 
-        let x = param([2048, 128]), w = param([512, 128]), b = param([512])
+        let x = param([2048, 128])
+        let w = param([512, 128])
+        let b = param([512])
         row("linear", "[2048,128] x [512,128]^T") { x.linear(w, b).sum().backward() }
-        let img = param([32, 32, 16, 16]), k = param([64, 32, 3, 3])
+        let img = param([32, 32, 16, 16])
+        let k = param([64, 32, 3, 3])
         row("conv2d 3x3 pad 1", "[32,32,16,16] * [64,32,3,3]") {
             img.conv2d(k, nil, Conv2dGeometry(stride: 1, padding: 1)).sum().backward()
         }
-        let q = param([32, 4, 64, 32]), kk = param([32, 4, 64, 32]), v = param([32, 4, 64, 32])
+        let q = param([32, 4, 64, 32])
+        let kk = param([32, 4, 64, 32])
+        let v = param([32, 4, 64, 32])
         row("attention", "[32,4,64,32]") { Tensor.attention(q, kk, v).sum().backward() }
         let qkv = param([32, 64, 384])
         row("self-attention from qkv", "[32,64,3x128], 4 heads") {
             Tensor.selfAttention(qkv: qkv, heads: 4).sum().backward()
         }
-        let ln = param([2048, 128]), g = param([128]), beta = param([128])
+        let ln = param([2048, 128])
+        let g = param([128])
+        let beta = param([128])
         row("layer norm", "[2048,128]") { ln.layerNorm(g, beta).sum().backward() }
         let sm = param([512, 256])
         row("softmax", "[512,256]") { sm.softmax().square().sum().backward() }
-        let gn = param([32, 64, 16, 16]), gw = param([64]), gb = param([64])
+        let gn = param([32, 64, 16, 16])
+        let gw = param([64])
+        let gb = param([64])
         row("group norm (32 groups)", "[32,64,16,16]") { gn.groupNorm(groups: 32, gw, gb).sum().backward() }
         let e = param([32, 64, 32, 32])
         row("gelu", "[32,64,32,32]") { e.gelu().sum().backward() }
@@ -132,8 +159,12 @@ struct Bench: ParsableCommand {
     /// Winograd's reduced products rather than the convolution sum's count, and the multiply-adds of
     /// the direct convolution kernels), against the sgemm peak.
     func referenceSteps(peak: Double, torch: TorchReference?) {
-        print("unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe")
-        for (name, make) in [("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion)] {
+        print(
+            "unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
+        )
+        for (name, make) in [
+            ("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion),
+        ] {
             if let model, !Self.sameModel(model, name) { continue }
             let step = make()
             step.run()
@@ -143,7 +174,9 @@ struct Bench: ParsableCommand {
             let (elapsed, reference) = alternate("step", step.name, torch: torch, step.run)
             let t = elapsed * 1e3
             let rate = flops / elapsed / 1e9
-            var line = step.name.padding(37) + String(step.parameters).padding(13) + String(format: "%8.1f  %8.1f  %5.1f%%", t, rate, 100 * rate / peak)
+            var line =
+                step.name.padding(37) + String(step.parameters).padding(13)
+                + String(format: "%8.1f  %8.1f  %5.1f%%", t, rate, 100 * rate / peak)
             if let reference {
                 line += String(format: "   %10.1f   %13.2f", reference, reference / t)
             } else {
@@ -167,17 +200,19 @@ struct Bench: ParsableCommand {
 
     /// OpenBLAS's peak at this thread count (strict mode runs it single-threaded per block).
     func measureSgemmPeak() -> Double {
-        Numerics.configure(threads: threads, mode: .fast)   // the peak is OpenBLAS's own, multi-threaded
+        Numerics.configure(threads: threads, mode: .fast)  // the peak is OpenBLAS's own, multi-threaded
         defer { Numerics.configure(threads: threads, mode: mode) }
         let n = 1024
-        let a = [Float](repeating: 1, count: n * n), b = [Float](repeating: 0.5, count: n * n)
+        let a = [Float](repeating: 1, count: n * n)
+        let b = [Float](repeating: 0.5, count: n * n)
         var c = [Float](repeating: 0, count: n * n)
         let t = best {
             a.withUnsafeBufferPointer { ap in
                 b.withUnsafeBufferPointer { bp in
                     c.withUnsafeMutableBufferPointer { cp in
-                        Float.gemm(transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: ap.baseAddress!, lda: n,
-                                   b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
+                        Float.gemm(
+                            transA: false, transB: false, m: n, n: n, k: n, alpha: 1, a: ap.baseAddress!, lda: n,
+                            b: bp.baseAddress!, ldb: n, beta: 0, c: cp.baseAddress!, ldc: n)
                     }
                 }
             }

@@ -23,16 +23,20 @@ extension Bench {
         try p.run()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return ProcessResult(seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9, output: String(decoding: data, as: UTF8.self),
-                             status: p.terminationStatus)
+        return ProcessResult(
+            seconds: Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9,
+            output: String(decoding: data, as: UTF8.self),
+            status: p.terminationStatus)
     }
 
     func wholeRuns() throws {
         let lethe = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL.path
-        let executable = FileManager.default.isExecutableFile(atPath: lethe) ? lethe : Bundle.main.executablePath ?? lethe
+        let executable =
+            FileManager.default.isExecutableFile(atPath: lethe) ? lethe : Bundle.main.executablePath ?? lethe
         let hasTorch = FileManager.default.isExecutableFile(atPath: torchPython)
         print("lethe bench --end-to-end: \(threads) thread(s), \(mode) mode; whole runs, each in its own process")
-        print("model       steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
+        print(
+            "model       steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
         for (arch, defaultSteps) in [("mae", 20), ("vqgan", 20), ("diffusion", 5)] {
             if let model, !Bench.sameModel(model, arch) { continue }
             let steps = runSteps ?? defaultSteps
@@ -61,17 +65,25 @@ extension Bench {
             """.write(toFile: dir + "/un.yaml", atomically: true, encoding: .utf8)
             let pre = try runProcess(executable, ["run", dir + "/pre.yaml", "--threads", String(threads)])
             guard pre.status == 0 else { throw RunFailure(message: "the pretrain stage failed:\n\(pre.output)") }
-            let run = try runProcess(executable, ["run", dir + "/un.yaml", "--threads", String(threads), "--print-resources"])
+            let run = try runProcess(
+                executable, ["run", dir + "/un.yaml", "--threads", String(threads), "--print-resources"])
             guard run.status == 0 else { throw RunFailure(message: "the unlearning run failed:\n\(run.output)") }
             let letheMiB = run.output.split(separator: "\n").last { $0.hasPrefix("resources:") }
                 .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
             var line = arch.padding(12) + String(steps).padding(6) + String(format: "%9.1f", run.seconds)
             if hasTorch {
-                let torch = try runProcess(torchPython, ["bench/torch/bench_run.py", "--model", arch, "--steps", String(steps), "--threads", String(threads)])
+                let torch = try runProcess(
+                    torchPython,
+                    [
+                        "bench/torch/bench_run.py", "--model", arch, "--steps", String(steps), "--threads",
+                        String(threads),
+                    ])
                 let json = torch.output.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)) }.last
                 let torchMiB = json?["peak_rss_mib"]?.doubleValue
                 if torch.status == 0, let torchMiB, let letheMiB {
-                    line += String(format: "   %9.1f   %13.2f   %9.0f   %11.0f   %20.2f", torch.seconds, torch.seconds / run.seconds, letheMiB, torchMiB, letheMiB / torchMiB)
+                    line += String(
+                        format: "   %9.1f   %13.2f   %9.0f   %11.0f   %20.2f", torch.seconds,
+                        torch.seconds / run.seconds, letheMiB, torchMiB, letheMiB / torchMiB)
                 } else {
                     line += "   PyTorch run failed (exit \(torch.status))"
                 }
@@ -80,8 +92,10 @@ extension Bench {
             }
             print(line)
         }
-        print(hasTorch ? "Ratios >= 1 for time mean Lethe is faster; memory ratios <= 1 mean Lethe needs no more than PyTorch."
-                       : "PyTorch reference: not measured (bench/torch/setup.sh creates \(torchPython)).")
+        print(
+            hasTorch
+                ? "Ratios >= 1 for time mean Lethe is faster; memory ratios <= 1 mean Lethe needs no more than PyTorch."
+                : "PyTorch reference: not measured (bench/torch/setup.sh creates \(torchPython)).")
     }
 
     struct RunFailure: Error, CustomStringConvertible {
@@ -93,7 +107,8 @@ extension Bench {
 /// The process's peak resident memory (VmHWM) in MiB.
 func peakResidentMiB() -> Double? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Double($0) }) else { return nil }
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kib = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first.flatMap({ Double($0) })
+    else { return nil }
     return kib / 1024
 }

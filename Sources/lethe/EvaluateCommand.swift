@@ -8,12 +8,12 @@ struct Evaluate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a run's evaluation, running the spec first if needed.",
         discussion: """
-        TARGET is a spec, a run directory, or a config hash (or a unique prefix of one) under --runs. \
-        A spec is planned and executed like `lethe run` (a `kind: evaluate` spec measures one checkpoint \
-        without unlearning; see configs/mae-evaluate.yaml); then the metrics of its run directory are \
-        printed: FID, IS and cosine in the feature classifier's space, PSNR of the hidden region, SSIM \
-        and class accuracy, on held-out retain (D_R) and forget (D_F) images.
-        """
+            TARGET is a spec, a run directory, or a config hash (or a unique prefix of one) under --runs. \
+            A spec is planned and executed like `lethe run` (a `kind: evaluate` spec measures one checkpoint \
+            without unlearning; see configs/mae-evaluate.yaml); then the metrics of its run directory are \
+            printed: FID, IS and cosine in the feature classifier's space, PSNR of the hidden region, SSIM \
+            and class accuracy, on held-out retain (D_R) and forget (D_F) images.
+            """
     )
 
     @Argument(help: "Spec file, run directory or config hash.")
@@ -37,7 +37,9 @@ struct Evaluate: ParsableCommand {
 
     func run() throws {
         let dir: String
-        if target.hasSuffix(".yaml") || target.hasSuffix(".yml") || FileManager.default.isReadableFile(atPath: target) && !isDirectory(target) {
+        if target.hasSuffix(".yaml") || target.hasSuffix(".yml")
+            || FileManager.default.isReadableFile(atPath: target) && !isDirectory(target)
+        {
             dir = try execute(try options.plan(target), threads: threads)
         } else {
             do { dir = try RunStore(root: runs).locate(target) } catch { throw failure("\(error)") }
@@ -73,7 +75,11 @@ enum EvaluationTable {
         let splits = ["retain", "forget", "all"].filter { eval["images"]?[$0] != nil }
         let models = ["original", "unlearned", "mean_fill_baseline"].filter { eval[$0] != nil }
         var metrics: [String] = []
-        for m in models { for s in splits { for k in eval[m]?[s]?.objectValue?.keys ?? [] where !metrics.contains(k) { metrics.append(k) } } }
+        for m in models {
+            for s in splits {
+                for k in eval[m]?[s]?.objectValue?.keys ?? [] where !metrics.contains(k) { metrics.append(k) }
+            }
+        }
         let headers = ["model"] + splits.flatMap { s in metrics.map { "\(splitLabels[s] ?? s) \($0)" } }
         let rows = models.map { m in [m] + splits.flatMap { s in metrics.map { cell(eval[m]?[s]?[$0]?.doubleValue) } } }
         return TextTable(headers: headers, rows: rows)

@@ -7,9 +7,13 @@ struct Lethe: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lethe",
         abstract: "Machine unlearning for image-to-image generative models.",
-        discussion: "Write a YAML run spec (see configs/ and `lethe schema`), check it with `lethe validate`, see what it will do with `lethe plan`, and run it with `lethe run`.",
+        discussion:
+            "Write a YAML run spec (see configs/ and `lethe schema`), check it with `lethe validate`, see what it will do with `lethe plan`, and run it with `lethe run`.",
         version: LetheVersion.current,
-        subcommands: [Validate.self, PlanCommand.self, Run.self, Evaluate.self, Table.self, Runs.self, Diff.self, Reproduce.self, Schema.self, Bench.self]
+        subcommands: [
+            Validate.self, PlanCommand.self, Run.self, Evaluate.self, Table.self, Runs.self, Diff.self, Reproduce.self,
+            Schema.self, Bench.self,
+        ]
     )
 
     /// ArgumentParser's own entry point, with usage errors mapped to exit code 2 (it uses 64) and any
@@ -20,7 +24,7 @@ struct Lethe: ParsableCommand {
         do {
             command = try parseAsRoot()
         } catch {
-            if exitCode(for: error) == .success { exit(withError: error) }   // --help, --version
+            if exitCode(for: error) == .success { exit(withError: error) }  // --help, --version
             printError(fullMessage(for: error))
             Foundation.exit(Exit.error.rawValue)
         }

@@ -28,7 +28,8 @@ struct PlanCommand: ParsableCommand {
 enum PlanText {
     /// Two lines for the top of a run's output.
     static func summary(_ plan: Plan) -> String {
-        "\(plan.kind) \(plan.specPath)\nconfig hash \(plan.configHash)  stages: " + plan.stages.map { "\($0.name) (\($0.status == .done ? "done" : "to run"))" }.joined(separator: ", ")
+        "\(plan.kind) \(plan.specPath)\nconfig hash \(plan.configHash)  stages: "
+            + plan.stages.map { "\($0.name) (\($0.status == .done ? "done" : "to run"))" }.joined(separator: ", ")
     }
 
     static func render(_ plan: Plan) -> String {
@@ -42,7 +43,9 @@ enum PlanText {
         lines.append("stages:")
         for (n, s) in plan.stages.enumerated() {
             let origin = s.spec.map { "  (\($0))" } ?? ""
-            lines.append("  \(n + 1). \(s.name.padding(12)) \(s.configHash.prefix(16))  \(s.status == .done ? "done, reused" : "to run")\(origin)")
+            lines.append(
+                "  \(n + 1). \(s.name.padding(12)) \(s.configHash.prefix(16))  \(s.status == .done ? "done, reused" : "to run")\(origin)"
+            )
         }
         lines.append("")
         lines.append("inputs:")

@@ -15,23 +15,31 @@ enum ReferenceSteps {
 
     /// 1 outside the centred square that hides 25% of the image, 0 inside: (1, 1, 32, 32).
     static func cropMask() -> Tensor<Float> {
-        Tensor((0..<1024).map { i in (8..<24).contains(i / 32) && (8..<24).contains(i % 32) ? 0 : 1 }, shape: [1, 1, 32, 32])
+        Tensor(
+            (0..<1024).map { i in (8..<24).contains(i / 32) && (8..<24).contains(i % 32) ? 0 : 1 },
+            shape: [1, 1, 32, 32])
     }
 
     static func images(_ rng: inout Philox) -> Tensor<Float> { Tensor.uniform([batch, 1, 32, 32], 0, 1, rng: &rng) }
 
     /// A student and a frozen teacher with the same initial weights (both from the "init" stream), and
     /// the generator for the data.
-    static func studentAndTeacher<M: Module<Float>>(_ make: (inout Philox) -> M) -> (student: M, teacher: M, rng: Philox) {
+    static func studentAndTeacher<M: Module<Float>>(_ make: (inout Philox) -> M) -> (
+        student: M, teacher: M, rng: Philox
+    ) {
         let rng = Philox(seed: 0)
-        var a = rng.split("init"), b = rng.split("init")
-        let student = make(&a), teacher = make(&b)
+        var a = rng.split("init")
+        var b = rng.split("init")
+        let student = make(&a)
+        let teacher = make(&b)
         teacher.setTrainable(false)
         return (student, teacher, rng.split("data"))
     }
 
     /// Freezes everything but `encoder`, and returns an Adam over the encoder.
-    static func encoderOptimizer<M: Module<Float>>(_ model: M, encoder: [(path: String, tensor: Tensor<Float>)]) -> Adam<Float> {
+    static func encoderOptimizer<M: Module<Float>>(_ model: M, encoder: [(path: String, tensor: Tensor<Float>)])
+        -> Adam<Float>
+    {
         model.setTrainable(false)
         for p in encoder { p.tensor.requiresGrad = true }
         return Adam(encoder.map(\.tensor), lr: 1e-4)
@@ -45,8 +53,12 @@ enum ReferenceSteps {
         var adam = encoderOptimizer(student, encoder: student.encoderParameters)
         return Step(name: "MAE", parameters: student.parameterCount) {
             adam.zeroGrad()
-            let (tr, tf) = GradMode.withoutGrad { (teacher.encode(xr, visible: visible), teacher.encode(noise, visible: visible)) }
-            let loss = student.encode(xr, visible: visible).mseLoss(tr) + student.encode(xf, visible: visible).mseLoss(tf) * alpha
+            let (tr, tf) = GradMode.withoutGrad {
+                (teacher.encode(xr, visible: visible), teacher.encode(noise, visible: visible))
+            }
+            let loss =
+                student.encode(xr, visible: visible).mseLoss(tr) + student.encode(xf, visible: visible).mseLoss(tf)
+                * alpha
             loss.backward()
             adam.step()
         }
@@ -81,10 +93,14 @@ enum ReferenceSteps {
             adam.zeroGrad()
             let (tr, tf) = GradMode.withoutGrad { () -> ([Tensor<Float>], [Tensor<Float>]) in
                 let emb = teacher.timestepEmbedding(t)
-                return (teacher.encode(xtr, condition: xr * mask, emb: emb), teacher.encode(xtn, condition: xf * mask, emb: emb))
+                return (
+                    teacher.encode(xtr, condition: xr * mask, emb: emb),
+                    teacher.encode(xtn, condition: xf * mask, emb: emb)
+                )
             }
             let emb = student.timestepEmbedding(t)
-            let loss = distance(student.encode(xtr, condition: xr * mask, emb: emb), tr)
+            let loss =
+                distance(student.encode(xtr, condition: xr * mask, emb: emb), tr)
                 + distance(student.encode(xtf, condition: xf * mask, emb: emb), tf) * alpha
             loss.backward()
             adam.step()

@@ -6,7 +6,8 @@ import LetheSpec
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Plan a spec and execute its stages into runs/<config-hash>/.",
-        discussion: "Stages run in order: the pretrain spec the model names, the feature classifier that the metrics need, then the run itself. A stage whose run directory is finished (it has a manifest) is reused by config hash; an interrupted one is started again from scratch."
+        discussion:
+            "Stages run in order: the pretrain spec the model names, the feature classifier that the metrics need, then the run itself. A stage whose run directory is finished (it has a manifest) is reused by config hash; an interrupted one is started again from scratch."
     )
 
     @Argument(help: "Spec file.", completion: .file(extensions: ["yaml", "yml"]))
@@ -23,7 +24,11 @@ struct Run: ParsableCommand {
     func validate() throws { try OptionChecks.threads(threads) }
 
     func run() throws {
-        defer { if printResources { print("resources: peak_rss_mib " + (peakResidentMiB().map { String(format: "%.1f", $0) } ?? "nan")) } }
+        defer {
+            if printResources {
+                print("resources: peak_rss_mib " + (peakResidentMiB().map { String(format: "%.1f", $0) } ?? "nan"))
+            }
+        }
         let plan = try options.plan(spec)
         print(PlanText.summary(plan))
         let dir = try execute(plan, threads: threads)

@@ -7,7 +7,8 @@ import LetheRuns
 struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List run directories: hash, kind, model, method, status, key metrics, date.",
-        discussion: "Status is finished (manifest written), running (a .partial folder whose stage lock a process holds), interrupted (a .partial folder nobody is building), incomplete (a hash-named folder without a manifest) or tampered (files, names or identity no longer match the manifest; checked with --verify). With --verify the exit code is 1 when any run is tampered or incomplete."
+        discussion:
+            "Status is finished (manifest written), running (a .partial folder whose stage lock a process holds), interrupted (a .partial folder nobody is building), incomplete (a hash-named folder without a manifest) or tampered (files, names or identity no longer match the manifest; checked with --verify). With --verify the exit code is 1 when any run is tampered or incomplete."
     )
 
     @Option(help: "Where run directories live.")
@@ -23,13 +24,15 @@ struct Runs: ParsableCommand {
         let fm = FileManager.default
         let names = ((try? fm.contentsOfDirectory(atPath: runs)) ?? []).sorted()
         var rows: [[String]] = []
-        var bad = 0, details: [(String, [String])] = []
+        var bad = 0
+        var details: [(String, [String])] = []
         for name in names {
             let path = runs + "/" + name
             let hash = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
             guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { continue }
             if name.hasSuffix(".partial") {
-                let state = StageLock.isBusy(runs + "/" + hash) ? "running" : "interrupted (rerun the spec to start it again)"
+                let state =
+                    StageLock.isBusy(runs + "/" + hash) ? "running" : "interrupted (rerun the spec to start it again)"
                 rows.append([String(hash.prefix(16)), "-", "-", "-", state, "-", date(path)])
                 continue
             }
@@ -38,7 +41,8 @@ struct Runs: ParsableCommand {
                 bad += 1
                 continue
             }
-            let resolved = try? RunStore.json(path, "resolved.json"), eval = try? RunStore.json(path, "eval.json")
+            let resolved = try? RunStore.json(path, "resolved.json")
+            let eval = try? RunStore.json(path, "eval.json")
             let identity = try? RunStore.json(path, "identity.json")
             let kind = resolved?["kind"]?.stringValue ?? identity?["stage"]?.stringValue ?? "?"
             var status = RunDirectory.finished(path) ? "finished" : "incomplete"
@@ -57,14 +61,19 @@ struct Runs: ParsableCommand {
                     bad += 1
                 }
             }
-            rows.append([String(hash.prefix(16)), kind, resolved?["model"]?["architecture"]?.stringValue ?? "-",
-                         eval?["method"]?.stringValue ?? resolved?["unlearn"]?["method"]?.stringValue ?? "-", status, keyMetrics(eval), date(path)])
+            rows.append([
+                String(hash.prefix(16)), kind, resolved?["model"]?["architecture"]?.stringValue ?? "-",
+                eval?["method"]?.stringValue ?? resolved?["unlearn"]?["method"]?.stringValue ?? "-", status,
+                keyMetrics(eval), date(path),
+            ])
         }
         if rows.isEmpty {
             print("no runs in \(runs)/")
             return
         }
-        print(TextTable(headers: ["hash", "kind", "model", "method", "status", "key metrics", "date"], rows: rows).render(format))
+        print(
+            TextTable(headers: ["hash", "kind", "model", "method", "status", "key metrics", "date"], rows: rows).render(
+                format))
         for (hash, problems) in details {
             printError("\(hash): " + problems.joined(separator: "; "))
         }
@@ -90,7 +99,9 @@ struct Runs: ParsableCommand {
 
     func date(_ path: String) -> String {
         let file = FileManager.default.fileExists(atPath: path + "/manifest.json") ? path + "/manifest.json" : path
-        guard let d = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date else { return "-" }
+        guard let d = (try? FileManager.default.attributesOfItem(atPath: file))?[.modificationDate] as? Date else {
+            return "-"
+        }
         let f = DateFormatter()
         f.dateFormat = "yyyy-MM-dd HH:mm"
         f.timeZone = TimeZone(identifier: "UTC")

@@ -5,10 +5,14 @@ import LetheSpec
 struct Schema: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print or write the run-spec JSON Schemas (draft 2020-12).",
-        discussion: "Editors with yaml-language-server validate specs as you type with `# yaml-language-server: $schema=../schemas/run-spec.schema.json` at the top of a spec."
+        discussion:
+            "Editors with yaml-language-server validate specs as you type with `# yaml-language-server: $schema=../schemas/run-spec.schema.json` at the top of a spec."
     )
 
-    @Argument(help: "Schema file to print (default: run-spec.schema.json). One of: \(EmbeddedSchemas.files.map(\.name).joined(separator: ", ")).")
+    @Argument(
+        help:
+            "Schema file to print (default: run-spec.schema.json). One of: \(EmbeddedSchemas.files.map(\.name).joined(separator: ", "))."
+    )
     var name: String = "run-spec.schema.json"
 
     @Option(help: "Write every schema file into this folder instead of printing.", completion: .directory)
@@ -31,7 +35,8 @@ struct Schema: ParsableCommand {
             }
             return
         }
-        guard let file = EmbeddedSchemas.files.first(where: { $0.name == name || $0.name == name + ".schema.json" }) else {
+        guard let file = EmbeddedSchemas.files.first(where: { $0.name == name || $0.name == name + ".schema.json" })
+        else {
             throw ValidationError("no schema named '\(name)'; try --list")
         }
         print(file.text)

@@ -4,7 +4,9 @@ import LetheSpec
 
 /// Flags shared by every command that reads a spec.
 struct SpecOptions: ParsableArguments {
-    @Option(name: .customLong("set"), help: ArgumentHelp("Override a spec value, validated like the file (repeatable).", valueName: "key.path=value"))
+    @Option(
+        name: .customLong("set"),
+        help: ArgumentHelp("Override a spec value, validated like the file (repeatable).", valueName: "key.path=value"))
     var overrides: [String] = []
 
     func parsedOverrides() throws(SpecError) -> [Override] {

@@ -8,12 +8,12 @@ struct Table: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run (or collect) a set of unlearning specs and print the paper's table.",
         discussion: """
-        One table per model family: rows Original, MAX LOSS, NOISY LABEL, RETAIN LABEL, RANDOM ENCODER, \
-        Ours, Ours (proxy D_R) (whichever the specs cover); columns the chosen metrics on D_R (retain) \
-        and D_F (forget). The Original row is the first run's original model. Specs whose run is \
-        finished are reused; with --no-run a missing run is an error instead.
-        Example: lethe table configs/mae-*.yaml --format md
-        """
+            One table per model family: rows Original, MAX LOSS, NOISY LABEL, RETAIN LABEL, RANDOM ENCODER, \
+            Ours, Ours (proxy D_R) (whichever the specs cover); columns the chosen metrics on D_R (retain) \
+            and D_F (forget). The Original row is the first run's original model. Specs whose run is \
+            finished are reused; with --no-run a missing run is an error instead.
+            Example: lethe table configs/mae-*.yaml --format md
+            """
     )
 
     @Argument(help: "Unlearning specs (kind: unlearn). Other kinds are skipped.")
@@ -33,7 +33,9 @@ struct Table: ParsableCommand {
     @Option(parsing: .unconditional, help: "Threads for the numeric core, when specs run.")
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    static let rowOrder = ["Original", "MAX LOSS", "NOISY LABEL", "RETAIN LABEL", "RANDOM ENCODER", "Ours", "Ours (proxy D_R)"]
+    static let rowOrder = [
+        "Original", "MAX LOSS", "NOISY LABEL", "RETAIN LABEL", "RANDOM ENCODER", "Ours", "Ours (proxy D_R)",
+    ]
 
     func run() throws {
         let wanted = metrics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -62,17 +64,26 @@ struct Table: ParsableCommand {
             do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
             guard let eval = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
             let arch = plan.spec.model.architecture.rawValue
-            if !families.contains(where: { $0.architecture == arch }) { families.append((arch, [("Original", eval, true)])) }
+            if !families.contains(where: { $0.architecture == arch }) {
+                families.append((arch, [("Original", eval, true)]))
+            }
             let i = families.firstIndex { $0.architecture == arch }!
             families[i].rows.append((eval["method"]?.stringValue ?? "?", eval, false))
         }
         for (k, family) in families.enumerated() {
-            let rows = family.rows.sorted { (Self.rowOrder.firstIndex(of: $0.name) ?? 99) < (Self.rowOrder.firstIndex(of: $1.name) ?? 99) }
+            let rows = family.rows.sorted {
+                (Self.rowOrder.firstIndex(of: $0.name) ?? 99) < (Self.rowOrder.firstIndex(of: $1.name) ?? 99)
+            }
             let table = TextTable(
-                headers: ["\(family.architecture)"] + ["retain", "forget"].flatMap { s in wanted.map { "\(EvaluationTable.splitLabels[s]!) \(Self.label($0))" } },
+                headers: ["\(family.architecture)"]
+                    + ["retain", "forget"].flatMap { s in
+                        wanted.map { "\(EvaluationTable.splitLabels[s]!) \(Self.label($0))" }
+                    },
                 rows: rows.map { row in
                     let model = row.original ? "original" : "unlearned"
-                    return [row.name] + ["retain", "forget"].flatMap { s in wanted.map { cell(row.eval[model]?[s]?[$0]?.doubleValue) } }
+                    return [row.name]
+                        + ["retain", "forget"].flatMap { s in wanted.map { cell(row.eval[model]?[s]?[$0]?.doubleValue) }
+                        }
                 })
             if k > 0 { print("") }
             print(table.render(format))
@@ -83,11 +94,13 @@ struct Table: ParsableCommand {
     /// then reports why).
     static func kind(of path: String) -> String? {
         guard let data = FileManager.default.contents(atPath: path),
-              let json = try? YAMLLoader.loadDocument([UInt8](data), file: path).toJSON().0 else { return nil }
+            let json = try? YAMLLoader.loadDocument([UInt8](data), file: path).toJSON().0
+        else { return nil }
         return json["kind"]?.stringValue
     }
 
     static func label(_ metric: String) -> String {
-        ["fid": "FID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "acc"][metric] ?? metric
+        ["fid": "FID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "acc"][metric]
+            ?? metric
     }
 }

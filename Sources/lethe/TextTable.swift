@@ -12,21 +12,31 @@ struct TextTable {
     func render(_ format: TableFormat) -> String {
         switch format {
         case .csv:
-            func cell(_ s: String) -> String { s.contains(where: { ",\"\n".contains($0) }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+            func cell(_ s: String) -> String {
+                s.contains(where: { ",\"\n".contains($0) })
+                    ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+            }
             return ([headers] + rows).map { $0.map(cell).joined(separator: ",") }.joined(separator: "\n")
         case .md:
             let escaped = rows.map { $0.map { $0.replacingOccurrences(of: "|", with: "\\|") } }
-            return (["| " + headers.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ") + " |", "|" + headers.indices.map { $0 == 0 ? "---|" : "---:|" }.joined()]
-                    + escaped.map { "| " + $0.joined(separator: " | ") + " |" }).joined(separator: "\n")
+            return
+                ([
+                    "| " + headers.map { $0.replacingOccurrences(of: "|", with: "\\|") }.joined(separator: " | ")
+                        + " |", "|" + headers.indices.map { $0 == 0 ? "---|" : "---:|" }.joined(),
+                ]
+                + escaped.map { "| " + $0.joined(separator: " | ") + " |" }).joined(separator: "\n")
         case .text:
-            let widths = headers.indices.map { c in ([headers] + rows).map { c < $0.count ? $0[c].count : 0 }.max() ?? 0 }
+            let widths = headers.indices.map { c in ([headers] + rows).map { c < $0.count ? $0[c].count : 0 }.max() ?? 0
+            }
             func line(_ r: [String]) -> String {
                 r.enumerated().map { c, s in
                     let pad = String(repeating: " ", count: max(0, widths[c] - s.count))
                     return c == 0 ? s + pad : pad + s
                 }.joined(separator: "  ")
             }
-            return ([line(headers), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")] + rows.map(line)).joined(separator: "\n")
+            return
+                ([line(headers), widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")]
+                + rows.map(line)).joined(separator: "\n")
         }
     }
 }

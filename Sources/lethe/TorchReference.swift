@@ -26,7 +26,8 @@ final class TorchReference {
         process.standardOutput = output
         do { try process.run() } catch { return nil }
         guard let line = nextLine(), let value = try? JSONParser.parse(line), value["ready"] != nil,
-              let version = value["torch"]?.stringValue else {
+            let version = value["torch"]?.stringValue
+        else {
             process.terminate()
             return nil
         }

@@ -4,7 +4,8 @@ import LetheSpec
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check run specs against the schemas and the planner's checks.",
-        discussion: "Reports every problem as FILE:LINE:COL: <json-pointer>: <message>. Exits 0 when every spec is valid, 1 when any is invalid, 2 when a spec cannot be read."
+        discussion:
+            "Reports every problem as FILE:LINE:COL: <json-pointer>: <message>. Exits 0 when every spec is valid, 1 when any is invalid, 2 when a spec cannot be read."
     )
 
     @Argument(help: "Spec files.", completion: .file(extensions: ["yaml", "yml"]))
@@ -17,7 +18,8 @@ struct Validate: ParsableCommand {
 
     func run() throws {
         let planner = Planner()
-        var failed = 0, unreadable = 0
+        var failed = 0
+        var unreadable = 0
         for spec in specs {
             do throws(SpecError) {
                 let plan = try planner.plan(specPath: spec, overrides: try options.parsedOverrides())

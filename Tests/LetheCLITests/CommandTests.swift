@@ -6,9 +6,12 @@ import Testing
 enum CLI {
     /// The `lethe` built beside the test bundle (`swift test` builds it: LetheCLITests depends on it).
     static let binary: String = {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("lethe").path
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(
+            "lethe"
+        ).path
         if FileManager.default.isExecutableFile(atPath: beside) { return beside }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return repo.appendingPathComponent(".build/debug/lethe").path
     }()
 
@@ -49,7 +52,9 @@ enum CLI {
         return Result(code: running.process.terminationStatus, out: out, err: err)
     }
 
-    static func run(_ arguments: [String], in folder: String) throws -> Result { finish(try start(arguments, in: folder)) }
+    static func run(_ arguments: [String], in folder: String) throws -> Result {
+        finish(try start(arguments, in: folder))
+    }
 
     static func folder() -> String {
         let p = NSTemporaryDirectory() + "lethe-cli-" + UUID().uuidString
@@ -57,7 +62,8 @@ enum CLI {
         return p
     }
 
-    static let model = "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
+    static let model =
+        "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
 
     /// A tiny pretrain spec and an unlearn spec that depends on it.
     static func writeSpecs(in folder: String, alpha: Double = 0.25, pretrainSteps: Int = 2) throws {
@@ -82,7 +88,8 @@ enum CLI {
 
     /// Run directories (64 hex digits) in `folder/runs`.
     static func runDirectories(_ folder: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/runs")) ?? []).filter { $0.count == 64 }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/runs")) ?? []).filter { $0.count == 64 }
+            .sorted()
     }
 }
 
@@ -96,8 +103,12 @@ enum CLI {
         let results = running.map(CLI.finish)
         for r in results { #expect(r.code == 0, "\(r.err)") }
         let output = results.map { $0.out + $0.err }
-        let pretrainBuilt = output.map { $0.components(separatedBy: "\n").filter { $0.hasPrefix("pretrain ") && $0.contains(": finished,") }.count }
-        let unlearnBuilt = output.map { $0.components(separatedBy: "\n").filter { $0.hasPrefix("unlearn ") && $0.contains(": finished,") }.count }
+        let pretrainBuilt = output.map {
+            $0.components(separatedBy: "\n").filter { $0.hasPrefix("pretrain ") && $0.contains(": finished,") }.count
+        }
+        let unlearnBuilt = output.map {
+            $0.components(separatedBy: "\n").filter { $0.hasPrefix("unlearn ") && $0.contains(": finished,") }.count
+        }
         #expect(pretrainBuilt.reduce(0, +) == 1, "the pretrain stage ran once: \(pretrainBuilt)")
         #expect(unlearnBuilt.reduce(0, +) == 1, "the unlearn stage ran once: \(unlearnBuilt)")
         #expect(output.filter { $0.contains("done before, reusing") }.count >= 3)
@@ -120,7 +131,9 @@ extension ConcurrentRunTests {
         var partial = false
         for _ in 0..<600 where !partial {
             usleep(50_000)
-            partial = ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/runs")) ?? []).contains { $0.hasSuffix(".partial") }
+            partial = ((try? FileManager.default.contentsOfDirectory(atPath: folder + "/runs")) ?? []).contains {
+                $0.hasSuffix(".partial")
+            }
         }
         #expect(partial, "the pretrain stage started")
         usleep(200_000)
@@ -158,7 +171,9 @@ extension ConcurrentRunTests {
         #expect(bad.err.contains("bad.yaml:2:7: /kind: must be one of"))
         let missing = try CLI.run(["validate", "absent.yaml"], in: folder)
         #expect(missing.code == 2)
-        #expect(missing.err.contains("absent.yaml:1:1: /: cannot read the spec: no such file or directory"), "\(missing.err)")
+        #expect(
+            missing.err.contains("absent.yaml:1:1: /: cannot read the spec: no such file or directory"),
+            "\(missing.err)")
         let device = try CLI.run(["validate", "/dev/zero"], in: folder)
         #expect(device.code == 2 && device.err.contains("is a character device, not a regular file"), "\(device.err)")
         let directory = try CLI.run(["validate", "runs"], in: folder)
@@ -167,12 +182,14 @@ extension ConcurrentRunTests {
 
     @Test func usageErrorsExitTwoWithAMessage() throws {
         let folder = Self.shared
-        for (args, message) in [(["run", "un.yaml", "--threads", "0"], "--threads must be between 1 and 512; found 0"),
-                                (["run", "un.yaml", "--threads", "-1"], "--threads must be between 1 and 512; found -1"),
-                                (["run", "un.yaml", "--threads", "100000"], "--threads must be between 1 and 512; found 100000"),
-                                (["reproduce", "abcd", "--tolerance", "nan"], "--tolerance must be a finite number >= 0; found nan"),
-                                (["diff", "a", "b", "--layers", "-3"], "--layers must be at least 0; found -3"),
-                                (["run", "un.yaml", "--no-such-flag"], "Unknown option '--no-such-flag'")] {
+        for (args, message) in [
+            (["run", "un.yaml", "--threads", "0"], "--threads must be between 1 and 512; found 0"),
+            (["run", "un.yaml", "--threads", "-1"], "--threads must be between 1 and 512; found -1"),
+            (["run", "un.yaml", "--threads", "100000"], "--threads must be between 1 and 512; found 100000"),
+            (["reproduce", "abcd", "--tolerance", "nan"], "--tolerance must be a finite number >= 0; found nan"),
+            (["diff", "a", "b", "--layers", "-3"], "--layers must be at least 0; found -3"),
+            (["run", "un.yaml", "--no-such-flag"], "Unknown option '--no-such-flag'"),
+        ] {
             let r = try CLI.run(args, in: folder)
             #expect(r.code == 2, "\(args)")
             #expect(r.err.contains(message), "\(args): \(r.err)")
@@ -206,12 +223,17 @@ extension ConcurrentRunTests {
         let folder = CLI.folder()
         try CLI.writeSpecs(in: folder)
         #expect(try CLI.run(["run", "un.yaml", "--threads", "1"], in: folder).code == 0)
-        let unlearn = try #require(CLI.runDirectories(folder).first { FileManager.default.fileExists(atPath: folder + "/runs/" + $0 + "/report.html") })
+        let unlearn = try #require(
+            CLI.runDirectories(folder).first {
+                FileManager.default.fileExists(atPath: folder + "/runs/" + $0 + "/report.html")
+            })
         let eval = folder + "/runs/" + unlearn + "/eval.json"
         let text = try String(contentsOfFile: eval, encoding: .utf8)
-        try text.replacingOccurrences(of: "\"psnr\": ", with: "\"psnr\": 9").write(toFile: eval, atomically: true, encoding: .utf8)
+        try text.replacingOccurrences(of: "\"psnr\": ", with: "\"psnr\": 9").write(
+            toFile: eval, atomically: true, encoding: .utf8)
         let evaluate = try CLI.run(["evaluate", String(unlearn.prefix(8))], in: folder)
-        #expect(evaluate.code == 1 && evaluate.err.contains("eval.json: changed since the run finished"), "\(evaluate.err)")
+        #expect(
+            evaluate.code == 1 && evaluate.err.contains("eval.json: changed since the run finished"), "\(evaluate.err)")
         #expect(!evaluate.out.contains("psnr"), "a hand-edited eval.json is not printed")
         let verify = try CLI.run(["runs", "--verify"], in: folder)
         #expect(verify.code == 1 && verify.out.contains("tampered"), "\(verify.out)")
@@ -228,13 +250,19 @@ extension ConcurrentRunTests {
     @Test func reproduceIntoTheRunsFolderDeletesNothing() throws {
         let folder = Self.shared
         let before = CLI.runDirectories(folder)
-        let unlearn = try #require(before.first { FileManager.default.fileExists(atPath: folder + "/runs/" + $0 + "/report.html") })
-        let r = try CLI.run(["reproduce", String(unlearn.prefix(8)), "--scratch", "runs", "--threads", "1"], in: folder)
+        let unlearn = try #require(
+            before.first { FileManager.default.fileExists(atPath: folder + "/runs/" + $0 + "/report.html") })
+        let r = try CLI.run(
+            ["reproduce", String(unlearn.prefix(8)), "--scratch", "runs", "--threads", "1"], in: folder)
         #expect(r.code == 0, "\(r.out)\(r.err)")
         #expect(r.out.contains("REPRODUCED"))
         #expect(CLI.runDirectories(folder) == before)
-        for dir in before { #expect(FileManager.default.fileExists(atPath: folder + "/runs/" + dir + "/manifest.json")) }
-        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder + "/runs").filter { $0.hasPrefix("lethe-reproduce-") }
+        for dir in before {
+            #expect(FileManager.default.fileExists(atPath: folder + "/runs/" + dir + "/manifest.json"))
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder + "/runs").filter {
+            $0.hasPrefix("lethe-reproduce-")
+        }
         #expect(leftovers.isEmpty, "the scratch folder Lethe made is removed after success")
     }
 }

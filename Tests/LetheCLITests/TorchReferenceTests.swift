@@ -19,12 +19,13 @@ import Testing
     @Test func answersEachRequestInTurn() throws {
         // Answers with the request written into the number: ms = <length of the name><seconds>, so
         // both fields must have arrived whole (tab-separated, the name with its spaces).
-        let python = try script("""
-        echo '{"ready": true, "torch": "9.9.9+test"}'
-        while IFS="$(printf '\\t')" read -r kind name seconds; do
-          echo "{\\"$kind\\": \\"$name\\", \\"ms\\": ${#name}$seconds, \\"torch\\": \\"9.9.9+test\\"}"
-        done
-        """)
+        let python = try script(
+            """
+            echo '{"ready": true, "torch": "9.9.9+test"}'
+            while IFS="$(printf '\\t')" read -r kind name seconds; do
+              echo "{\\"$kind\\": \\"$name\\", \\"ms\\": ${#name}$seconds, \\"torch\\": \\"9.9.9+test\\"}"
+            done
+            """)
         let torch = try #require(TorchReference(python: python, threads: 2))
         #expect(torch.version == "9.9.9+test")
         #expect(torch.time("step", "VQ-GAN", seconds: 0.5) == 60.5)
@@ -35,19 +36,22 @@ import Testing
     @Test func aMissingOrSilentEnvironmentIsNoReference() throws {
         #expect(TorchReference(python: "/nonexistent/python", threads: 1) == nil)
         // Starts, but never says it is ready (an import error, say): no reference, no hang.
-        #expect(TorchReference(python: try script("echo 'Traceback: no module named torch' >&2\nexit 1\n"), threads: 1) == nil)
+        #expect(
+            TorchReference(python: try script("echo 'Traceback: no module named torch' >&2\nexit 1\n"), threads: 1)
+                == nil)
     }
 
     @Test func aServerThatDiesMidwayGivesNoTime() throws {
-        let python = try script("""
-        echo '{"ready": true, "torch": "9.9.9+test"}'
-        read -r line
-        echo '{"model": "MAE", "ms": 7.5}'
-        exit 0
-        """)
+        let python = try script(
+            """
+            echo '{"ready": true, "torch": "9.9.9+test"}'
+            read -r line
+            echo '{"model": "MAE", "ms": 7.5}'
+            exit 0
+            """)
         let torch = try #require(TorchReference(python: python, threads: 1))
         #expect(torch.time("step", "MAE", seconds: 1) == 7.5)
-        Thread.sleep(forTimeInterval: 0.3)   // gone for sure: the next request writes into a closed pipe
+        Thread.sleep(forTimeInterval: 0.3)  // gone for sure: the next request writes into a closed pipe
         #expect(torch.time("step", "MAE", seconds: 1) == nil)
     }
 }

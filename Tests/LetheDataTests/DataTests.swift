@@ -13,7 +13,8 @@ func hexBytes(_ hex: String) -> [UInt8] {
 
 @Suite struct IDXTests {
     static func header(rank: UInt8, dims: [UInt32]) -> [UInt8] {
-        [0, 0, 0x08, rank] + dims.flatMap { d in [UInt8(d >> 24), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
+        [0, 0, 0x08, rank]
+            + dims.flatMap { d in [UInt8(d >> 24), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
     }
 
     @Test func parsesLabelsAndImages() throws {
@@ -26,15 +27,21 @@ func hexBytes(_ hex: String) -> [UInt8] {
     @Test func readsGzipCompressedFiles() throws {
         // gzip of a rank-1 IDX holding [7, 8, 9] (made with Python's gzip module, mtime 0).
         let path = temporaryPath("labels.gz")
-        try Data(hexBytes("1f8b08000000000002036360e0606460606066e7e00400ad980aba0b000000")).write(to: URL(fileURLWithPath: path))
+        try Data(hexBytes("1f8b08000000000002036360e0606460606066e7e00400ad980aba0b000000")).write(
+            to: URL(fileURLWithPath: path))
         #expect(try IDX.read(path).bytes == [7, 8, 9])
     }
 
     @Test func corruptAndTruncatedFilesFailClearly() throws {
         func message(_ bytes: [UInt8]) -> String {
-            do { _ = try IDX.parse(bytes, path: "f"); return "accepted" } catch { return error.message }
+            do {
+                _ = try IDX.parse(bytes, path: "f")
+                return "accepted"
+            } catch { return error.message }
         }
-        #expect(message(Self.header(rank: 1, dims: [5]) + [1, 2]).contains("truncated: the header says 5 = 5 bytes of data, the file holds 2"))
+        #expect(
+            message(Self.header(rank: 1, dims: [5]) + [1, 2]).contains(
+                "truncated: the header says 5 = 5 bytes of data, the file holds 2"))
         #expect(message(Self.header(rank: 1, dims: [2]) + [1, 2, 3]).contains("has 1 bytes past its end"))
         #expect(message([1, 0, 8, 1]).contains("bad magic"))
         #expect(message([0, 0, 0x0D, 1, 0, 0, 0, 0]).contains("not unsigned byte"))
@@ -51,7 +58,8 @@ func hexBytes(_ hex: String) -> [UInt8] {
 
 @Suite struct FashionMNISTTests {
     @Test func loadsDebiansDataSet() throws {
-        let train = try FashionMNIST.load(split: .train), test = try FashionMNIST.load(split: .test)
+        let train = try FashionMNIST.load(split: .train)
+        let test = try FashionMNIST.load(split: .test)
         #expect(train.count == 60_000 && test.count == 10_000)
         #expect(train.height == 28 && train.width == 28)
         for c in 0..<10 { #expect(train.indices(ofClasses: [c]).count == 6_000) }
@@ -62,8 +70,10 @@ func hexBytes(_ hex: String) -> [UInt8] {
     }
 
     @Test func splitsAreDisjointAndLimited() throws {
-        let data = LabeledImages(pixels: [UInt8](repeating: 0, count: 8), labels: [0, 1, 2, 0, 1, 2, 0, 1], channels: 1, height: 1, width: 1)
-        let forget = data.indices(ofClasses: [0]), retain = data.indices(ofClasses: [1, 2], perClassLimit: 2)
+        let data = LabeledImages(
+            pixels: [UInt8](repeating: 0, count: 8), labels: [0, 1, 2, 0, 1, 2, 0, 1], channels: 1, height: 1, width: 1)
+        let forget = data.indices(ofClasses: [0])
+        let retain = data.indices(ofClasses: [1, 2], perClassLimit: 2)
         #expect(forget == [0, 3, 6])
         #expect(retain == [1, 2, 4, 5])
         #expect(Set(forget).isDisjoint(with: retain))
@@ -84,7 +94,9 @@ func hexBytes(_ hex: String) -> [UInt8] {
     @Test func centreCropOf25PercentIsTheMiddle16x16AndFourByFourPatches() {
         var rng = Philox(seed: 0)
         let hidden = MaskTransform(kind: .centerCrop, ratio: 0.25).hidden(size: 32, rng: &rng)
-        for y in 0..<32 { for x in 0..<32 { #expect(hidden[y * 32 + x] == ((8..<24).contains(y) && (8..<24).contains(x))) } }
+        for y in 0..<32 {
+            for x in 0..<32 { #expect(hidden[y * 32 + x] == ((8..<24).contains(y) && (8..<24).contains(x))) }
+        }
         let patches = MaskTransform.hiddenPatches(hidden, size: 32, patch: 4)
         #expect(patches == (2..<6).flatMap { r in (2..<6).map { r * 8 + $0 } })
     }
@@ -97,7 +109,9 @@ func hexBytes(_ hex: String) -> [UInt8] {
     }
 
     @Test func randomBoxesComeFromTheSeededGenerator() {
-        var a = Philox(seed: 5), b = Philox(seed: 5), c = Philox(seed: 6)
+        var a = Philox(seed: 5)
+        var b = Philox(seed: 5)
+        var c = Philox(seed: 6)
         let t = MaskTransform(kind: .randomBox, ratio: 0.25)
         let boxes = (0..<5).map { _ in t.hidden(size: 32, rng: &a) }
         #expect(boxes == (0..<5).map { _ in t.hidden(size: 32, rng: &b) })
@@ -117,7 +131,9 @@ func hexBytes(_ hex: String) -> [UInt8] {
 @Suite struct PNGTests {
     @Test func gridsRoundTripThroughLibpng() throws {
         var rng = Philox(seed: 2)
-        let rows = [Tensor<Float>.uniform([3, 1, 5, 4], 0, 1, rng: &rng), Tensor<Float>.uniform([3, 1, 5, 4], 0, 1, rng: &rng)]
+        let rows = [
+            Tensor<Float>.uniform([3, 1, 5, 4], 0, 1, rng: &rng), Tensor<Float>.uniform([3, 1, 5, 4], 0, 1, rng: &rng),
+        ]
         let path = temporaryPath("grid.png")
         try ImageGrid.write(rows: rows, to: path)
         let back = try Codecs.readPNG(path)
@@ -132,11 +148,14 @@ func hexBytes(_ hex: String) -> [UInt8] {
         try Data("hello".utf8).write(to: URL(fileURLWithPath: notPNG))
         #expect { try Codecs.readPNG(notPNG) } throws: { ($0 as! DataError).message.contains("not a PNG") }
         let good = temporaryPath("g.png")
-        try Codecs.writePNG(.init(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 9, count: 192)), to: good)
+        try Codecs.writePNG(
+            .init(width: 8, height: 8, channels: 3, pixels: [UInt8](repeating: 9, count: 192)), to: good)
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
         let cut = temporaryPath("cut.png")
         try Data(bytes.prefix(bytes.count / 2)).write(to: URL(fileURLWithPath: cut))
         #expect(throws: DataError.self) { try Codecs.readPNG(cut) }
-        #expect { try Codecs.readPNG("/nonexistent/x.png") } throws: { ($0 as! DataError).message.contains("no such file or directory") }
+        #expect { try Codecs.readPNG("/nonexistent/x.png") } throws: {
+            ($0 as! DataError).message.contains("no such file or directory")
+        }
     }
 }

@@ -24,18 +24,24 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         // Elements are float32((i mod 7) / 6); pixel 0 of image 0 holds elements 0, 1, 2 in its channel planes.
         let levels = (0..<7).map { UInt8((Double(Float(Double($0) / 6)) * 255).rounded()) }
         #expect(s.train.pixels.allSatisfy(levels.contains))
-        #expect([s.train.pixels[0], s.train.pixels[16], s.train.pixels[32]] == [levels[0], levels[1], levels[2]], "channel-last became planes")
-        #expect(try UserData.npz(fixtures + "/rgb-float.npz", testFraction: 0.2).test.labels == s.test.labels, "the held-out choice is fixed")
+        #expect(
+            [s.train.pixels[0], s.train.pixels[16], s.train.pixels[32]] == [levels[0], levels[1], levels[2]],
+            "channel-last became planes")
+        #expect(
+            try UserData.npz(fixtures + "/rgb-float.npz", testFraction: 0.2).test.labels == s.test.labels,
+            "the held-out choice is fixed")
     }
 
     @Test func missingArraysCorruptAndTruncatedFilesAreClearErrors() throws {
-        #expect { try UserData.npz(fixtures + "/no-labels.npz", testFraction: 0.1) } throws: { "\($0)".contains("needs arrays x_train and y_train") }
+        #expect { try UserData.npz(fixtures + "/no-labels.npz", testFraction: 0.1) } throws: {
+            "\($0)".contains("needs arrays x_train and y_train")
+        }
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: fixtures + "/small-compressed.npz")))
         let truncated = temporaryPath("t.npz")
         try Data(bytes.prefix(bytes.count - 30)).write(to: URL(fileURLWithPath: truncated))
         #expect(throws: DataError.self) { try UserData.npz(truncated, testFraction: 0.1) }
         var flipped = bytes
-        flipped[120] ^= 0xFF   // inside the first deflated member
+        flipped[120] ^= 0xFF  // inside the first deflated member
         let corrupt = temporaryPath("c.npz")
         try Data(flipped).write(to: URL(fileURLWithPath: corrupt))
         #expect { try UserData.npz(corrupt, testFraction: 0.1) } throws: { e in
@@ -52,17 +58,29 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
             var h = header
             while (10 + h.count + 1) % 64 != 0 { h += " " }
             h += "\n"
-            return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.count & 0xFF), UInt8(h.count >> 8)] + Array(h.utf8) + body
+            return [0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(h.count & 0xFF), UInt8(h.count >> 8)] + Array(h.utf8)
+                + body
         }
-        let ok = try NumPy.parseNPY(npy("{'descr': '<i2', 'fortran_order': False, 'shape': (3,), }", body: [1, 0, 255, 255, 2, 1]), path: "a")
+        let ok = try NumPy.parseNPY(
+            npy("{'descr': '<i2', 'fortran_order': False, 'shape': (3,), }", body: [1, 0, 255, 255, 2, 1]), path: "a")
         #expect(ok.values() == [1, -1, 258])
-        #expect { try NumPy.parseNPY(npy("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", body: Array(repeating: 0, count: 8)), path: "b") } throws: {
+        #expect {
+            try NumPy.parseNPY(
+                npy("{'descr': '<c8', 'fortran_order': False, 'shape': (1,), }", body: Array(repeating: 0, count: 8)),
+                path: "b")
+        } throws: {
             "\($0)".contains("dtype '<c8' is not supported")
         }
-        #expect { try NumPy.parseNPY(npy("{'descr': '|u1', 'fortran_order': True, 'shape': (2, 2), }", body: [1, 2, 3, 4]), path: "c") } throws: {
+        #expect {
+            try NumPy.parseNPY(
+                npy("{'descr': '|u1', 'fortran_order': True, 'shape': (2, 2), }", body: [1, 2, 3, 4]), path: "c")
+        } throws: {
             "\($0)".contains("Fortran")
         }
-        #expect { try NumPy.parseNPY(npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", body: [1, 2]), path: "d") } throws: {
+        #expect {
+            try NumPy.parseNPY(
+                npy("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", body: [1, 2]), path: "d")
+        } throws: {
             "\($0)".contains("truncated")
         }
     }
@@ -75,7 +93,9 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
             try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
             for (i, (w, h)) in images.enumerated() {
                 let pixels = (0..<(w * h * channels)).map { UInt8(($0 * 7 + i) % 256) }
-                try Codecs.writePNG(Codecs.Image(width: w, height: h, channels: channels, pixels: pixels), to: "\(root)/\(dir)/\(i).png")
+                try Codecs.writePNG(
+                    Codecs.Image(width: w, height: h, channels: channels, pixels: pixels), to: "\(root)/\(dir)/\(i).png"
+                )
             }
         }
         return root
@@ -87,11 +107,14 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         #expect(s.classNames == ["ant", "cat"])
         #expect(s.train.labels == [0, 1, 1] && s.test.labels == [1])
         #expect((s.train.height, s.train.width) == (6, 8))
-        #expect(s.train.pixels[6 * 8] == 0 && s.train.pixels[6 * 8 + 1] == 7, "second image: cat/0.png, pixels (j * 7) mod 256")
+        #expect(
+            s.train.pixels[6 * 8] == 0 && s.train.pixels[6 * 8 + 1] == 7,
+            "second image: cat/0.png, pixels (j * 7) mod 256")
     }
 
     @Test func withoutATestFolderAShareIsHeldOut() throws {
-        let root = try makeFolder(["a": Array(repeating: (4, 4), count: 10), "b": Array(repeating: (4, 4), count: 5)], channels: 3)
+        let root = try makeFolder(
+            ["a": Array(repeating: (4, 4), count: 10), "b": Array(repeating: (4, 4), count: 5)], channels: 3)
         let s = try UserData.imageFolder(root, testFraction: 0.2)
         #expect(s.train.channels == 3)
         #expect(s.test.labels.filter { $0 == 0 }.count == 2 && s.test.labels.filter { $0 == 1 }.count == 1)
@@ -100,17 +123,23 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
 
     @Test func mismatchedSizesAndEmptyFoldersAreClearErrors() throws {
         let root = try makeFolder(["a": [(4, 4), (5, 4)]])
-        #expect { try UserData.imageFolder(root, testFraction: 0.1) } throws: { "\($0)".contains("is 5x4") && "\($0)".contains("a/1.png") }
+        #expect { try UserData.imageFolder(root, testFraction: 0.1) } throws: {
+            "\($0)".contains("is 5x4") && "\($0)".contains("a/1.png")
+        }
         let empty = temporaryPath("empty")
         try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
-        #expect { try UserData.imageFolder(empty, testFraction: 0.1) } throws: { "\($0)".contains("no class sub-folders") }
+        #expect { try UserData.imageFolder(empty, testFraction: 0.1) } throws: {
+            "\($0)".contains("no class sub-folders")
+        }
         let corrupt = try makeFolder(["a": [(4, 4)]])
         try Data("not a png".utf8).write(to: URL(fileURLWithPath: corrupt + "/a/0.png"))
         #expect(throws: DataError.self) { try UserData.imageFolder(corrupt, testFraction: 0.1) }
     }
 
     @Test func largeImagesAreScaledDownToFit() {
-        let big = LabeledImages(pixels: (0..<(64 * 48)).map { UInt8($0 % 2 == 0 ? 0 : 200) }, labels: [0], channels: 1, height: 48, width: 64)
+        let big = LabeledImages(
+            pixels: (0..<(64 * 48)).map { UInt8($0 % 2 == 0 ? 0 : 200) }, labels: [0], channels: 1, height: 48,
+            width: 64)
         let small = big.fitting(32)
         #expect((small.height, small.width) == (24, 32))
         #expect(small.pixels.allSatisfy { $0 == 100 }, "2x2 area averages of alternating 0/200 columns")
@@ -123,7 +152,9 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         let s = try UserData.npyFolder(fixtures + "/npy-folder", testFraction: 0.34)
         #expect(s.train.count + s.test.count == 6 && s.test.count == 2 && Set(s.test.labels) == [0, 1])
         #expect((s.train.height, s.train.width) == (4, 4))
-        #expect { try UserData.npyFolder(fixtures, testFraction: 0.1) } throws: { "\($0)".contains("needs arrays x_train and y_train") }
+        #expect { try UserData.npyFolder(fixtures, testFraction: 0.1) } throws: {
+            "\($0)".contains("needs arrays x_train and y_train")
+        }
     }
 }
 
@@ -145,10 +176,16 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
     }
 
     @Test func zeroSamplesAndOverflowingShapesAreErrors() throws {
-        let empty = try folder(["x_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 4, 4), }", body: []),
-                                "y_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (0,), }", body: [])])
-        #expect { try UserData.npyFolder(empty, testFraction: 0.1) } throws: { "\($0)".contains("x_train holds no images") }
-        let huge = npy("{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904, 16), }", body: [1, 2, 3])
+        let empty = try folder([
+            "x_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (0, 4, 4), }", body: []),
+            "y_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (0,), }", body: []),
+        ])
+        #expect { try UserData.npyFolder(empty, testFraction: 0.1) } throws: {
+            "\($0)".contains("x_train holds no images")
+        }
+        let huge = npy(
+            "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904, 16), }",
+            body: [1, 2, 3])
         #expect { try NumPy.parseNPY(huge, path: "h") } throws: { "\($0)".contains("truncated") }
         let lying = npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000, 28, 28), }", body: [1, 2, 3])
         #expect { try NumPy.parseNPY(lying, path: "l") } throws: { "\($0)".contains("truncated") }
@@ -156,9 +193,11 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
 
     @Test func labelsOutsideTheClassRangeAreErrors() throws {
         var label: [UInt8] = Array(repeating: 0, count: 8)
-        label[7] = 0x40   // 2^62, little-endian
-        let root = try folder(["x_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2), }", body: [1, 2, 3, 4]),
-                               "y_train.npy": npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", body: label)])
+        label[7] = 0x40  // 2^62, little-endian
+        let root = try folder([
+            "x_train.npy": npy("{'descr': '|u1', 'fortran_order': False, 'shape': (1, 2, 2), }", body: [1, 2, 3, 4]),
+            "y_train.npy": npy("{'descr': '<i8', 'fortran_order': False, 'shape': (1,), }", body: label),
+        ])
         #expect { try UserData.npyFolder(root, testFraction: 0.1) } throws: {
             "\($0)".contains("y_train[0] = 4611686018427387904; labels must lie in 0..<100000")
         }
@@ -168,8 +207,11 @@ let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appen
         let root = temporaryPath("classes")
         try FileManager.default.createDirectory(atPath: root + "/a", withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: root + "/b", withIntermediateDirectories: true)
-        try Codecs.writePNG(Codecs.Image(width: 2, height: 2, channels: 1, pixels: [1, 2, 3, 4]), to: root + "/a/0.png")
-        #expect { try UserData.imageFolder(root, testFraction: 0.1) } throws: { "\($0)".contains("class folder 'b' holds no PNG images") }
+        try Codecs.writePNG(
+            Codecs.Image(width: 2, height: 2, channels: 1, pixels: [1, 2, 3, 4]), to: root + "/a/0.png")
+        #expect { try UserData.imageFolder(root, testFraction: 0.1) } throws: {
+            "\($0)".contains("class folder 'b' holds no PNG images")
+        }
     }
 
     @Test func devicesAndFIFOsAreNotRead() throws {

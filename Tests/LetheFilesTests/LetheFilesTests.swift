@@ -23,8 +23,12 @@ func scratchFolder() -> String {
         let dir = scratchFolder()
         #expect(mkfifo(dir + "/pipe", 0o644) == 0)
         let started = Date()
-        #expect { try RegularFile.read(dir + "/pipe") } throws: { "\($0)".contains("is a FIFO (named pipe), not a regular file") }
-        #expect { try RegularFile.read("/dev/zero") } throws: { "\($0)".contains("is a character device, not a regular file") }
+        #expect { try RegularFile.read(dir + "/pipe") } throws: {
+            "\($0)".contains("is a FIFO (named pipe), not a regular file")
+        }
+        #expect { try RegularFile.read("/dev/zero") } throws: {
+            "\($0)".contains("is a character device, not a regular file")
+        }
         #expect { try RegularFile.read(dir) } throws: { "\($0)".contains("is a directory, expected a file") }
         #expect { try RegularFile.read(dir + "/absent") } throws: { "\($0)".contains("no such file or directory") }
         #expect { try RegularFile.require("/dev/null") } throws: { "\($0)".contains("character device") }
@@ -37,7 +41,9 @@ func scratchFolder() -> String {
         try Data([7]).write(to: URL(fileURLWithPath: dir + "/target"))
         try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/target")
         #expect(try RegularFile.read(dir + "/link") == [7])
-        #expect { try RegularFile.read(dir + "/link", followLinks: false) } throws: { "\($0)".contains("symbolic link") }
+        #expect { try RegularFile.read(dir + "/link", followLinks: false) } throws: {
+            "\($0)".contains("symbolic link")
+        }
         try FileManager.default.createSymbolicLink(atPath: dir + "/zero", withDestinationPath: "/dev/zero")
         #expect { try RegularFile.read(dir + "/zero") } throws: { "\($0)".contains("character device") }
     }
@@ -86,8 +92,11 @@ func scratchFolder() -> String {
         holder.arguments = ["-c", "exec 9>\"$0\"; flock 9; exec sleep 60", path]
         try holder.run()
         var waited = 0
-        while try FileLock.attempt(path).map({ $0.release(); return true }) ?? false, waited < 100 {
-            usleep(20_000)   // the child has not taken it yet
+        while try FileLock.attempt(path).map({
+            $0.release()
+            return true
+        }) ?? false, waited < 100 {
+            usleep(20_000)  // the child has not taken it yet
             waited += 1
         }
         #expect(try FileLock.attempt(path) == nil, "held by the child")

@@ -15,14 +15,19 @@ final class MixedNet: Module<Float> {
         qkv = Linear(16, 48, rng: &rng)
         out = Linear(16, 3, rng: &rng)
         super.init()
-        register("conv", conv); register("norm", norm); register("qkv", qkv); register("out", out)
+        register("conv", conv)
+        register("norm", norm)
+        register("qkv", qkv)
+        register("out", out)
     }
 
     func callAsFunction(_ x: Tensor<Float>) -> Tensor<Float> {
         let (b, s) = (x.shape[0], x.shape[2] * x.shape[3])
-        let h = norm(conv(x)).silu().reshaped([b, 16, s]).transposed(1, 2)            // (B, S, 16)
+        let h = norm(conv(x)).silu().reshaped([b, 16, s]).transposed(1, 2)  // (B, S, 16)
         let q = qkv(h)
-        let heads = (0..<3).map { i in q.slice(axis: -1, (16 * i)..<(16 * i + 16)).reshaped([b, s, 2, 8]).transposed(1, 2) }
+        let heads = (0..<3).map { i in
+            q.slice(axis: -1, (16 * i)..<(16 * i + 16)).reshaped([b, s, 2, 8]).transposed(1, 2)
+        }
         let a = Tensor.attention(heads[0], heads[1], heads[2]).transposed(1, 2).reshaped([b, s, 16])
         return out(a + h).gelu()
     }
@@ -59,8 +64,11 @@ final class MixedNet: Module<Float> {
         #expect(one == two)
         #expect(one == four)
         // For the record: without strict mode, OpenBLAS's own threading changes the bits.
-        let fast1 = Self.train(threads: 1, mode: .fast).flatMap { $0 }, fast2 = Self.train(threads: 2, mode: .fast).flatMap { $0 }
-        print("determinism: strict mode identical at 1, 2 and 4 threads; fast mode differs in \(zip(fast1, fast2).filter { $0 != $1 }.count) of \(fast1.count) parameters between 1 and 2 threads")
+        let fast1 = Self.train(threads: 1, mode: .fast).flatMap { $0 }
+        let fast2 = Self.train(threads: 2, mode: .fast).flatMap { $0 }
+        print(
+            "determinism: strict mode identical at 1, 2 and 4 threads; fast mode differs in \(zip(fast1, fast2).filter { $0 != $1 }.count) of \(fast1.count) parameters between 1 and 2 threads"
+        )
     }
 
     @Test func fastModeIsBitwiseReproducibleForAThreadCount() {
@@ -112,7 +120,8 @@ final class MixedNet: Module<Float> {
     /// Adam steps the two may not: the conv bias feeds GroupNorm, which cancels it, so its true
     /// gradient is zero and Adam's normalised step turns rounding noise into full-size moves.)
     @Test func strictAndFastAgreeClosely() {
-        let strict = Self.gradients(threads: 2, mode: .strict), fast = Self.gradients(threads: 2, mode: .fast)
+        let strict = Self.gradients(threads: 2, mode: .strict)
+        let fast = Self.gradients(threads: 2, mode: .fast)
         #expect(TorchCrossCheckTests.relativeError(strict.output, fast.output) < 1e-5)
         let scale = fast.grads.map { g in g.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }.max() ?? 1
         for (s, f) in zip(strict.grads, fast.grads) {

@@ -30,16 +30,19 @@ final class TinyNet: Module<Float> {
     @Test func parameterPathsFollowPyTorchNaming() {
         var rng = Philox(seed: 0)
         let net = TinyNet(rng: &rng)
-        #expect(net.namedParameters().map(\.path) == [
-            "embed.weight", "embed.bias", "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias", "head.weight",
-        ])
+        #expect(
+            net.namedParameters().map(\.path) == [
+                "embed.weight", "embed.bias", "blocks.0.weight", "blocks.0.bias", "blocks.1.weight", "blocks.1.bias",
+                "head.weight",
+            ])
         #expect(net.embed.weight.shape == [4, 3])
         #expect(net.parameterCount == 12 + 4 + 16 + 8)
     }
 
     @Test func stateDictRoundTripsThroughSafetensorsBytes() throws {
         var rng = Philox(seed: 1)
-        let a = TinyNet(rng: &rng), b = TinyNet(rng: &rng)
+        let a = TinyNet(rng: &rng)
+        let b = TinyNet(rng: &rng)
         #expect(a.embed.weight.storage != b.embed.weight.storage)
         let bytes = Safetensors.write(a.stateDict(metadata: ["format": "pt"]))
         try b.load(try Safetensors.read(bytes))
@@ -48,7 +51,8 @@ final class TinyNet: Module<Float> {
 
     @Test func strictLoadingNamesEveryOffendingPathAndChangesNothing() throws {
         var rng = Philox(seed: 2)
-        let net = TinyNet(rng: &rng), wide = TinyNet(width: 5, rng: &rng)
+        let net = TinyNet(rng: &rng)
+        let wide = TinyNet(width: 5, rng: &rng)
         var file = wide.stateDict()
         file.tensors.removeAll { $0.name == "blocks.1.bias" }
         file.tensors.append(("blocks.2.weight", Safetensors.Entry(dtype: .F32, shape: [1], data: [0, 0, 0, 0])))
@@ -58,7 +62,8 @@ final class TinyNet: Module<Float> {
         } throws: { error in
             let e = error as! StateDictError
             return e.missing == ["blocks.1.bias"] && e.unexpected == ["blocks.2.weight"]
-                && e.misshaped.map(\.path).contains("embed.weight") && e.description.contains("embed.weight: shape [5, 3] in the checkpoint, [4, 3] in the model")
+                && e.misshaped.map(\.path).contains("embed.weight")
+                && e.description.contains("embed.weight: shape [5, 3] in the checkpoint, [4, 3] in the model")
         }
         #expect(net.parameters.map(\.storage) == before)
     }
@@ -66,7 +71,8 @@ final class TinyNet: Module<Float> {
     /// Weights of a model that diverged (NaN, infinity) are refused by name, and nothing is loaded.
     @Test func nonFiniteWeightsAreRefused() throws {
         var rng = Philox(seed: 3)
-        let a = TinyNet(rng: &rng), b = TinyNet(rng: &rng)
+        let a = TinyNet(rng: &rng)
+        let b = TinyNet(rng: &rng)
         a.embed.weight.assign(a.embed.weight.storage.enumerated().map { $0.offset == 2 ? .nan : $0.element })
         a.head.weight.assign(a.head.weight.storage.map { _ in .infinity })
         let before = b.parameters.map(\.storage)

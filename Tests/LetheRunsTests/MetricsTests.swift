@@ -7,10 +7,12 @@ import LetheTensor
     @Test func choleskyReconstructsTheMatrix() throws {
         let a: [Double] = [4, 2, 0.4, 2, 5, 1, 0.4, 1, 3]
         let l = try Linalg.cholesky(a, n: 3)
-        for i in 0..<3 { for j in 0..<3 {
-            let v = (0..<3).reduce(0.0) { $0 + l[i * 3 + $1] * l[j * 3 + $1] }
-            #expect(abs(v - a[i * 3 + j]) < 1e-12)
-        } }
+        for i in 0..<3 {
+            for j in 0..<3 {
+                let v = (0..<3).reduce(0.0) { $0 + l[i * 3 + $1] * l[j * 3 + $1] }
+                #expect(abs(v - a[i * 3 + j]) < 1e-12)
+            }
+        }
         #expect(l[1] == 0 && l[2] == 0 && l[5] == 0, "lower triangular")
         #expect(throws: Linalg.NotPositiveDefinite.self) { try Linalg.cholesky([1, 2, 2, 1], n: 2) }
     }
@@ -63,8 +65,9 @@ import LetheTensor
     }
 
     @Test func cosineAndAccuracy() {
-        #expect(abs(Metrics.meanCosine([1, 0, 1, 1], [2, 0, -1, -1], d: 2) - 0) < 1e-12)   // (1 + -1) / 2
-        #expect(Metrics.accuracy([0.1, 0.9, 0.8, 0.2, 0.5, 0.5], classes: 2, labels: [1, 1, 0]) == 2.0 / 3.0)   // the tie goes to the lower class
+        #expect(abs(Metrics.meanCosine([1, 0, 1, 1], [2, 0, -1, -1], d: 2) - 0) < 1e-12)  // (1 + -1) / 2
+        // the tie goes to the lower class
+        #expect(Metrics.accuracy([0.1, 0.9, 0.8, 0.2, 0.5, 0.5], classes: 2, labels: [1, 1, 0]) == 2.0 / 3.0)
     }
 
     @Test func ssimIsOneForIdenticalImagesAndFallsWithNoise() {

@@ -7,7 +7,8 @@ import LetheSpec
 /// Tiny specs in a scratch folder: a pretrain and an unlearn run of a small MAE on real data.
 struct TinyRuns {
     let base = scratch()
-    static let model = "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
+    static let model =
+        "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
 
     func write(alpha: Double = 0.25, mode: String = "fast", name: String = "un.yaml") throws -> String {
         try """
@@ -38,20 +39,25 @@ struct TinyRuns {
         return try Executor.execute(plan, threads: threads, log: { _ in })
     }
 
-    static func manifest(_ dir: String) throws -> String { try String(contentsOfFile: dir + "/manifest.json", encoding: .utf8) }
+    static func manifest(_ dir: String) throws -> String {
+        try String(contentsOfFile: dir + "/manifest.json", encoding: .utf8)
+    }
 }
 
 @Suite struct RunDeterminismTests {
     @Test func theSameSpecTwiceGivesAnIdenticalRunDirectory() throws {
         let t = TinyRuns()
         let spec = try t.write()
-        let first = try t.run(spec, output: t.base + "/one"), second = try t.run(spec, output: t.base + "/two")
+        let first = try t.run(spec, output: t.base + "/one")
+        let second = try t.run(spec, output: t.base + "/two")
         #expect(URL(fileURLWithPath: first).lastPathComponent == URL(fileURLWithPath: second).lastPathComponent)
         let (a, b) = (try RunRecord(first), try RunRecord(second))
         #expect(a.manifest.filter { b.manifest[$0.key] != $0.value }.map(\.key).sorted() == [])
         #expect(try TinyRuns.manifest(first) == TinyRuns.manifest(second), "manifests differ")
         let m = try RunRecord(first)
-        #expect(m.manifest["checkpoint.safetensors"] != nil && m.manifest["timing.jsonl"] == nil && m.unhashed == ["timing.jsonl"])
+        #expect(
+            m.manifest["checkpoint.safetensors"] != nil && m.manifest["timing.jsonl"] == nil
+                && m.unhashed == ["timing.jsonl"])
     }
 
     @Test func strictModeIsIdenticalAcrossThreadCounts() throws {
@@ -59,12 +65,22 @@ struct TinyRuns {
         let spec = try t.write(mode: "strict")
         let one = try RunRecord(try t.run(spec, threads: 1, output: t.base + "/t1"))
         let two = try RunRecord(try t.run(spec, threads: 2, output: t.base + "/t2"))
-        #expect(one.manifest.filter { $0.key != "provenance.json" && two.manifest[$0.key] != $0.value }.map(\.key).sorted() == [])
-        let pretrain = (URL(fileURLWithPath: one.path).deletingLastPathComponent().path, URL(fileURLWithPath: two.path).deletingLastPathComponent().path)
-        let p1 = try RunRecord(pretrain.0 + "/" + (one.originalRun.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "")),
-            p2 = try RunRecord(pretrain.1 + "/" + (two.originalRun.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""))
-        #expect(p1.manifest.filter { $0.key != "provenance.json" && p2.manifest[$0.key] != $0.value }.map(\.key).sorted() == [], "pretrain runs")
-        #expect(one.manifest["provenance.json"] != two.manifest["provenance.json"], "provenance records the thread count")
+        #expect(
+            one.manifest.filter { $0.key != "provenance.json" && two.manifest[$0.key] != $0.value }.map(\.key).sorted()
+                == [])
+        let pretrain = (
+            URL(fileURLWithPath: one.path).deletingLastPathComponent().path,
+            URL(fileURLWithPath: two.path).deletingLastPathComponent().path
+        )
+        let p1 = try RunRecord(
+            pretrain.0 + "/" + (one.originalRun.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""))
+        let p2 = try RunRecord(
+            pretrain.1 + "/" + (two.originalRun.map { URL(fileURLWithPath: $0).lastPathComponent } ?? ""))
+        #expect(
+            p1.manifest.filter { $0.key != "provenance.json" && p2.manifest[$0.key] != $0.value }.map(\.key).sorted()
+                == [], "pretrain runs")
+        #expect(
+            one.manifest["provenance.json"] != two.manifest["provenance.json"], "provenance records the thread count")
     }
 }
 
@@ -72,26 +88,37 @@ struct TinyRuns {
     @Test func aRunReproducesBitwiseOnTheSameSettings() throws {
         let t = TinyRuns()
         let dir = try t.run(try t.write())
-        let outcome = try Reproducer(original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 1).run(log: { _ in })
-        #expect(outcome.verdict == .bitwise && outcome.bitwiseExpected && outcome.passed, "\(outcome.files.filter { $0.status != "identical" }.map(\.name)) \(outcome.causes)")
+        let outcome = try Reproducer(original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 1).run(log: {
+            _ in
+        })
+        #expect(
+            outcome.verdict == .bitwise && outcome.bitwiseExpected && outcome.passed,
+            "\(outcome.files.filter { $0.status != "identical" }.map(\.name)) \(outcome.causes)")
         #expect(outcome.causes.isEmpty)
     }
 
     @Test func anotherThreadCountIsNamedAsTheCause() throws {
         let t = TinyRuns()
         let dir = try t.run(try t.write(), threads: 1)
-        let outcome = try Reproducer(original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 2).run(log: { _ in })
+        let outcome = try Reproducer(original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 2).run(log: {
+            _ in
+        })
         #expect(!outcome.bitwiseExpected)
         #expect(outcome.settingChanges.contains { $0.contains("thread count: 1 then, 2 now") })
         #expect(outcome.verdict == .bitwise || outcome.causes.contains { $0.contains("thread count") })
-        #expect(outcome.passed, "fast mode at 2 threads stays within tolerance: \(outcome.files.map { "\($0.name) \($0.status) \($0.maxRelative ?? -1)" })")
+        #expect(
+            outcome.passed,
+            "fast mode at 2 threads stays within tolerance: \(outcome.files.map { "\($0.name) \($0.status) \($0.maxRelative ?? -1)" })"
+        )
     }
 
     @Test func aTamperedOrIncompleteRunIsAClearErrorNotACrash() throws {
         let t = TinyRuns()
         let dir = try t.run(try t.write())
         try "{\"step\": 1}\n".write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
-        #expect { try Reproducer(original: try RunRecord(dir), scratch: t.base + "/s", threads: 1).run(log: { _ in }) } throws: {
+        #expect {
+            try Reproducer(original: try RunRecord(dir), scratch: t.base + "/s", threads: 1).run(log: { _ in })
+        } throws: {
             "\($0)".contains("metrics.jsonl: changed since the run finished")
         }
         #expect { try RunDiff(dir, dir) } throws: { "\($0)".contains("does not match its manifest") }
@@ -108,15 +135,18 @@ struct TinyRuns {
 @Suite struct DiffTests {
     @Test func diffShowsTheSpecChangeMetricDeltasAndCheckpointLayers() throws {
         let t = TinyRuns()
-        let a = try t.run(try t.write(alpha: 0.25, name: "a.yaml")), b = try t.run(try t.write(alpha: 2.0, name: "b.yaml"))
+        let a = try t.run(try t.write(alpha: 0.25, name: "a.yaml"))
+        let b = try t.run(try t.write(alpha: 2.0, name: "b.yaml"))
         let d = try RunDiff(a, b)
         #expect(d.differ)
         #expect(d.spec.map(\.pointer) == ["/unlearn/alpha"], "\(d.spec.map(\.pointer))")
         #expect(d.spec.first?.after == .number(2))
         #expect(d.metrics.contains { $0.name == "unlearned.forget.psnr" && $0.a != $0.b && $0.better != nil })
-        #expect(d.metrics.contains { $0.name == "original.retain.psnr" && $0.a == $0.b }, "both start from one original")
+        #expect(
+            d.metrics.contains { $0.name == "original.retain.psnr" && $0.a == $0.b }, "both start from one original")
         let layers = d.layers
-        #expect(layers.contains { $0.layer == "blocks.0.attn.qkv" && ($0.norm ?? 0) > 0 && ($0.fromOriginalB ?? 0) > 0 })
+        #expect(
+            layers.contains { $0.layer == "blocks.0.attn.qkv" && ($0.norm ?? 0) > 0 && ($0.fromOriginalB ?? 0) > 0 })
         #expect(layers.contains { $0.layer == "decoder_pred" && $0.norm == 0 }, "the decoder is frozen")
         #expect(d.originalRun != nil)
         #expect(try !RunDiff(a, a).differ)
@@ -144,8 +174,11 @@ struct TinyRuns {
         let stamp = try FileManager.default.attributesOfItem(atPath: dir + "/manifest.json")[.modificationDate] as? Date
         lines.removeAll()
         #expect(try Executor.execute(plan, threads: 1, log: { lines.append($0) }) == dir)
-        #expect(lines.contains { $0.contains("done before, reusing") } && lines.filter { $0.contains("finished") }.isEmpty)
-        #expect(try FileManager.default.attributesOfItem(atPath: dir + "/manifest.json")[.modificationDate] as? Date == stamp, "not rewritten")
+        #expect(
+            lines.contains { $0.contains("done before, reusing") } && lines.filter { $0.contains("finished") }.isEmpty)
+        #expect(
+            try FileManager.default.attributesOfItem(atPath: dir + "/manifest.json")[.modificationDate] as? Date
+                == stamp, "not rewritten")
 
         // An interrupted attempt: no manifest in the final place, a stale staging folder beside it.
         let manifest = try TinyRuns.manifest(dir)
@@ -153,9 +186,12 @@ struct TinyRuns {
         try FileManager.default.removeItem(atPath: dir + ".partial/manifest.json")
         try "stale".write(toFile: dir + ".partial/stale.txt", atomically: true, encoding: .utf8)
         #expect(!RunDirectory.finished(dir))
-        let again = try Executor.execute(try Planner(workingDirectory: t.base).plan(specPath: spec), threads: 1, log: { _ in })
+        let again = try Executor.execute(
+            try Planner(workingDirectory: t.base).plan(specPath: spec), threads: 1, log: { _ in })
         #expect(again == dir && RunDirectory.finished(dir))
-        #expect(!FileManager.default.fileExists(atPath: dir + "/stale.txt") && !FileManager.default.fileExists(atPath: dir + ".partial"))
+        #expect(
+            !FileManager.default.fileExists(atPath: dir + "/stale.txt")
+                && !FileManager.default.fileExists(atPath: dir + ".partial"))
         #expect(try TinyRuns.manifest(dir) == manifest, "the restarted run equals the first")
     }
 }
@@ -174,8 +210,12 @@ struct TinyRuns {
         let dir = try t.run(t.base + "/ev.yaml")
         let eval = try #require(try RunStore.json(dir, "eval.json"))
         #expect(eval["method"] == .string("Original") && eval["unlearned"] == nil)
-        #expect(eval["original"]?["forget"]?["psnr"]?.doubleValue != nil && eval["original"]?["retain"]?["ssim"]?.doubleValue != nil)
-        #expect(!FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"), "nothing trained, nothing to save")
+        #expect(
+            eval["original"]?["forget"]?["psnr"]?.doubleValue != nil
+                && eval["original"]?["retain"]?["ssim"]?.doubleValue != nil)
+        #expect(
+            !FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"), "nothing trained, nothing to save"
+        )
         #expect(FileManager.default.fileExists(atPath: dir + "/report.html"))
     }
 }
@@ -199,7 +239,8 @@ struct TinyRuns {
         try Data(bytes).write(to: URL(fileURLWithPath: checkpoint))
         // A dependent run that would reuse it (another alpha: a new unlearn stage).
         #expect { try t.run(try t.write(alpha: 0.5, name: "other.yaml")) } throws: { error in
-            (error as? RunError)?.kind == .verification && "\(error)".contains("checkpoint.safetensors: changed since the run finished")
+            (error as? RunError)?.kind == .verification
+                && "\(error)".contains("checkpoint.safetensors: changed since the run finished")
         }
         #expect(FileManager.default.fileExists(atPath: checkpoint), "nothing is deleted")
     }
@@ -211,7 +252,8 @@ struct TinyRuns {
         try "x".write(toFile: dir + "/extra.txt", atomically: true, encoding: .utf8)
         #expect(try RunRecord(dir).verify() == ["extra.txt: not in the manifest (added after the run finished)"])
         try FileManager.default.removeItem(atPath: dir + "/extra.txt")
-        let renamed = URL(fileURLWithPath: dir).deletingLastPathComponent().path + "/" + String(repeating: "a", count: 64)
+        let renamed =
+            URL(fileURLWithPath: dir).deletingLastPathComponent().path + "/" + String(repeating: "a", count: 64)
         try FileManager.default.moveItem(atPath: dir, toPath: renamed)
         let problems = try RunRecord(renamed).verify()
         #expect(problems.contains { $0.contains("config_hash: says") && $0.contains("renamed?") })
@@ -224,12 +266,16 @@ struct TinyRuns {
         let manifestPath = dir + "/manifest.json"
         let original = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: manifestPath))))
         func withEntry(_ name: String) throws {
-            let edited = original.setting("/files/" + name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1"),
-                                          .string(String(repeating: "0", count: 64)))
+            let edited = original.setting(
+                "/files/" + name.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1"),
+                .string(String(repeating: "0", count: 64)))
             try (JSONText.pretty(edited) + "\n").write(toFile: manifestPath, atomically: true, encoding: .utf8)
         }
         try withEntry("../../../../etc/hostname")
-        #expect(try RunRecord(dir).verify().contains { $0.hasPrefix("../../../../etc/hostname: names a path outside the run directory") })
+        #expect(
+            try RunRecord(dir).verify().contains {
+                $0.hasPrefix("../../../../etc/hostname: names a path outside the run directory")
+            })
         try withEntry("/etc/hostname")
         #expect(try RunRecord(dir).verify().contains { $0.hasPrefix("/etc/hostname: is not a path inside") })
 
@@ -255,7 +301,9 @@ struct TinyRuns {
         #expect(made.hasPrefix(base + "/lethe-reproduce-bbbbbbbbbbbb-") && made != base)
         let fresh = try Reproducer.makeScratch(under: base + "/new", hash: "c")
         #expect(fresh == base + "/new")
-        #expect { try Reproducer.makeScratch(under: mine, hash: "d") } throws: { "\($0)".contains("expected a directory") }
+        #expect { try Reproducer.makeScratch(under: mine, hash: "d") } throws: {
+            "\($0)".contains("expected a directory")
+        }
         #expect(try String(contentsOfFile: mine, encoding: .utf8) == "user data")
     }
 }

@@ -25,10 +25,13 @@ func scratch() -> String {
         try dir.finish()
         #expect(RunDirectory.finished(base + "/abc"))
         #expect(!FileManager.default.fileExists(atPath: base + "/abc.partial"))
-        let manifest = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: base + "/abc/manifest.json"))))
+        let manifest = try JSONParser.parse(
+            Array(try Data(contentsOf: URL(fileURLWithPath: base + "/abc/manifest.json"))))
         #expect(manifest["files"]?["a.txt"] == .string(Digest.sha256("hello\n")))
         #expect(manifest["files"]?.objectValue?.keys.sorted() == ["a.txt", "sub/b.json"])
-        #expect(try String(contentsOfFile: base + "/abc/sub/b.json", encoding: .utf8) == "{\n  \"a\": true,\n  \"z\": 1\n}\n")
+        #expect(
+            try String(contentsOfFile: base + "/abc/sub/b.json", encoding: .utf8)
+                == "{\n  \"a\": true,\n  \"z\": 1\n}\n")
     }
 
     @Test func anInterruptedAttemptIsDiscardedOnRetry() throws {
@@ -44,7 +47,8 @@ func scratch() -> String {
         #expect(!FileManager.default.fileExists(atPath: second.path("half.bin")))
         try second.write("done.txt", text: "ok")
         try second.finish()
-        #expect(try FileManager.default.contentsOfDirectory(atPath: base + "/r").sorted() == ["done.txt", "manifest.json"])
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: base + "/r").sorted() == ["done.txt", "manifest.json"])
     }
 
     /// Only the holder of the stage's lock stages a run, and a finished run is never replaced, even by
@@ -73,31 +77,40 @@ func scratch() -> String {
         let base = scratch()
         let model: String
         switch architecture {
-        case "mae": model = "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
+        case "mae":
+            model =
+                "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
         case "vqgan": model = "{architecture: vqgan, vqgan: {channels: [8, 16], codebook_size: 16, codebook_dim: 8}}"
-        default: model = "{architecture: diffusion, diffusion: {channels: [8, 16], time_embedding: 16, timesteps: 10, sampling_steps: 2}}"
+        default:
+            model =
+                "{architecture: diffusion, diffusion: {channels: [8, 16], time_embedding: 16, timesteps: 10, sampling_steps: 2}}"
         }
         let spec = """
-        version: 1
-        kind: pretrain
-        seed: 1
-        data: {dataset: fashion-mnist, per_class_limit: 8}
-        model: \(model)
-        train: {steps: 12, batch_size: 8, log_every: 100, optimizer: {name: adam, lr: 3.0e-3}}
-        evaluate: {test_per_class: 1, grid_samples: 4}
-        output: {dir: \(base)/runs}
-        """
+            version: 1
+            kind: pretrain
+            seed: 1
+            data: {dataset: fashion-mnist, per_class_limit: 8}
+            model: \(model)
+            train: {steps: 12, batch_size: 8, log_every: 100, optimizer: {name: adam, lr: 3.0e-3}}
+            evaluate: {test_per_class: 1, grid_samples: 4}
+            output: {dir: \(base)/runs}
+            """
         try spec.write(toFile: base + "/spec.yaml", atomically: true, encoding: .utf8)
         let plan = try Planner(workingDirectory: base).plan(specPath: base + "/spec.yaml")
         let dir = try Pretrainer(plan: plan, threads: 1).run()
         #expect(dir == base + "/runs/" + plan.configHash)
         let files = try FileManager.default.contentsOfDirectory(atPath: dir).sorted()
-        #expect(files == ["checkpoint.safetensors", "config_hash", "eval.json", "manifest.json", "metrics.jsonl", "plan.json",
-                          "provenance.json", "resolved.json", "samples.png", "spec.yaml", "splits.json", "timing.jsonl"])
+        #expect(
+            files == [
+                "checkpoint.safetensors", "config_hash", "eval.json", "manifest.json", "metrics.jsonl", "plan.json",
+                "provenance.json", "resolved.json", "samples.png", "spec.yaml", "splits.json", "timing.jsonl",
+            ])
         let losses = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
             .compactMap { try? JSONParser.parse(String($0))["loss"]?.doubleValue }
         #expect(losses.count == 12)
-        #expect(losses.suffix(3).reduce(0, +) < losses.prefix(3).reduce(0, +), "\(architecture) loss did not fall: \(losses)")
+        #expect(
+            losses.suffix(3).reduce(0, +) < losses.prefix(3).reduce(0, +),
+            "\(architecture) loss did not fall: \(losses)")
         let eval = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/eval.json"))))
         #expect(eval["images"] == .integer(10))
         #expect(eval["psnr_hidden_region"]?["model"]?.doubleValue?.isFinite == true)

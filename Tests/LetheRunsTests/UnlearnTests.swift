@@ -75,19 +75,25 @@ import LetheModels
 
     static func covariance(_ v: [Float]) -> (m0: Double, m1: Double, c00: Double, c01: Double, c11: Double) {
         let n = v.count / 2
-        let m0 = (0..<n).reduce(0.0) { $0 + Double(v[2 * $1]) } / Double(n), m1 = (0..<n).reduce(0.0) { $0 + Double(v[2 * $1 + 1]) } / Double(n)
+        let m0 = (0..<n).reduce(0.0) { $0 + Double(v[2 * $1]) } / Double(n)
+        let m1 = (0..<n).reduce(0.0) { $0 + Double(v[2 * $1 + 1]) } / Double(n)
         var c = (0.0, 0.0, 0.0)
         for i in 0..<n {
-            let a = Double(v[2 * i]) - m0, b = Double(v[2 * i + 1]) - m1
-            c.0 += a * a / Double(n - 1); c.1 += a * b / Double(n - 1); c.2 += b * b / Double(n - 1)
+            let a = Double(v[2 * i]) - m0
+            let b = Double(v[2 * i + 1]) - m1
+            c.0 += a * a / Double(n - 1)
+            c.1 += a * b / Double(n - 1)
+            c.2 += b * b / Double(n - 1)
         }
         return (m0, m1, c.0, c.1, c.2)
     }
 
     @Test func fullCovarianceEstimatedFromTheForgetSetIsReproducedBySamples() throws {
         let data = Self.correlatedImages(4000)
-        let model = try NoiseModel(.object(JSONObject([("covariance", .string("full")), ("mean", .string("estimate")), ("shrinkage", .number(0))])),
-                                   forgetImages: { data })
+        let model = try NoiseModel(
+            .object(
+                JSONObject([("covariance", .string("full")), ("mean", .string("estimate")), ("shrinkage", .number(0))])),
+            forgetImages: { data })
         var rng = Philox(seed: 4)
         let s = Self.covariance(try model.sample(like: Tensor<Float>(zeros: [20000, 1, 1, 2]), rng: &rng).storage)
         // data: var 4, cov 2, var 1 + 0.01, means 1 and 3.5
@@ -97,40 +103,60 @@ import LetheModels
 
     @Test func diagonalCovarianceKeepsVariancesAndDropsCorrelation() throws {
         let data = Self.correlatedImages(4000)
-        let model = try NoiseModel(.object(JSONObject([("covariance", .string("diagonal")), ("mean", .string("estimate")), ("shrinkage", .number(0))])),
-                                   forgetImages: { data })
+        let model = try NoiseModel(
+            .object(
+                JSONObject([
+                    ("covariance", .string("diagonal")), ("mean", .string("estimate")), ("shrinkage", .number(0)),
+                ])),
+            forgetImages: { data })
         var rng = Philox(seed: 5)
         let s = Self.covariance(try model.sample(like: Tensor<Float>(zeros: [20000, 1, 1, 2]), rng: &rng).storage)
         #expect(abs(s.c00 - 4) < 0.2 && abs(s.c11 - 1.01) < 0.06 && abs(s.c01) < 0.06)
     }
 
     @Test func givenFullMatrixIsUsedAsIs() throws {
-        let spec = try YAMLLoader.loadDocument(Array("{covariance: full, mean: 0, matrix: [[1, 0.8], [0.8, 1]]}".utf8), file: "n").toJSON().0
+        let spec = try YAMLLoader.loadDocument(
+            Array("{covariance: full, mean: 0, matrix: [[1, 0.8], [0.8, 1]]}".utf8), file: "n"
+        ).toJSON().0
         var rng = Philox(seed: 6)
-        let s = Self.covariance(try NoiseModel(spec).sample(like: Tensor<Float>(zeros: [20000, 1, 1, 2]), rng: &rng).storage)
+        let s = Self.covariance(
+            try NoiseModel(spec).sample(like: Tensor<Float>(zeros: [20000, 1, 1, 2]), rng: &rng).storage)
         #expect(abs(s.c00 - 1) < 0.05 && abs(s.c01 - 0.8) < 0.05 && abs(s.m0) < 0.03)
     }
 
     @Test func aCovarianceOfTheWrongSizeIsAClearError() throws {
-        let spec = try YAMLLoader.loadDocument(Array("{covariance: diagonal, mean: 0, diagonal: [1, 1, 1]}".utf8), file: "n").toJSON().0
+        let spec = try YAMLLoader.loadDocument(
+            Array("{covariance: diagonal, mean: 0, diagonal: [1, 1, 1]}".utf8), file: "n"
+        ).toJSON().0
         var rng = Philox(seed: 6)
-        #expect { try NoiseModel(spec).sample(like: Tensor<Float>(zeros: [2, 1, 1, 2]), rng: &rng) } throws: { "\($0)".contains("3 pixels per image") }
+        #expect { try NoiseModel(spec).sample(like: Tensor<Float>(zeros: [2, 1, 1, 2]), rng: &rng) } throws: {
+            "\($0)".contains("3 pixels per image")
+        }
     }
 
     @Test func shrinkageMakesAConstantPixelSampleable() throws {
         // A zero-variance pixel (Fashion-MNIST's padding) has no Cholesky factor without shrinkage.
         let data = Tensor<Float>((0..<200).flatMap { [Float($0 % 7), 0] }, shape: [200, 1, 1, 2])
         #expect(throws: RunError.self) {
-            try NoiseModel(.object(JSONObject([("covariance", .string("full")), ("mean", .string("estimate")), ("shrinkage", .number(0))])), forgetImages: { data })
+            try NoiseModel(
+                .object(
+                    JSONObject([
+                        ("covariance", .string("full")), ("mean", .string("estimate")), ("shrinkage", .number(0)),
+                    ])), forgetImages: { data })
         }
-        _ = try NoiseModel(.object(JSONObject([("covariance", .string("full")), ("mean", .string("estimate")), ("shrinkage", .number(0.01))])), forgetImages: { data })
+        _ = try NoiseModel(
+            .object(
+                JSONObject([
+                    ("covariance", .string("full")), ("mean", .string("estimate")), ("shrinkage", .number(0.01)),
+                ])), forgetImages: { data })
     }
 }
 
 @Suite struct UnlearnRunTests {
     @Test func oursMovesForgetEmbeddingsAndWritesARunDirectory() throws {
         let base = scratch()
-        let model = "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
+        let model =
+            "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
         try """
         version: 1
         kind: pretrain
@@ -151,8 +177,11 @@ import LetheModels
         let plan = try Planner(workingDirectory: base).plan(specPath: base + "/un.yaml")
         _ = try Pretrainer(plan: plan.dependencies[0], threads: 1).run()
         let dir = try Unlearner(plan: plan, threads: 1).run()
-        let rows = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { try JSONParser.parse(String($0)) }
-        let forget = rows.compactMap { $0["forget_term"]?.doubleValue }, retain = rows.compactMap { $0["retain_term"]?.doubleValue }
+        let rows = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map {
+            try JSONParser.parse(String($0))
+        }
+        let forget = rows.compactMap { $0["forget_term"]?.doubleValue }
+        let retain = rows.compactMap { $0["retain_term"]?.doubleValue }
         #expect(forget.count == 15 && retain.count == 15)
         #expect(retain[0] < 1e-9, "the student starts as the teacher, so the retain term starts at zero")
         #expect(forget.suffix(3).reduce(0, +) < forget.prefix(3).reduce(0, +), "forget term did not fall: \(forget)")
@@ -160,22 +189,32 @@ import LetheModels
         for model in ["original", "unlearned"] {
             for split in ["retain", "forget"] {
                 for metric in ["fid", "is", "cosine", "psnr", "ssim", "accuracy"] {
-                    #expect(eval[model]?[split]?[metric]?.doubleValue?.isFinite == true, "\(model).\(split).\(metric) missing")
+                    #expect(
+                        eval[model]?[split]?[metric]?.doubleValue?.isFinite == true,
+                        "\(model).\(split).\(metric) missing")
                 }
             }
         }
         #expect(eval["images"]?["forget"] == .integer(6))
         #expect(RunDirectory.finished(dir))
         let splits = try #require(try RunStore.json(dir, "splits.json"))
-        #expect(splits["forget"]?["count"] == .integer(24) && splits["retain"]?["count"] == .integer(32), "8 per class, classes 5 7 9 and 0-3")
-        #expect(splits["test_forget"]?["set"] == .string("test") && splits["test_forget"]?["indices"]?.arrayValue?.count == 6)
+        #expect(
+            splits["forget"]?["count"] == .integer(24) && splits["retain"]?["count"] == .integer(32),
+            "8 per class, classes 5 7 9 and 0-3")
+        #expect(
+            splits["test_forget"]?["set"] == .string("test")
+                && splits["test_forget"]?["indices"]?.arrayValue?.count == 6)
         #expect(try RunRecord(dir).manifest["splits.json"] != nil, "the sample ids are hashed with the run")
-        for file in ["report.html", "embedding.svg", "curve.svg", "samples.png", "checkpoint.safetensors", "provenance.json"] {
+        for file in [
+            "report.html", "embedding.svg", "curve.svg", "samples.png", "checkpoint.safetensors", "provenance.json",
+        ] {
             #expect(FileManager.default.fileExists(atPath: dir + "/" + file), "\(file) missing")
         }
         let html = try String(contentsOfFile: dir + "/report.html", encoding: .utf8)
         #expect(html.contains("data:image/png;base64,") && html.contains("<svg") && html.contains("FID"))
-        #expect(RunDirectory.finished(plan.stages.first { $0.name == "classifier" }!.runDirectory), "the classifier stage ran first")
+        #expect(
+            RunDirectory.finished(plan.stages.first { $0.name == "classifier" }!.runDirectory),
+            "the classifier stage ran first")
     }
 }
 
@@ -211,8 +250,9 @@ struct ScaleFamily: ModelFamily {
     let objective = Objective(alpha: 0.5, distance: .mse, normalize: false)
 
     func terms(_ method: UnlearningMethod) -> (Float, Float, Float) {
-        let t = method.terms(student: student, teacher: teacher, retain: xr, forget: xf, noise: noise, hidden: [true, true],
-                             draws: Philox(seed: 1), objective: objective)
+        let t = method.terms(
+            student: student, teacher: teacher, retain: xr, forget: xf, noise: noise, hidden: [true, true],
+            draws: Philox(seed: 1), objective: objective)
         return (t.retain.scalar, t.forget.scalar, t.total.scalar)
     }
 
@@ -293,10 +333,14 @@ struct ScaleFamily: ModelFamily {
     /// A NumPy data set and index-file splits, planned and executed end to end.
     @Test func npzDataWithIndexFileSplitsRuns() throws {
         let base = scratch()
-        let npz = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path + "/LetheDataTests/Fixtures/small.npz"
-        try "# forget: samples 0, 3 and 6 (class 0)\n0\n3\n6\n".write(toFile: base + "/forget.txt", atomically: true, encoding: .utf8)
+        let npz =
+            URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().path
+            + "/LetheDataTests/Fixtures/small.npz"
+        try "# forget: samples 0, 3 and 6 (class 0)\n0\n3\n6\n".write(
+            toFile: base + "/forget.txt", atomically: true, encoding: .utf8)
         try "1\n2\n4\n5\n7\n8\n".write(toFile: base + "/retain.txt", atomically: true, encoding: .utf8)
-        let model = "{architecture: mae, mae: {patch_size: 2, width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
+        let model =
+            "{architecture: mae, mae: {patch_size: 2, width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
         let data = "{dataset: npz, root: \(npz), image_size: 8"
         try """
         version: 1
@@ -325,14 +369,19 @@ struct ScaleFamily: ModelFamily {
 
         try "0\n99\n".write(toFile: base + "/forget.txt", atomically: true, encoding: .utf8)
         let bad = try Planner(workingDirectory: base).plan(specPath: base + "/un.yaml")
-        #expect { try Executor.execute(bad, threads: 1, log: { _ in }) } throws: { "\($0)".contains("sample 99 is not in the training set") }
+        #expect { try Executor.execute(bad, threads: 1, log: { _ in }) } throws: {
+            "\($0)".contains("sample 99 is not in the training set")
+        }
     }
 }
 
 extension NoiseModel {
     /// A noise model from partial `unlearn.noise` settings, completed by the schema's defaults as the
     /// planner completes them.
-    init(_ json: JSONValue, forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }) throws {
+    init(
+        _ json: JSONValue,
+        forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }
+    ) throws {
         try self.init(try RunSpecSchema.embedded.resolvedNoise(json), forgetImages: forgetImages)
     }
 }

@@ -12,14 +12,20 @@ import Testing
     }
 
     @Test func es6NumberVectors() throws {
-        let text = String(decoding: try Conformance.bytes("json-canonicalization/es6numbers/es6testfile-first100000.txt"), as: UTF8.self)
+        let text = String(
+            decoding: try Conformance.bytes("json-canonicalization/es6numbers/es6testfile-first100000.txt"),
+            as: UTF8.self)
         var passed = 0
         var failures: [String] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: ",", maxSplits: 1)
             let bits = UInt64(parts[0], radix: 16)!
             let got = ES6Number.format(Double(bitPattern: bits))
-            if got == parts[1] { passed += 1 } else if failures.count < 10 { failures.append("\(parts[0]): expected \(parts[1]), got \(got)") }
+            if got == parts[1] {
+                passed += 1
+            } else if failures.count < 10 {
+                failures.append("\(parts[0]): expected \(parts[1]), got \(got)")
+            }
         }
         print("RFC 8785 ES6 number vectors: \(passed) passed, \(100_000 - passed) failed")
         #expect(passed == 100_000, "\(failures)")

@@ -6,74 +6,14 @@ import Testing
 /// of a value (or of an input file) changes it.
 @Suite struct ConfigHashTests {
     static let base = """
-    version: 1
-    kind: pretrain
-    name: base
-    seed: 3
-    data:
-      dataset: image-folder
-      root: data
-      image_size: 32
-    task:
-      mask: outpaint
-      ratio: 0.25
-    model:
-      architecture: mae
-      mae:
-        width: 64
-    train:
-      steps: 10
-      optimizer:
-        name: adam
-        lr: 1e-4
-    """
-
-    static let sameMeaning: [(String, String)] = [
-        ("comments", """
-        # a comment
-        version: 1   # trailing
+        version: 1
         kind: pretrain
         name: base
-        seed: 3
-        data: {dataset: image-folder, root: data, image_size: 32}   # flow style
-        task: {mask: outpaint, ratio: 0.25}
-        model:
-          architecture: mae
-          mae: {width: 64}
-        train: {steps: 10, optimizer: {name: adam, lr: 0.0001}}
-        """),
-        ("key order and number spelling", """
-        train:
-          optimizer:
-            lr: 1.0e-04
-            name: adam
-          steps: 10
-        model:
-          mae:
-            width: 64
-          architecture: mae
-        task:
-          ratio: 2.5e-1
-          mask: outpaint
-        data:
-          image_size: 32
-          root: ./data
-          dataset: image-folder
-        seed: 3
-        kind: pretrain
-        version: 1
-        """),
-        ("defaults spelled out, labels changed", """
-        version: 1
-        kind: pretrain
-        name: renamed
-        description: the same run under another name
         seed: 3
         data:
           dataset: image-folder
           root: data
           image_size: 32
-          per_class_limit: null
         task:
           mask: outpaint
           ratio: 0.25
@@ -81,30 +21,99 @@ import Testing
           architecture: mae
           mae:
             width: 64
-            patch_size: 4
-            depth: 4
-            heads: 4
-            mlp_ratio: 4.0
-            decoder_width: 64
-            decoder_depth: 2
-            decoder_heads: 4
-            pretrain_mask_ratio: 0.75
         train:
           steps: 10
-          batch_size: 32
           optimizer:
             name: adam
             lr: 1e-4
-            betas: [0.9, 0.999]
-            eps: 1e-8
-            weight_decay: 0
-          schedule: {kind: constant, warmup_steps: 0, min_lr: 0}
-          grad_clip: ~
-        evaluate:
-          test_per_class: 100
-        numerics: {mode: fast}
-        output: {dir: elsewhere}
-        """),
+        """
+
+    static let sameMeaning: [(String, String)] = [
+        (
+            "comments",
+            """
+            # a comment
+            version: 1   # trailing
+            kind: pretrain
+            name: base
+            seed: 3
+            data: {dataset: image-folder, root: data, image_size: 32}   # flow style
+            task: {mask: outpaint, ratio: 0.25}
+            model:
+              architecture: mae
+              mae: {width: 64}
+            train: {steps: 10, optimizer: {name: adam, lr: 0.0001}}
+            """
+        ),
+        (
+            "key order and number spelling",
+            """
+            train:
+              optimizer:
+                lr: 1.0e-04
+                name: adam
+              steps: 10
+            model:
+              mae:
+                width: 64
+              architecture: mae
+            task:
+              ratio: 2.5e-1
+              mask: outpaint
+            data:
+              image_size: 32
+              root: ./data
+              dataset: image-folder
+            seed: 3
+            kind: pretrain
+            version: 1
+            """
+        ),
+        (
+            "defaults spelled out, labels changed",
+            """
+            version: 1
+            kind: pretrain
+            name: renamed
+            description: the same run under another name
+            seed: 3
+            data:
+              dataset: image-folder
+              root: data
+              image_size: 32
+              per_class_limit: null
+            task:
+              mask: outpaint
+              ratio: 0.25
+            model:
+              architecture: mae
+              mae:
+                width: 64
+                patch_size: 4
+                depth: 4
+                heads: 4
+                mlp_ratio: 4.0
+                decoder_width: 64
+                decoder_depth: 2
+                decoder_heads: 4
+                pretrain_mask_ratio: 0.75
+            train:
+              steps: 10
+              batch_size: 32
+              optimizer:
+                name: adam
+                lr: 1e-4
+                betas: [0.9, 0.999]
+                eps: 1e-8
+                weight_decay: 0
+              schedule: {kind: constant, warmup_steps: 0, min_lr: 0}
+              grad_clip: ~
+            evaluate:
+              test_per_class: 100
+            numerics: {mode: fast}
+            output: {dir: elsewhere}
+            """
+        ),
     ]
 
     static let changedMeaning: [(String, String, String)] = [
@@ -142,8 +151,12 @@ import Testing
     }
 
     @Test func differentInputFilesNeverShareAHash() throws {
-        let a = try TempDir(), b = try TempDir()
-        defer { a.remove(); b.remove() }
+        let a = try TempDir()
+        let b = try TempDir()
+        defer {
+            a.remove()
+            b.remove()
+        }
         _ = try a.imageFolder(salt: 0)
         _ = try b.imageFolder(salt: 1)
         let ha = try Planner(workingDirectory: a.path).plan(text: Self.base, in: a)
@@ -153,8 +166,12 @@ import Testing
     }
 
     @Test func theSameContentElsewhereSharesTheHash() throws {
-        let a = try TempDir(), b = try TempDir()
-        defer { a.remove(); b.remove() }
+        let a = try TempDir()
+        let b = try TempDir()
+        defer {
+            a.remove()
+            b.remove()
+        }
         _ = try a.imageFolder()
         _ = try b.imageFolder()
         let ha = try Planner(workingDirectory: a.path).plan(text: Self.base, in: a).configHash
@@ -168,15 +185,18 @@ import Testing
         _ = try dir.imageFolder()
         let planner = Planner(workingDirectory: dir.path)
         let reference = try planner.plan(text: Self.base, in: dir)
-        let overridden = try planner.plan(text: Self.base, in: dir, overrides: [try Override(parsing: "train.optimizer.lr=2e-4")])
-        let edited = try planner.plan(text: Self.base.replacing("lr: 1e-4", with: "lr: 2e-4"), in: dir, name: "edited.yaml")
+        let overridden = try planner.plan(
+            text: Self.base, in: dir, overrides: [try Override(parsing: "train.optimizer.lr=2e-4")])
+        let edited = try planner.plan(
+            text: Self.base.replacing("lr: 1e-4", with: "lr: 2e-4"), in: dir, name: "edited.yaml")
         #expect(overridden.configHash != reference.configHash)
         #expect(overridden.configHash == edited.configHash)
         #expect {
             try planner.plan(text: Self.base, in: dir, overrides: [try Override(parsing: "train.optimizer.lr=-1")])
         } throws: { error in
             let d = (error as! SpecError).diagnostics
-            return d.count == 1 && d[0].pointer == JSONPointer(["train", "optimizer", "lr"]) && d[0].mark?.file == "--set train.optimizer.lr=-1"
+            return d.count == 1 && d[0].pointer == JSONPointer(["train", "optimizer", "lr"])
+                && d[0].mark?.file == "--set train.optimizer.lr=-1"
         }
     }
 
@@ -227,7 +247,9 @@ import Testing
     static let fashionClassifier = "50ead0e68530910a636d181236382de6e91ee3e6d4d7952a7c6bba56b573669f"
 
     @Test func shippedConfigHashesAreUnchanged() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: Repo.path("configs")).filter { $0.hasSuffix(".yaml") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: Repo.path("configs")).filter {
+            $0.hasSuffix(".yaml")
+        }.sorted()
         #expect(files == Self.hashes.keys.sorted(), "a config was added or removed: pin its hash here")
         for file in files {
             let plan = try Planner(workingDirectory: Repo.path(".")).plan(specPath: Repo.path("configs/" + file))
@@ -242,26 +264,31 @@ import Testing
 /// Stages that train on one split of the data and are measured on another must know the split.
 @Suite struct SplitIdentityTests {
     func unlearn(_ fraction: Double, pretrainFraction: Double, dir: TempDir) throws -> Plan {
-        try dir.write("pre.yaml", """
-        version: 1
-        kind: pretrain
-        data: {dataset: image-folder, root: data, test_fraction: \(pretrainFraction)}
-        model: {architecture: mae}
-        """)
-        return try Planner(workingDirectory: dir.path).plan(text: """
-        version: 1
-        kind: unlearn
-        data: {dataset: image-folder, root: data, test_fraction: \(fraction), forget: {classes: [0]}}
-        model: {architecture: mae, pretrain: pre.yaml}
-        unlearn: {method: ours}
-        """, in: dir)
+        try dir.write(
+            "pre.yaml",
+            """
+            version: 1
+            kind: pretrain
+            data: {dataset: image-folder, root: data, test_fraction: \(pretrainFraction)}
+            model: {architecture: mae}
+            """)
+        return try Planner(workingDirectory: dir.path).plan(
+            text: """
+                version: 1
+                kind: unlearn
+                data: {dataset: image-folder, root: data, test_fraction: \(fraction), forget: {classes: [0]}}
+                model: {architecture: mae, pretrain: pre.yaml}
+                unlearn: {method: ours}
+                """, in: dir)
     }
 
     @Test func theClassifierIdentityIncludesTheTestSplit() throws {
         let dir = try TempDir()
         _ = try dir.imageFolder(classes: 3)
-        let a = try unlearn(0.1, pretrainFraction: 0.1, dir: dir), b = try unlearn(0.2, pretrainFraction: 0.2, dir: dir)
-        let ca = a.stages.first { $0.name == "classifier" }?.configHash, cb = b.stages.first { $0.name == "classifier" }?.configHash
+        let a = try unlearn(0.1, pretrainFraction: 0.1, dir: dir)
+        let b = try unlearn(0.2, pretrainFraction: 0.2, dir: dir)
+        let ca = a.stages.first { $0.name == "classifier" }?.configHash
+        let cb = b.stages.first { $0.name == "classifier" }?.configHash
         #expect(ca != nil && ca != cb, "a classifier trained on one split must not be reused for another")
     }
 
@@ -270,7 +297,10 @@ import Testing
         _ = try dir.imageFolder(classes: 3)
         #expect { try unlearn(0.2, pretrainFraction: 0.1, dir: dir) } throws: { error in
             let d = (error as? SpecError)?.diagnostics ?? []
-            return d.contains { $0.pointer.description == "/data/test_fraction" && $0.message.contains("test_fraction 0.1, this spec with 0.2") }
+            return d.contains {
+                $0.pointer.description == "/data/test_fraction"
+                    && $0.message.contains("test_fraction 0.1, this spec with 0.2")
+            }
         }
     }
 }

@@ -5,12 +5,16 @@ import Testing
 /// Every shipped config is valid, and a broken copy of any of them fails with located errors.
 @Suite struct ConfigsTests {
     static let configs: [String] = {
-        ((try? FileManager.default.contentsOfDirectory(atPath: Repo.path("configs"))) ?? []).filter { $0.hasSuffix(".yaml") }.sorted()
+        ((try? FileManager.default.contentsOfDirectory(atPath: Repo.path("configs"))) ?? []).filter {
+            $0.hasSuffix(".yaml")
+        }.sorted()
     }()
 
     @Test func thereAreConfigsForEveryArchitectureAndMethod() {
         for arch in ["mae", "vqgan", "diffusion"] {
-            for method in ["pretrain", "ours", "ours-proxy", "max-loss", "noisy-label", "retain-label", "random-encoder"] {
+            for method in [
+                "pretrain", "ours", "ours-proxy", "max-loss", "noisy-label", "retain-label", "random-encoder",
+            ] {
                 #expect(Self.configs.contains("\(arch)-\(method).yaml"))
             }
         }
@@ -35,15 +39,30 @@ import Testing
     }
 
     static let breakages: [Breakage] = [
-        Breakage(what: "typo'd key", from: "  architecture:", to: "  architecure:", pointer: "/model/architecure", message: "did you mean 'architecture'?"),
-        Breakage(what: "wrong type", from: "seed: 0", to: "seed: zero", pointer: "/seed", message: "expected integer, found string 'zero'"),
-        Breakage(what: "bad value", from: "ratio: 0.25", to: "ratio: 1.5", pointer: "/task/ratio", message: "must be < 1"),
-        Breakage(what: "bad enum", from: "mask: center_crop", to: "mask: centre_crop", pointer: "/task/mask", message: "did you mean 'center_crop'?"),
+        Breakage(
+            what: "typo'd key", from: "  architecture:", to: "  architecure:", pointer: "/model/architecure",
+            message: "did you mean 'architecture'?"),
+        Breakage(
+            what: "wrong type", from: "seed: 0", to: "seed: zero", pointer: "/seed",
+            message: "expected integer, found string 'zero'"),
+        Breakage(
+            what: "bad value", from: "ratio: 0.25", to: "ratio: 1.5", pointer: "/task/ratio", message: "must be < 1"),
+        Breakage(
+            what: "bad enum", from: "mask: center_crop", to: "mask: centre_crop", pointer: "/task/mask",
+            message: "did you mean 'center_crop'?"),
         Breakage(what: "syntax error", from: "version: 1", to: "version: [1", pointer: "/", message: "flow sequence"),
-        Breakage(what: "duplicate key", from: "seed: 0", to: "seed: 0\nseed: 1", pointer: "/seed", message: "duplicate key 'seed'"),
-        Breakage(what: "overlapping splits", from: "retain: {classes: [0, 1, 2, 3]}", to: "retain: {classes: [0, 1, 2, 5]}", pointer: "/data/retain/classes", message: "share classes [5]", unlearnOnly: true),
-        Breakage(what: "missing class", from: "forget: {classes: [5, 7, 9]}", to: "forget: {classes: [5, 7, 19]}", pointer: "/data/forget/classes/2", message: "class 19 does not exist", unlearnOnly: true),
-        Breakage(what: "missing pretrain spec", from: "pretrain.yaml", to: "pretrian.yaml", pointer: "/model/pretrain", message: "does not exist", unlearnOnly: true),
+        Breakage(
+            what: "duplicate key", from: "seed: 0", to: "seed: 0\nseed: 1", pointer: "/seed",
+            message: "duplicate key 'seed'"),
+        Breakage(
+            what: "overlapping splits", from: "retain: {classes: [0, 1, 2, 3]}", to: "retain: {classes: [0, 1, 2, 5]}",
+            pointer: "/data/retain/classes", message: "share classes [5]", unlearnOnly: true),
+        Breakage(
+            what: "missing class", from: "forget: {classes: [5, 7, 9]}", to: "forget: {classes: [5, 7, 19]}",
+            pointer: "/data/forget/classes/2", message: "class 19 does not exist", unlearnOnly: true),
+        Breakage(
+            what: "missing pretrain spec", from: "pretrain.yaml", to: "pretrian.yaml", pointer: "/model/pretrain",
+            message: "does not exist", unlearnOnly: true),
     ]
 
     static let cases: [(String, Breakage)] = configs.flatMap { config in
@@ -60,7 +79,8 @@ import Testing
         }
         #expect(original.contains(breakage.from), "\(config) has no '\(breakage.from)'")
         let broken = original.replacing(breakage.from, with: breakage.to)
-        let lineOfChange = broken.prefix(upTo: broken.firstRange(of: breakage.to)!.lowerBound).filter { $0 == "\n" }.count + 1
+        let lineOfChange =
+            broken.prefix(upTo: broken.firstRange(of: breakage.to)!.lowerBound).filter { $0 == "\n" }.count + 1
         try dir.write("broken.yaml", broken)
         let path = dir.path + "/broken.yaml"
         #expect {

@@ -18,8 +18,11 @@ enum Conformance {
 
     static func bytes(_ relative: String) throws -> [UInt8] {
         let plain = url(relative)
-        if !FileManager.default.fileExists(atPath: plain.path), FileManager.default.fileExists(atPath: plain.path + ".gz") {
-            return try Codecs.gunzip(Array(try Data(contentsOf: URL(fileURLWithPath: plain.path + ".gz"))), path: plain.path + ".gz")
+        if !FileManager.default.fileExists(atPath: plain.path),
+            FileManager.default.fileExists(atPath: plain.path + ".gz")
+        {
+            return try Codecs.gunzip(
+                Array(try Data(contentsOf: URL(fileURLWithPath: plain.path + ".gz"))), path: plain.path + ".gz")
         }
         return Array(try Data(contentsOf: plain))
     }
@@ -39,6 +42,7 @@ enum Conformance {
 
 /// The repository root, for tests that read `configs/` and `schemas/`.
 enum Repo {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
 }

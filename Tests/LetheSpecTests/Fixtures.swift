@@ -24,7 +24,9 @@ struct TempDir {
     func imageFolder(_ name: String = "data", classes: Int = 4, salt: UInt8 = 0) throws -> String {
         for c in 0..<classes {
             for i in 0..<2 {
-                var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52]
+                var png: [UInt8] = [
+                    0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52,
+                ]
                 png += [0, 0, 0, 8, 0, 0, 0, 8, 8, 0, 0, 0, 0, UInt8(c), UInt8(i), salt]
                 try write("\(name)/class\(c)/\(i).png", png)
             }

@@ -5,7 +5,9 @@ import Testing
 /// JSON-Schema-Test-Suite, draft 2020-12, required tests.
 @Suite struct JSONSchemaConformanceTests {
     /// Files that test keywords this validator deliberately leaves out (see `SchemaValidator`).
-    static let unsupportedFiles: Set<String> = ["unevaluatedItems.json", "unevaluatedProperties.json", "vocabulary.json"]
+    static let unsupportedFiles: Set<String> = [
+        "unevaluatedItems.json", "unevaluatedProperties.json", "vocabulary.json",
+    ]
 
     /// A group elsewhere that leans on an unsupported keyword counts with the unsupported ones.
     static func usesUnsupported(_ schema: JSONValue) -> Bool {
@@ -16,7 +18,8 @@ import Testing
     static func registry() throws -> SchemaRegistry {
         var registry = SchemaRegistry()
         let meta = "json-schema-2020-12-metaschemas"
-        registry.register(try Conformance.json("\(meta)/schema.json"), uri: "https://json-schema.org/draft/2020-12/schema")
+        registry.register(
+            try Conformance.json("\(meta)/schema.json"), uri: "https://json-schema.org/draft/2020-12/schema")
         for file in try Conformance.listing("\(meta)/meta") {
             let schema = try Conformance.json("\(meta)/meta/\(file)")
             registry.register(schema, uri: schema["$id"]!.stringValue!)
@@ -31,7 +34,12 @@ import Testing
         return registry
     }
 
-    struct Tally { var passed = 0; var failed: [String] = []; var unsupportedPassed = 0; var unsupportedFailed = 0 }
+    struct Tally {
+        var passed = 0
+        var failed: [String] = []
+        var unsupportedPassed = 0
+        var unsupportedFailed = 0
+    }
 
     @Test func requiredDraft2020Tests() throws {
         let base = try Self.registry()
@@ -51,12 +59,15 @@ import Testing
                     } else if ok {
                         tally.passed += 1
                     } else {
-                        tally.failed.append("\(file): \(group["description"]!.stringValue!) / \(test["description"]!.stringValue!)")
+                        tally.failed.append(
+                            "\(file): \(group["description"]!.stringValue!) / \(test["description"]!.stringValue!)")
                     }
                 }
             }
         }
-        print("JSON-Schema-Test-Suite draft2020-12 required: \(tally.passed) passed, \(tally.failed.count) failed; deliberately unsupported (\(Self.unsupportedFiles.sorted().joined(separator: ", "))): \(tally.unsupportedPassed) pass anyway, \(tally.unsupportedFailed) do not")
+        print(
+            "JSON-Schema-Test-Suite draft2020-12 required: \(tally.passed) passed, \(tally.failed.count) failed; deliberately unsupported (\(Self.unsupportedFiles.sorted().joined(separator: ", "))): \(tally.unsupportedPassed) pass anyway, \(tally.unsupportedFailed) do not"
+        )
         #expect(tally.failed.isEmpty, "\(tally.failed.joined(separator: "\n"))")
         #expect(tally.passed + tally.unsupportedPassed + tally.unsupportedFailed == 1299)
     }

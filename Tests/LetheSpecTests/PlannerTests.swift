@@ -4,18 +4,18 @@ import Testing
 
 @Suite struct PlannerTests {
     static let unlearnSpec = """
-    version: 1
-    kind: unlearn
-    data:
-      dataset: image-folder
-      root: data
-      forget: {classes: [0]}
-    model:
-      architecture: mae
-      checkpoint: w.safetensors
-    unlearn:
-      method: ours
-    """
+        version: 1
+        kind: unlearn
+        data:
+          dataset: image-folder
+          root: data
+          forget: {classes: [0]}
+        model:
+          architecture: mae
+          checkpoint: w.safetensors
+        unlearn:
+          method: ours
+        """
 
     func setUp() throws -> (TempDir, Planner) {
         let dir = try TempDir()
@@ -36,11 +36,15 @@ import Testing
     }
 
     @Test func schemaFilesMatchTheEmbeddedCopies() throws {
-        let onDisk = try FileManager.default.contentsOfDirectory(atPath: Repo.path("schemas")).filter { $0.hasSuffix(".schema.json") }.sorted()
+        let onDisk = try FileManager.default.contentsOfDirectory(atPath: Repo.path("schemas")).filter {
+            $0.hasSuffix(".schema.json")
+        }.sorted()
         #expect(onDisk == EmbeddedSchemas.files.map(\.name).sorted(), "run `make schemas`")
         for file in EmbeddedSchemas.files {
             let text = try String(contentsOfFile: Repo.path("schemas/\(file.name)"), encoding: .utf8)
-            #expect(text.trimmingCharacters(in: .whitespacesAndNewlines) == file.text, "\(file.name) drifted from the binary; run `make schemas`")
+            #expect(
+                text.trimmingCharacters(in: .whitespacesAndNewlines) == file.text,
+                "\(file.name) drifted from the binary; run `make schemas`")
             _ = try JSONParser.parse(file.text, file: file.name)
         }
     }
@@ -50,8 +54,12 @@ import Testing
         defer { dir.remove() }
         let plan = try planner.plan(text: Self.unlearnSpec, in: dir)
         #expect(plan.resolved["data"]?["retain"]?["classes"] == .array([.integer(1), .integer(2), .integer(3)]))
-        #expect(plan.inputs.contains { $0.role == "model.checkpoint" && $0.sha256 == Digest.sha256([1, 2, 3] as [UInt8]) })
-        let spelled = try planner.plan(text: Self.unlearnSpec.replacing("forget: {classes: [0]}", with: "forget: {classes: [0]}\n  retain: {classes: [1, 2, 3]}"), in: dir, name: "b.yaml")
+        #expect(
+            plan.inputs.contains { $0.role == "model.checkpoint" && $0.sha256 == Digest.sha256([1, 2, 3] as [UInt8]) })
+        let spelled = try planner.plan(
+            text: Self.unlearnSpec.replacing(
+                "forget: {classes: [0]}", with: "forget: {classes: [0]}\n  retain: {classes: [1, 2, 3]}"), in: dir,
+            name: "b.yaml")
         #expect(spelled.configHash == plan.configHash)
         #expect(plan.stages.map(\.name) == ["classifier", "unlearn"])
     }
@@ -62,11 +70,15 @@ import Testing
         let iso = try planner.plan(text: Self.unlearnSpec + "\n  noise: {covariance: isotropic}", in: dir)
         #expect(iso.resolved["unlearn"]?["noise"]?["sigma"] == .number(1))
         #expect(iso.resolved["unlearn"]?["noise"]?["mean"] == .integer(0))
-        let batch = try planner.plan(text: Self.unlearnSpec + "\n  noise: {covariance: per_batch}", in: dir, name: "b.yaml")
+        let batch = try planner.plan(
+            text: Self.unlearnSpec + "\n  noise: {covariance: per_batch}", in: dir, name: "b.yaml")
         #expect(batch.resolved["unlearn"]?["noise"]?["clamp"] == .array([.integer(0), .integer(1)]))
         #expect(batch.resolved["unlearn"]?["noise"]?["mean"] == .string("estimate"))
         let d = errors(Self.unlearnSpec + "\n  noise: {covariance: identity, sigma: 2}", dir, planner)
-        #expect(d.contains { $0.pointer == JSONPointer(["unlearn", "noise", "sigma"]) && $0.message.contains("not allowed") })
+        #expect(
+            d.contains {
+                $0.pointer == JSONPointer(["unlearn", "noise", "sigma"]) && $0.message.contains("not allowed")
+            })
     }
 
     @Test func explicitCovarianceMustBeSymmetricPSDOfTheRightShape() throws {
@@ -82,7 +94,10 @@ import Testing
         #expect(d.contains { $0.message.contains("needs 64x64") })
         #expect(d.contains { $0.message.contains("not positive semi-definite") })
         let diag = errors(spec + "\n  noise: {covariance: diagonal, diagonal: [1, 2, 3]}", dir, planner)
-        #expect(diag.contains { $0.pointer == JSONPointer(["unlearn", "noise", "diagonal"]) && $0.message.contains("needs 64") })
+        #expect(
+            diag.contains {
+                $0.pointer == JSONPointer(["unlearn", "noise", "diagonal"]) && $0.message.contains("needs 64")
+            })
     }
 
     @Test func indexFileSplitsAreReadCheckedAndHashed() throws {
@@ -90,7 +105,8 @@ import Testing
         defer { dir.remove() }
         try dir.write("forget.txt", "# forget these\n0\n1\n")
         try dir.write("retain.txt", "2\n3\n1\n")
-        let spec = Self.unlearnSpec.replacing("forget: {classes: [0]}", with: "forget: {index_file: forget.txt}\n  retain: {index_file: retain.txt}")
+        let spec = Self.unlearnSpec.replacing(
+            "forget: {classes: [0]}", with: "forget: {index_file: forget.txt}\n  retain: {index_file: retain.txt}")
         let d = errors(spec, dir, planner)
         #expect(d.count == 1)
         #expect(d.first?.message.contains("share 1 sample(s) (first: 1)") == true)
@@ -101,7 +117,10 @@ import Testing
         #expect(errors(spec, dir, planner).first?.message.contains("the training set has 8 samples") == true)
         try dir.write("retain.txt", "2\n3\n")
         let plan = try planner.plan(text: spec, in: dir)
-        #expect(plan.inputs.map(\.role).sorted() == ["data", "data.forget.index_file", "data.retain.index_file", "model.checkpoint"])
+        #expect(
+            plan.inputs.map(\.role).sorted() == [
+                "data", "data.forget.index_file", "data.retain.index_file", "model.checkpoint",
+            ])
         try dir.write("retain.txt", "2\n4\n")
         #expect(try planner.plan(text: spec, in: dir).configHash != plan.configHash)
     }
@@ -109,7 +128,9 @@ import Testing
     @Test func unlearnNeedsItsOriginalModelAndForgetSet() throws {
         let (dir, planner) = try setUp()
         defer { dir.remove() }
-        let d = errors(Self.unlearnSpec.replacing("  checkpoint: w.safetensors\n", with: "").replacing("  forget: {classes: [0]}\n", with: ""), dir, planner)
+        let d = errors(
+            Self.unlearnSpec.replacing("  checkpoint: w.safetensors\n", with: "").replacing(
+                "  forget: {classes: [0]}\n", with: ""), dir, planner)
         #expect(d.contains { $0.message.contains("needs the original model") })
         #expect(d.contains { $0.message.contains("needs data.forget") })
     }
@@ -117,16 +138,27 @@ import Testing
     @Test func pretrainDependenciesArePlannedAndCyclesRefused() throws {
         let (dir, planner) = try setUp()
         defer { dir.remove() }
-        try dir.write("pre.yaml", "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae}\n")
+        try dir.write(
+            "pre.yaml",
+            "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae}\n")
         let spec = Self.unlearnSpec.replacing("checkpoint: w.safetensors", with: "pretrain: pre.yaml")
         let plan = try planner.plan(text: spec, in: dir)
         #expect(plan.stages.map(\.name) == ["pretrain", "classifier", "unlearn"])
         #expect(plan.identity["spec"]?["model"]?["pretrain"] == .string("config:" + plan.dependencies[0].configHash))
-        let elsewhere = try planner.plan(text: spec, in: dir, overrides: [try Override(parsing: "output.dir=elsewhere")])
-        #expect(elsewhere.dependencies[0].runDirectory == dir.path + "/elsewhere/" + plan.dependencies[0].configHash, "dependencies share the parent's runs folder")
-        try dir.write("pre.yaml", "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae, mae: {width: 32}}\n")
+        let elsewhere = try planner.plan(
+            text: spec, in: dir, overrides: [try Override(parsing: "output.dir=elsewhere")])
+        #expect(
+            elsewhere.dependencies[0].runDirectory == dir.path + "/elsewhere/" + plan.dependencies[0].configHash,
+            "dependencies share the parent's runs folder")
+        try dir.write(
+            "pre.yaml",
+            "version: 1\nkind: pretrain\ndata: {dataset: image-folder, root: data}\nmodel: {architecture: mae, mae: {width: 32}}\n"
+        )
         #expect(errors(spec, dir, planner).first?.message.contains("differs at model.mae.width") == true)
-        try dir.write("pre.yaml", "version: 1\nkind: unlearn\nunlearn: {method: ours}\ndata: {dataset: image-folder, root: data, forget: {classes: [1]}}\nmodel: {architecture: mae, pretrain: spec.yaml}\n")
+        try dir.write(
+            "pre.yaml",
+            "version: 1\nkind: unlearn\nunlearn: {method: ours}\ndata: {dataset: image-folder, root: data, forget: {classes: [1]}}\nmodel: {architecture: mae, pretrain: spec.yaml}\n"
+        )
         let cyc = errors(spec, dir, planner)
         #expect(cyc.contains { $0.description.contains("cycle") }, "\(cyc)")
     }
@@ -134,22 +166,37 @@ import Testing
     @Test func modelShapesAreChecked() throws {
         let (dir, planner) = try setUp()
         defer { dir.remove() }
-        let d = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  mae: {patch_size: 5, width: 130, heads: 4}"), dir, planner)
+        let d = errors(
+            Self.unlearnSpec.replacing(
+                "architecture: mae", with: "architecture: mae\n  mae: {patch_size: 5, width: 130, heads: 4}"), dir,
+            planner)
         #expect(d.contains { $0.message.contains("not a multiple of patch_size 5") })
         #expect(d.contains { $0.message.contains("width 130 is not divisible by heads 4") })
         // The latent grid follows from the image size and the levels unless given; a given one must match.
-        let derived = Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32]}")
+        let derived = Self.unlearnSpec.replacing(
+            "architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32]}")
         #expect(errors(derived, dir, planner).isEmpty, "\(errors(derived, dir, planner))")
         #expect(try planner.plan(text: derived, in: dir).resolved["model"]?["vqgan"]?["latent_size"] == .integer(4))
-        let v = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32], latent_size: 8}"), dir, planner)
-        #expect(v.contains { $0.pointer == JSONPointer(["model", "vqgan", "latent_size"]) && $0.message.contains("gives a 4x4 latent grid, not latent_size 8") })
+        let v = errors(
+            Self.unlearnSpec.replacing(
+                "architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32], latent_size: 8}"),
+            dir, planner)
+        #expect(
+            v.contains {
+                $0.pointer == JSONPointer(["model", "vqgan", "latent_size"])
+                    && $0.message.contains("gives a 4x4 latent grid, not latent_size 8")
+            })
     }
 
     @Test func otherArchitecturesKeysAreRefused() throws {
         let (dir, planner) = try setUp()
         defer { dir.remove() }
-        let d = errors(Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  vqgan: {}"), dir, planner)
-        #expect(d.contains { $0.pointer == JSONPointer(["model", "vqgan"]) && $0.message.contains("'vqgan' is not allowed here") })
+        let d = errors(
+            Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  vqgan: {}"), dir, planner)
+        #expect(
+            d.contains {
+                $0.pointer == JSONPointer(["model", "vqgan"]) && $0.message.contains("'vqgan' is not allowed here")
+            })
     }
 }
 
@@ -159,12 +206,14 @@ import Testing
         defer { dir.remove() }
         try FileManager.default.createDirectory(atPath: dir.path + "/arrays", withIntermediateDirectories: true)
         let spec = """
-        version: 1
-        kind: pretrain
-        data: {dataset: npy, root: arrays}
-        model: {architecture: mae}
-        """
-        #expect { try Planner(workingDirectory: dir.path).plan(text: spec, in: dir) } throws: { "\($0)".contains("x_train.npy does not exist") }
+            version: 1
+            kind: pretrain
+            data: {dataset: npy, root: arrays}
+            model: {architecture: mae}
+            """
+        #expect { try Planner(workingDirectory: dir.path).plan(text: spec, in: dir) } throws: {
+            "\($0)".contains("x_train.npy does not exist")
+        }
         try dir.write("arrays/x_train.npy", [1, 2])
         try dir.write("arrays/y_train.npy", [3])
         let plan = try Planner(workingDirectory: dir.path).plan(text: spec, in: dir)
@@ -203,24 +252,40 @@ import Testing
         let batch = errors(spec("train: {batch_size: 100000000000}"), dir)
         #expect(batch.count == 1 && batch[0].pointer.description == "/train/batch_size", "\(batch)")
         #expect(batch.first?.message.contains("more than this machine's") == true)
-        let width = errors(spec("model: {architecture: mae, mae: {width: 1000000000}}").replacingOccurrences(of: "model: {architecture: mae}\n", with: ""), dir)
+        let width = errors(
+            spec("model: {architecture: mae, mae: {width: 1000000000}}").replacingOccurrences(
+                of: "model: {architecture: mae}\n", with: ""), dir)
         #expect(width.first?.pointer.description == "/model/mae/width", "\(width)")
-        let estimate = MemoryEstimate.of(try JSONParser.parse(#"{"kind": "unlearn", "model": {"architecture": "mae"}}"#), channels: 1, trainImages: 60_000)
+        let estimate = MemoryEstimate.of(
+            try JSONParser.parse(#"{"kind": "unlearn", "model": {"architecture": "mae"}}"#), channels: 1,
+            trainImages: 60_000)
         #expect(estimate.total > 100e6 && estimate.total < 2e9, "the reference MAE's unlearning step: \(estimate)")
     }
 
     @Test func checkpointsThatAreNotRegularFilesAndBothSourcesAreClearErrors() throws {
         let dir = try TempDir()
         _ = try dir.imageFolder(classes: 2)
-        let device = errors(spec("").replacingOccurrences(of: "model: {architecture: mae}", with: "model: {architecture: mae, checkpoint: /dev/zero}"), dir)
+        let device = errors(
+            spec("").replacingOccurrences(
+                of: "model: {architecture: mae}", with: "model: {architecture: mae, checkpoint: /dev/zero}"), dir)
         #expect(device.map(\.message) == ["checkpoint /dev/zero is a character device, not a regular file"])
         try dir.write("w.safetensors", [1])
         try FileManager.default.createDirectory(atPath: dir.path + "/pre.yaml", withIntermediateDirectories: true)
-        let both = errors(spec("").replacingOccurrences(of: "model: {architecture: mae}", with: "model: {architecture: mae, checkpoint: w.safetensors, pretrain: pre.yaml}"), dir)
-        #expect(both.map(\.message) == ["set either model.checkpoint (a weights file) or model.pretrain (a pretrain spec), not both"])
-        let folder = errors(spec("").replacingOccurrences(of: "model: {architecture: mae}", with: "model: {architecture: mae, pretrain: pre.yaml}"), dir)
+        let both = errors(
+            spec("").replacingOccurrences(
+                of: "model: {architecture: mae}",
+                with: "model: {architecture: mae, checkpoint: w.safetensors, pretrain: pre.yaml}"), dir)
+        #expect(
+            both.map(\.message) == [
+                "set either model.checkpoint (a weights file) or model.pretrain (a pretrain spec), not both"
+            ])
+        let folder = errors(
+            spec("").replacingOccurrences(
+                of: "model: {architecture: mae}", with: "model: {architecture: mae, pretrain: pre.yaml}"), dir)
         #expect(folder.contains { $0.message.hasSuffix("pre.yaml is a directory, expected a file") }, "\(folder)")
-        let data = errors(spec("").replacingOccurrences(of: "dataset: image-folder, root: data", with: "dataset: npz, root: /dev/zero"), dir)
+        let data = errors(
+            spec("").replacingOccurrences(
+                of: "dataset: image-folder, root: data", with: "dataset: npz, root: /dev/zero"), dir)
         #expect(data.map(\.message) == ["/dev/zero is a character device, not a regular file"])
     }
 
@@ -228,7 +293,9 @@ import Testing
         let dir = try TempDir()
         _ = try dir.imageFolder(classes: 2)
         let float = errors(spec("train: {steps: 1.0e30}"), dir)
-        #expect(float.map(\.pointer.description) == ["/train/steps"] && float.first?.message.contains("out of range") == true)
+        #expect(
+            float.map(\.pointer.description) == ["/train/steps"]
+                && float.first?.message.contains("out of range") == true)
         let literal = errors(spec("seed: 0\ntrain: {steps: 1180591620717411303424}"), dir)
         #expect(literal.first?.message.contains("out of range") == true)
     }

@@ -9,7 +9,9 @@ import Testing
 
     /// The schema at `value`, with `$ref` followed.
     func resolved(_ value: JSONValue, base: String) -> (JSONValue, String) {
-        guard let ref = value["$ref"]?.stringValue, let target = schema.registry.resolve(ref, base: base) else { return (value, base) }
+        guard let ref = value["$ref"]?.stringValue, let target = schema.registry.resolve(ref, base: base) else {
+            return (value, base)
+        }
         return resolved(target.schema, base: target.base)
     }
 
@@ -86,13 +88,17 @@ import Testing
 
     /// Every shipped config decodes, and the typed values are the resolved JSON's.
     @Test func shippedConfigsDecodeToTheResolvedValues() throws {
-        for file in try FileManager.default.contentsOfDirectory(atPath: Repo.path("configs")).filter({ $0.hasSuffix(".yaml") }).sorted() {
+        for file in try FileManager.default.contentsOfDirectory(atPath: Repo.path("configs")).filter({
+            $0.hasSuffix(".yaml")
+        }).sorted() {
             let plan = try Planner(workingDirectory: Repo.path(".")).plan(specPath: Repo.path("configs/" + file))
             #expect(plan.spec.kind.rawValue == plan.resolved["kind"]?.stringValue, "\(file)")
             #expect(plan.spec.train.steps == plan.resolved["train"]?["steps"]?.intValue, "\(file)")
             #expect(plan.spec.data.imageSize == plan.resolved["data"]?["image_size"]?.intValue, "\(file)")
             #expect(plan.spec.unlearn?.alpha == plan.resolved["unlearn"]?["alpha"]?.doubleValue, "\(file)")
-            #expect(plan.spec.evaluate.metrics.map(\.rawValue) == plan.resolved["evaluate"]?["metrics"]?.arrayValue?.compactMap(\.stringValue), "\(file)")
+            #expect(
+                plan.spec.evaluate.metrics.map(\.rawValue)
+                    == plan.resolved["evaluate"]?["metrics"]?.arrayValue?.compactMap(\.stringValue), "\(file)")
         }
     }
 }

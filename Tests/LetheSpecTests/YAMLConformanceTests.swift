@@ -4,7 +4,12 @@ import Testing
 
 /// yaml-test-suite through libyaml: every case outside libyaml 0.2.5's known deviations must pass.
 @Suite struct YAMLConformanceTests {
-    struct Outcome { var passed = 0; var failures: [String] = []; var knownDeviations = 0; var deviationsNowPassing: [String] = [] }
+    struct Outcome {
+        var passed = 0
+        var failures: [String] = []
+        var knownDeviations = 0
+        var deviationsNowPassing: [String] = []
+    }
 
     static func run() throws -> Outcome {
         let deviations = try Conformance.json("yaml-test-suite/libyaml-0.2.5-deviations.json")
@@ -20,7 +25,8 @@ import Testing
             do {
                 let docs = try YAMLLoader.loadStream(input, file: "\(id)/in.yaml", limits: limits)
                 if mustFail {
-                    ok = false; why = "accepted an invalid document"
+                    ok = false
+                    why = "accepted an invalid document"
                 } else if Conformance.exists("\(dir)/in.json") {
                     let expected = try JSONParser.parseStream(try Conformance.bytes("\(dir)/in.json"))
                     let actual = try docs.map { try $0.toJSON().0 }
@@ -48,7 +54,9 @@ import Testing
 
     @Test func suitePassesOutsideLibyamlDeviations() throws {
         let o = try Self.run()
-        print("yaml-test-suite: \(o.passed) passed, \(o.failures.count) failed, \(o.knownDeviations) libyaml 0.2.5 deviations expected (\(o.deviationsNowPassing.count) of them pass anyway)")
+        print(
+            "yaml-test-suite: \(o.passed) passed, \(o.failures.count) failed, \(o.knownDeviations) libyaml 0.2.5 deviations expected (\(o.deviationsNowPassing.count) of them pass anyway)"
+        )
         #expect(o.failures.isEmpty, "\(o.failures.joined(separator: "\n"))")
         #expect(o.passed + o.knownDeviations == 402)
     }

@@ -8,24 +8,25 @@ import Testing
     }
 
     @Test func plainScalarsResolveByTheYAML12CoreSchema() throws {
-        let v = try load("""
-        a: yes
-        b: on
-        c: 0x1F
-        d: 1e-4
-        e: .inf
-        f: ~
-        g: 0o17
-        h: -.INF
-        i: 12
-        j: 1.5
-        k: "12"
-        l: 'true'
-        m: true
-        n: null
-        o: 2001-12-14
-        p: 012
-        """)
+        let v = try load(
+            """
+            a: yes
+            b: on
+            c: 0x1F
+            d: 1e-4
+            e: .inf
+            f: ~
+            g: 0o17
+            h: -.INF
+            i: 12
+            j: 1.5
+            k: "12"
+            l: 'true'
+            m: true
+            n: null
+            o: 2001-12-14
+            p: 012
+            """)
         #expect(v["a"] == .string("yes"))
         #expect(v["b"] == .string("on"))
         #expect(v["c"] == .integer(31))
@@ -45,7 +46,10 @@ import Testing
     }
 
     @Test func nanResolvesToAFloat() throws {
-        guard case .number(let d)? = try load("x: .nan")["x"] else { Issue.record("not a number"); return }
+        guard case .number(let d)? = try load("x: .nan")["x"] else {
+            Issue.record("not a number")
+            return
+        }
         #expect(d.isNaN)
     }
 
@@ -57,14 +61,15 @@ import Testing
     }
 
     @Test func anchorsAliasesAndMergeKeys() throws {
-        let v = try load("""
-        base: &b {lr: 0.1, steps: 5}
-        other: &o {steps: 9, seed: 1}
-        run:
-          <<: [*b, *o]
-          steps: 7
-        copy: *b
-        """)
+        let v = try load(
+            """
+            base: &b {lr: 0.1, steps: 5}
+            other: &o {steps: 9, seed: 1}
+            run:
+              <<: [*b, *o]
+              steps: 7
+            copy: *b
+            """)
         #expect(v["run"] == .object(JSONObject([("lr", .number(0.1)), ("steps", .integer(7)), ("seed", .integer(1))])))
         #expect(v["copy"] == v["base"])
     }
@@ -79,7 +84,8 @@ import Testing
             try load("a:\n  x: 1\n  x: 2\n")
         } throws: { error in
             let e = error as! YAMLError
-            return e.mark.line == 3 && e.mark.column == 3 && e.path == ["a", "x"] && e.message.contains("duplicate key 'x'")
+            return e.mark.line == 3 && e.mark.column == 3 && e.path == ["a", "x"]
+                && e.message.contains("duplicate key 'x'")
         }
     }
 
@@ -149,12 +155,15 @@ import Testing
         #expect(e.path == ["train", "steps"])
         #expect(e.message.contains("out of range"))
         #expect(loadError(Array("a: [1, 2, 0x10000000000000000]\n".utf8))?.path == ["a", "2"])
-        #expect(loadError(Array("a: 9223372036854775807\nb: -9223372036854775808\nc: 1e30\n".utf8)) == nil, "Int64's ends and floats load")
+        #expect(
+            loadError(Array("a: 9223372036854775807\nb: -9223372036854775808\nc: 1e30\n".utf8)) == nil,
+            "Int64's ends and floats load")
     }
 
     /// libyaml reports reader errors by byte offset; they are placed on their line and column.
     @Test func invalidUTF8AndNULAreReportedWhereTheyAre() throws {
-        let bad = try #require(loadError(Array("version: 1\nkind: pretrain\nname: \"ab".utf8) + [0xFF] + Array("c\"\n".utf8)))
+        let bad = try #require(
+            loadError(Array("version: 1\nkind: pretrain\nname: \"ab".utf8) + [0xFF] + Array("c\"\n".utf8)))
         #expect((bad.mark.line, bad.mark.column) == (3, 10))
         #expect(bad.message.contains("UTF-8") && bad.message.contains("0xFF"))
         let nul = try #require(loadError(Array("a: 1\nb: x".utf8) + [0] + Array("y\n".utf8)))
@@ -175,6 +184,8 @@ import Testing
         let m = try YAMLLoader.loadDocument(Array(map.utf8), file: "m.yaml").toJSON().0
         #expect(l["items"]?.arrayValue?.count == n && m["map"]?.objectValue?.count == n)
         #expect(Date().timeIntervalSince(started) < 20, "quadratic loading is back")
-        #expect(loadError(Array("map:\n  a: 1\n  b: 2\n  a: 3\n".utf8))?.message.contains("duplicate key 'a' (first at line 2, column 3)") == true)
+        #expect(
+            loadError(Array("map:\n  a: 1\n  b: 2\n  a: 3\n".utf8))?.message.contains(
+                "duplicate key 'a' (first at line 2, column 3)") == true)
     }
 }

@@ -5,12 +5,17 @@ import LetheJSON
 enum Conformance {
     static let root: URL = {
         if let dir = ProcessInfo.processInfo.environment["LETHE_CONFORMANCE_DIR"] { return URL(fileURLWithPath: dir) }
-        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         return repo.appendingPathComponent("Tests/Conformance")
     }()
 
-    static func bytes(_ relative: String) throws -> [UInt8] { Array(try Data(contentsOf: root.appendingPathComponent(relative))) }
-    static func json(_ relative: String) throws -> JSONValue { try JSONParser.parse(try bytes(relative), file: relative) }
+    static func bytes(_ relative: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: root.appendingPathComponent(relative)))
+    }
+    static func json(_ relative: String) throws -> JSONValue {
+        try JSONParser.parse(try bytes(relative), file: relative)
+    }
 }
 
 func hexBytes(_ hex: String) -> [UInt8] {

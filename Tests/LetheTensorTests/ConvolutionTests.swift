@@ -17,15 +17,21 @@ import Testing
         var testDescription: String { "\(path): stride \(stride) pad \(padding) \(size)x\(size) \(c)->\(o) k\(k)" }
     }
     static let cases = [
-        Case(stride: 1, padding: 1, size: 20, c: 24, o: 3, k: 3, path: "winograd"), Case(stride: 1, padding: 1, size: 32, c: 24, o: 9, k: 3, path: "winograd"),
-        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3, path: "winograd"), Case(stride: 1, padding: 1, size: 16, c: 16, o: 8, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 20, c: 24, o: 3, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 32, c: 24, o: 9, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 17, c: 12, o: 9, k: 3, path: "winograd"),
+        Case(stride: 1, padding: 1, size: 16, c: 16, o: 8, k: 3, path: "winograd"),
         Case(stride: 1, padding: 1, size: 8, c: 8, o: 12, k: 3, path: "winograd"),
-        Case(stride: 1, padding: 0, size: 34, c: 4, o: 3, k: 3, path: "direct"), Case(stride: 1, padding: 1, size: 32, c: 1, o: 6, k: 3, path: "direct"),
-        Case(stride: 1, padding: 2, size: 20, c: 6, o: 9, k: 5, path: "direct"), Case(stride: 2, padding: 1, size: 45, c: 24, o: 6, k: 3, path: "direct"),
-        Case(stride: 2, padding: 0, size: 40, c: 10, o: 5, k: 3, path: "direct"), Case(stride: 2, padding: 1, size: 18, c: 5, o: 4, k: 4, path: "direct"),
+        Case(stride: 1, padding: 0, size: 34, c: 4, o: 3, k: 3, path: "direct"),
+        Case(stride: 1, padding: 1, size: 32, c: 1, o: 6, k: 3, path: "direct"),
+        Case(stride: 1, padding: 2, size: 20, c: 6, o: 9, k: 5, path: "direct"),
+        Case(stride: 2, padding: 1, size: 45, c: 24, o: 6, k: 3, path: "direct"),
+        Case(stride: 2, padding: 0, size: 40, c: 10, o: 5, k: 3, path: "direct"),
+        Case(stride: 2, padding: 1, size: 18, c: 5, o: 4, k: 4, path: "direct"),
         Case(stride: 3, padding: 1, size: 20, c: 3, o: 7, k: 3, path: "direct"),
         Case(stride: 1, padding: 2, size: 32, c: 8, o: 3, k: 5, path: "shifted"),
-        Case(stride: 1, padding: 0, size: 12, c: 8, o: 5, k: 1, path: "im2col"), Case(stride: 1, padding: 2, size: 20, c: 8, o: 3, k: 5, path: "im2col"),
+        Case(stride: 1, padding: 0, size: 12, c: 8, o: 5, k: 1, path: "im2col"),
+        Case(stride: 1, padding: 2, size: 20, c: 8, o: 3, k: 5, path: "im2col"),
     ]
 
     @Test(arguments: cases)
@@ -36,7 +42,9 @@ import Testing
         func r(_ shape: [Int]) -> Tensor<Double> {
             Tensor((0..<shape.reduce(1, *)).map { _ in rng.normal() }, shape: shape, requiresGrad: true)
         }
-        let x = r([n, c, size, size]), w = r([o, c, k, k]), b = r([o])
+        let x = r([n, c, size, size])
+        let w = r([o, c, k, k])
+        let b = r([o])
         let geo = Conv2dGeometry(stride: stride, padding: padding)
         let plan = ConvPlan(input: x.shape, kernel: w.shape, geo: geo)
         #expect(plan.blocks.count > 1, "the case must span several blocks (\(plan.blockImages) images per block)")
@@ -49,22 +57,36 @@ import Testing
         // out[b][o][y][x] = bias[o] + sum over c, i, j of w[o][c][i][j] * in[b][c][y s - p + i][x s - p + j];
         // the gradients of sum(out * R) follow from the same sum.
         var expected = [Double](repeating: 0, count: out.count)
-        var gx = [Double](repeating: 0, count: x.count), gw = [Double](repeating: 0, count: w.count), gb = [Double](repeating: 0, count: o)
-        for bi in 0..<n { for oc in 0..<o { for y in 0..<ho { for xo in 0..<ho {
-            let at = ((bi * o + oc) * ho + y) * ho + xo
-            var sum = b.storage[oc]
-            let rw = weights.storage[at]
-            gb[oc] += rw
-            for ci in 0..<c { for i in 0..<k { for j in 0..<k {
-                let iy = y * stride - padding + i, ix = xo * stride - padding + j
-                guard iy >= 0, iy < size, ix >= 0, ix < size else { continue }
-                let xi = ((bi * c + ci) * size + iy) * size + ix, wi = ((oc * c + ci) * k + i) * k + j
-                sum += w.storage[wi] * x.storage[xi]
-                gx[xi] += rw * w.storage[wi]
-                gw[wi] += rw * x.storage[xi]
-            } } }
-            expected[at] = sum
-        } } } }
+        var gx = [Double](repeating: 0, count: x.count)
+        var gw = [Double](repeating: 0, count: w.count)
+        var gb = [Double](repeating: 0, count: o)
+        for bi in 0..<n {
+            for oc in 0..<o {
+                for y in 0..<ho {
+                    for xo in 0..<ho {
+                        let at = ((bi * o + oc) * ho + y) * ho + xo
+                        var sum = b.storage[oc]
+                        let rw = weights.storage[at]
+                        gb[oc] += rw
+                        for ci in 0..<c {
+                            for i in 0..<k {
+                                for j in 0..<k {
+                                    let iy = y * stride - padding + i
+                                    let ix = xo * stride - padding + j
+                                    guard iy >= 0, iy < size, ix >= 0, ix < size else { continue }
+                                    let xi = ((bi * c + ci) * size + iy) * size + ix
+                                    let wi = ((oc * c + ci) * k + i) * k + j
+                                    sum += w.storage[wi] * x.storage[xi]
+                                    gx[xi] += rw * w.storage[wi]
+                                    gw[wi] += rw * x.storage[xi]
+                                }
+                            }
+                        }
+                        expected[at] = sum
+                    }
+                }
+            }
+        }
         func worst(_ a: [Double], _ e: [Double]) -> Double { zip(a, e).map { abs($0 - $1) }.max() ?? 0 }
         #expect(worst(out.storage, expected) < 1e-10)
         #expect(worst(x.grad!, gx) < 1e-10)
@@ -104,7 +126,9 @@ import Testing
         func r(_ shape: [Int]) -> Tensor<S> {
             Tensor((0..<shape.reduce(1, *)).map { _ in S(rng.normal()) }, shape: shape, requiresGrad: true)
         }
-        let x = r([5, t.c, t.size, t.size]), w = r([t.o, t.c, t.k, t.k]), b = r([t.o])
+        let x = r([5, t.c, t.size, t.size])
+        let w = r([t.o, t.c, t.k, t.k])
+        let b = r([t.o])
         let out = x.conv2d(w, b, Conv2dGeometry(stride: t.stride, padding: t.padding))
         (out * Tensor((0..<out.count).map { _ in S(rng.normal()) }, shape: out.shape)).sum().backward()
         return [out.storage, x.grad!, w.grad!, b.grad!].map { $0.map { Double($0) } }

@@ -10,7 +10,9 @@ import Testing
     static func cases() -> [(String, [T], ([T]) -> T)] {
         var rng = Philox(seed: 42)
         func r(_ s: [Int]) -> T { randn(s, &rng) }
-        func positive(_ s: [Int]) -> T { T((0..<s.reduce(1, *)).map { _ in 0.5 + rng.uniform() }, shape: s, requiresGrad: true) }
+        func positive(_ s: [Int]) -> T {
+            T((0..<s.reduce(1, *)).map { _ in 0.5 + rng.uniform() }, shape: s, requiresGrad: true)
+        }
         return [
             ("add broadcast", [r([3, 1, 4]), r([2, 4])], { $0[0] + $0[1] }),
             ("sub broadcast", [r([2, 3]), r([3])], { $0[0] - $0[1] }),
@@ -31,7 +33,10 @@ import Testing
             ("matmul shared", [r([2, 3, 4]), r([4, 5])], { $0[0].matmul($0[1]) }),
             ("matmul batched", [r([2, 3, 4]), r([2, 4, 2])], { $0[0].matmul($0[1]) }),
             ("linear", [r([2, 3, 4]), r([5, 4]), r([5])], { $0[0].linear($0[1], $0[2]) }),
-            ("reshape permute", [r([2, 3, 4])], { $0[0].reshaped([6, 4]).reshaped([2, -1, 2]).permuted([2, 0, 1]) }),
+            (
+                "reshape permute", [r([2, 3, 4])],
+                { $0[0].reshaped([6, 4]).reshaped([2, -1, 2]).permuted([2, 0, 1]) }
+            ),
             ("transpose", [r([2, 3, 4])], { $0[0].transposed(0, 2) }),
             ("concat", [r([2, 3]), r([2, 2])], { T.concat([$0[0], $0[1], $0[0]], axis: 1) }),
             ("slice", [r([4, 5])], { $0[0].slice(axis: 1, 1..<4) }),
@@ -40,15 +45,26 @@ import Testing
             ("log softmax", [r([3, 5])], { $0[0].logSoftmax() }),
             ("layer norm", [r([3, 6]), r([6]), r([6])], { $0[0].layerNorm($0[1], $0[2]) }),
             ("group norm", [r([2, 4, 3, 3]), r([4]), r([4])], { $0[0].groupNorm(groups: 2, $0[1], $0[2]) }),
-            ("conv2d stride 2 pad 1", [r([2, 3, 5, 5]), r([4, 3, 3, 3]), r([4])], { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 2, padding: 1)) }),
+            (
+                "conv2d stride 2 pad 1", [r([2, 3, 5, 5]), r([4, 3, 3, 3]), r([4])],
+                { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 2, padding: 1)) }
+            ),
             ("conv2d 1x1", [r([1, 3, 4, 4]), r([2, 3, 1, 1])], { $0[0].conv2d($0[1]) }),
             ("upsample nearest", [r([1, 2, 3, 3])], { $0[0].upsampleNearest2x() }),
-            ("attention", [r([1, 2, 4, 3]), r([1, 2, 4, 3]), r([1, 2, 4, 3])], { T.attention($0[0], $0[1], $0[2]) }),
+            (
+                "attention", [r([1, 2, 4, 3]), r([1, 2, 4, 3]), r([1, 2, 4, 3])], { T.attention($0[0], $0[1], $0[2]) }
+            ),
             ("self attention fused", [r([2, 3, 12])], { T.selfAttention(qkv: $0[0], heads: 2) }),
-            ("conv2d 3x3 pad 1", [r([2, 2, 4, 3]), r([3, 2, 3, 3]), r([3])], { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 1, padding: 1)) }),
+            (
+                "conv2d 3x3 pad 1", [r([2, 2, 4, 3]), r([3, 2, 3, 3]), r([3])],
+                { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 1, padding: 1)) }
+            ),
             ("add per channel", [r([2, 3, 2, 2]), r([2, 3, 1, 1])], { $0[0] + $0[1] }),
             ("sub bias row", [r([2, 3, 4]), r([1, 4])], { $0[0] - $0[1] }),
-            ("broadcast on the left", [r([2, 3, 1, 1]), r([2, 3, 2, 2]), r([2])], { $0[0] * $0[1] - $0[0] + $0[2] / ($0[1] * $0[1] + 1) }),
+            (
+                "broadcast on the left", [r([2, 3, 1, 1]), r([2, 3, 2, 2]), r([2])],
+                { $0[0] * $0[1] - $0[0] + $0[2] / ($0[1] * $0[1] + 1) }
+            ),
             ("embedding", [r([5, 3])], { T.embedding([4, 0, 4, 1, 2, 2], shape: [2, 3], weight: $0[0]) }),
             ("mse loss", [r([3, 4]), r([3, 4])], { $0[0].mseLoss($0[1]) }),
             ("mse loss broadcast", [r([3, 4]), r([4])], { $0[0].mseLoss($0[1]) }),
@@ -68,7 +84,8 @@ import Testing
 
     @Test func straightThroughQuantiserPassesGradientUnchanged() {
         var rng = Philox(seed: 1)
-        let z = randn([4, 3], &rng), codebook = randn([6, 3], &rng, grad: false)
+        let z = randn([4, 3], &rng)
+        let codebook = randn([6, 3], &rng, grad: false)
         let (q, idx) = z.nearestCodebook(codebook)
         func distance(_ row: Int, _ code: Int) -> Double {
             var s = 0.0
@@ -116,7 +133,9 @@ import Testing
                 Numerics.configure(threads: threads, mode: .fast)
                 defer { Numerics.configure(threads: 1, mode: .fast) }
                 var rng = Philox(seed: 3)
-                let x = randn([2, 5, 7], &rng), w = randn([4, 7], &rng), b = randn([4], &rng)
+                let x = randn([2, 5, 7], &rng)
+                let w = randn([4, 7], &rng)
+                let b = randn([4], &rng)
                 let r = randn([2, 5, 4], &rng, grad: false)
                 (x.linear(w, b) * r).sum().backward()
                 return [x.grad!, w.grad!, b.grad!]

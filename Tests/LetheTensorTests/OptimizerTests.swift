@@ -16,7 +16,7 @@ import Testing
         // Step 1: m = 0.1 g, v = 0.01 g^2, m_hat = g, v_hat = g^2: p -= lr * g / (|g| + eps).
         #expect(abs(p.storage[0] - (1.0 - 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-12)
         #expect(abs(p.storage[1] - (-2.0 + 0.1 * 0.1 / (0.1 + 1e-8))) < 1e-12)
-        adam.step()   // the same gradient again: m_hat = g, v_hat = g^2 once more
+        adam.step()  // the same gradient again: m_hat = g, v_hat = g^2 once more
         #expect(abs(p.storage[0] - (1.0 - 2 * 0.1 * 0.5 / (0.5 + 1e-8))) < 1e-9)
         #expect(adam.stepCount == 2)
     }
@@ -36,17 +36,18 @@ import Testing
     @Test func sgdMomentumAndNesterovFollowPyTorch() {
         let p = param([1.0], grad: [1.0])
         var sgd = SGD([p], lr: 0.1, momentum: 0.9)
-        sgd.step()          // buf = 1: p = 0.9
-        sgd.step()          // buf = 1.9: p = 0.71
+        sgd.step()  // buf = 1: p = 0.9
+        sgd.step()  // buf = 1.9: p = 0.71
         #expect(abs(p.storage[0] - 0.71) < 1e-12)
         let q = param([1.0], grad: [1.0])
         var nesterov = SGD([q], lr: 0.1, momentum: 0.9, weightDecay: 0.1, nesterov: true)
-        nesterov.step()     // d = 1 + 0.1 = 1.1, buf = 1.1, d = 1.1 + 0.99 = 2.09
+        nesterov.step()  // d = 1 + 0.1 = 1.1, buf = 1.1, d = 1.1 + 0.99 = 2.09
         #expect(abs(q.storage[0] - (1 - 0.209)) < 1e-12)
     }
 
     @Test func clippingScalesToTheMaximumNorm() {
-        let a = param([0, 0], grad: [3, 0]), b = param([0], grad: [4])
+        let a = param([0, 0], grad: [3, 0])
+        let b = param([0], grad: [4])
         let norm = clipGradNorm([a, b], maxNorm: 1)
         #expect(norm == 5)
         #expect(abs(a.grad![0] - 3 / (5 + 1e-6)) < 1e-12)
@@ -69,9 +70,12 @@ import Testing
 
 @Suite struct PhiloxTests {
     @Test func streamsAreReproducibleAndIndependent() {
-        var a = Philox(seed: 5), b = Philox(seed: 5)
+        var a = Philox(seed: 5)
+        var b = Philox(seed: 5)
         #expect((0..<10).map { _ in a.next() } == (0..<10).map { _ in b.next() })
-        var x = Philox(seed: 5).split("init"), y = Philox(seed: 5).split("init"), z = Philox(seed: 5).split("noise")
+        var x = Philox(seed: 5).split("init")
+        var y = Philox(seed: 5).split("init")
+        var z = Philox(seed: 5).split("noise")
         let xs = (0..<4).map { _ in x.next() }
         #expect(xs == (0..<4).map { _ in y.next() })
         #expect(xs != (0..<4).map { _ in z.next() })

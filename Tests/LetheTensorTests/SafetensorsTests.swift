@@ -18,15 +18,23 @@ import Testing
             let expectOK = c["expect"] == .string("ok")
             do {
                 let loaded = try Safetensors.read(bytes)
-                guard expectOK, !Self.deliberatelyRejected.contains(file) else { failures.append("\(file): accepted"); continue }
+                guard expectOK, !Self.deliberatelyRejected.contains(file) else {
+                    failures.append("\(file): accepted")
+                    continue
+                }
                 let expected = c["tensors"]!.arrayValue!
                 var same = loaded.tensors.count == expected.count
                 for (t, e) in zip(loaded.tensors, expected) {
-                    same = same && t.name == e["name"]!.stringValue! && t.entry.dtype.rawValue == e["dtype"]!.stringValue!
-                        && t.entry.shape == e["shape"]!.arrayValue!.compactMap(\.intValue) && t.entry.data == hexBytes(e["data_hex"]!.stringValue!)
+                    same =
+                        same && t.name == e["name"]!.stringValue! && t.entry.dtype.rawValue == e["dtype"]!.stringValue!
+                        && t.entry.shape == e["shape"]!.arrayValue!.compactMap(\.intValue)
+                        && t.entry.data == hexBytes(e["data_hex"]!.stringValue!)
                 }
                 if let m = c["metadata"]?.objectValue {
-                    same = same && loaded.metadata == Dictionary(uniqueKeysWithValues: m.map { ($0.key, $0.value.stringValue!) })
+                    same =
+                        same
+                        && loaded.metadata
+                            == Dictionary(uniqueKeysWithValues: m.map { ($0.key, $0.value.stringValue!) })
                 }
                 if same { passed += 1 } else { failures.append("\(file): loaded different values") }
             } catch {
@@ -35,7 +43,8 @@ import Testing
                 } else if expectOK && Self.deliberatelyRejected.contains(file) {
                     passed += 1
                 } else {
-                    failures.append("\(file): \(error.variant) (\(error)), expected \(c["error"]?.stringValue ?? "success")")
+                    failures.append(
+                        "\(file): \(error.variant) (\(error)), expected \(c["error"]?.stringValue ?? "success")")
                 }
             }
         }
@@ -47,13 +56,19 @@ import Testing
     @Test func writerMatchesTheReferenceByteForByte() throws {
         let input = try Conformance.json("safetensors/writer_reference_multi_dtype.input.json")
         let tensors = input["tensors"]!.arrayValue!.map { t in
-            (name: t["name"]!.stringValue!, entry: Safetensors.Entry(dtype: .init(rawValue: t["dtype"]!.stringValue!)!,
-                                                                      shape: t["shape"]!.arrayValue!.compactMap(\.intValue),
-                                                                      data: hexBytes(t["data_hex"]!.stringValue!)))
+            (
+                name: t["name"]!.stringValue!,
+                entry: Safetensors.Entry(
+                    dtype: .init(rawValue: t["dtype"]!.stringValue!)!,
+                    shape: t["shape"]!.arrayValue!.compactMap(\.intValue),
+                    data: hexBytes(t["data_hex"]!.stringValue!))
+            )
         }
         let written = Safetensors.write(.init(tensors: tensors, metadata: ["format": "pt"]))
         #expect(written == (try Conformance.bytes("safetensors/valid/writer_reference_multi_dtype.safetensors")))
-        for name in ["serialize_f32_1x2x3", "serialize_empty", "serialize_forced_alignment", "serialize_empty_with_metadata"] {
+        for name in [
+            "serialize_f32_1x2x3", "serialize_empty", "serialize_forced_alignment", "serialize_empty_with_metadata",
+        ] {
             let original = try Conformance.bytes("safetensors/valid/\(name).safetensors")
             #expect(Safetensors.write(try Safetensors.read(original)) == original, "\(name)")
         }
@@ -70,6 +85,8 @@ import Testing
             for (a, b) in zip(back, t.storage) { #expect(abs(a - b) <= abs(b) * (dtype == .F16 ? 1e-3 : 8e-3)) }
         }
         #expect(try Safetensors.Entry(integers: [-3, 0, 1 << 40], shape: [3]).integers() == [-3, 0, 1 << 40])
-        #expect(throws: Safetensors.Entry.UnsupportedDType.self) { try Safetensors.Entry(dtype: .U8, shape: [1], data: [1]).values(as: Float.self) }
+        #expect(throws: Safetensors.Entry.UnsupportedDType.self) {
+            try Safetensors.Entry(dtype: .U8, shape: [1], data: [1]).values(as: Float.self)
+        }
     }
 }

@@ -4,7 +4,8 @@ import Testing
 
 @Suite struct ScalarTests {
     @Test func fastFloatErfStaysWithinOneMillionthOfLibm() {
-        var worstAbs: Float = 0, worstRel: Float = 0
+        var worstAbs: Float = 0
+        var worstRel: Float = 0
         var x: Float = -6
         while x <= 6 {
             let exact = Float(Foundation.erf(Double(x)))
@@ -42,8 +43,10 @@ import Testing
     /// Ops with Float-only fast paths (C kernels, fused attention, contiguous broadcast reductions)
     /// agree with the generic Double path, forward and every input's gradient, on shapes big enough
     /// to cross the kernels' vector tails and chunk boundaries.
-    @Test(arguments: ["layer norm", "layer norm plain", "group norm", "softmax", "self attention",
-                      "conv 3x3 pad 1", "add per channel", "add bias row", "mul per channel"])
+    @Test(arguments: [
+        "layer norm", "layer norm plain", "group norm", "softmax", "self attention",
+        "conv 3x3 pad 1", "add per channel", "add bias row", "mul per channel",
+    ])
     func floatFastPathsMatchTheDoublePath(name: String) {
         let (fo, fg) = Self.evaluate(Float.self, name)
         let (dOut, dGrads) = Self.evaluate(Double.self, name)
@@ -76,10 +79,18 @@ import Testing
         let inputs: [Tensor<S>]
         let f: ([Tensor<S>]) -> Tensor<S>
         switch name {
-        case "layer norm": inputs = [r([37, 130]), r([130]), r([130])]; f = { $0[0].layerNorm($0[1], $0[2], eps: 1e-6) }
-        case "layer norm plain": inputs = [r([5, 9, 20])]; f = { $0[0].layerNorm(nil, nil) }
-        case "group norm": inputs = [r([3, 12, 7, 5]), r([12]), r([12])]; f = { $0[0].groupNorm(groups: 4, $0[1], $0[2]) }
-        case "softmax": inputs = [r([29, 45])]; f = { ($0[0] * 3).softmax() }
+        case "layer norm":
+            inputs = [r([37, 130]), r([130]), r([130])]
+            f = { $0[0].layerNorm($0[1], $0[2], eps: 1e-6) }
+        case "layer norm plain":
+            inputs = [r([5, 9, 20])]
+            f = { $0[0].layerNorm(nil, nil) }
+        case "group norm":
+            inputs = [r([3, 12, 7, 5]), r([12]), r([12])]
+            f = { $0[0].groupNorm(groups: 4, $0[1], $0[2]) }
+        case "softmax":
+            inputs = [r([29, 45])]
+            f = { ($0[0] * 3).softmax() }
         case "self attention":
             inputs = [r([3, 11, 24])]
             f = { x in
@@ -90,10 +101,18 @@ import Testing
                 let unfused = Tensor.attention(q, k, v).transposed(1, 2).reshaped([b, n, 8])
                 return Tensor.concat([fused, unfused], axis: -1)
             }
-        case "conv 3x3 pad 1": inputs = [r([3, 5, 9, 7]), r([6, 5, 3, 3]), r([6])]; f = { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 1, padding: 1)) }
-        case "add per channel": inputs = [r([4, 6, 5, 5]), r([4, 6, 1, 1])]; f = { $0[0] + $0[1] - $0[1] * 2 }
-        case "add bias row": inputs = [r([7, 3, 19]), r([1, 19])]; f = { $0[0] + $0[1] - $0[1] * 3 }
-        default: inputs = [r([4, 6, 5, 5]), r([6, 1, 1])]; f = { $0[0] * $0[1] }
+        case "conv 3x3 pad 1":
+            inputs = [r([3, 5, 9, 7]), r([6, 5, 3, 3]), r([6])]
+            f = { $0[0].conv2d($0[1], $0[2], Conv2dGeometry(stride: 1, padding: 1)) }
+        case "add per channel":
+            inputs = [r([4, 6, 5, 5]), r([4, 6, 1, 1])]
+            f = { $0[0] + $0[1] - $0[1] * 2 }
+        case "add bias row":
+            inputs = [r([7, 3, 19]), r([1, 19])]
+            f = { $0[0] + $0[1] - $0[1] * 3 }
+        default:
+            inputs = [r([4, 6, 5, 5]), r([6, 1, 1])]
+            f = { $0[0] * $0[1] }
         }
         let out = f(inputs)
         let weights = Tensor<S>((0..<out.count).map { _ in S(rng.normal()) }, shape: out.shape)

@@ -20,7 +20,9 @@ public struct SchemaRegistry: Sendable {
         "unevaluatedItems", "unevaluatedProperties", "contentSchema",
     ]
     static let schemaArrayKeywords: Set<String> = ["allOf", "anyOf", "oneOf", "prefixItems"]
-    static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
+    static let schemaMapKeywords: Set<String> = [
+        "properties", "patternProperties", "$defs", "definitions", "dependentSchemas",
+    ]
 
     /// The base URI inside `schema`, given the base around it.
     static func ownBase(_ schema: JSONValue, outer: String) -> String {

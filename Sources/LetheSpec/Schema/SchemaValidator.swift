@@ -41,7 +41,9 @@ public struct SchemaValidator: Sendable {
     /// Validates against a schema registered under `rootURI`.
     public func validate(_ instance: JSONValue) -> [SchemaViolation] {
         guard let root = registry.resolve(rootURI, base: rootURI) else {
-            return [SchemaViolation(instancePath: .root, keyword: "$ref", message: "no schema registered at \(rootURI)")]
+            return [
+                SchemaViolation(instancePath: .root, keyword: "$ref", message: "no schema registered at \(rootURI)")
+            ]
         }
         var run = Run(registry: registry)
         run.exactIntegers = exactIntegers
@@ -67,13 +69,18 @@ struct Run {
         return (try? regex.firstMatch(in: s)) != nil
     }
 
-    mutating func isValid(_ schema: JSONValue, _ instance: JSONValue, base: String, scope: [String], at path: JSONPointer, depth: Int) -> Bool {
+    mutating func isValid(
+        _ schema: JSONValue, _ instance: JSONValue, base: String, scope: [String], at path: JSONPointer, depth: Int
+    ) -> Bool {
         var errs: [SchemaViolation] = []
         check(schema, instance, base: base, scope: scope, at: path, depth: depth, into: &errs)
         return errs.isEmpty
     }
 
-    mutating func check(_ schema: JSONValue, _ instance: JSONValue, base outer: String, scope outerScope: [String], at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
+    mutating func check(
+        _ schema: JSONValue, _ instance: JSONValue, base outer: String, scope outerScope: [String],
+        at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]
+    ) {
         func fail(_ keyword: String, _ message: String, at p: JSONPointer = path, key: Bool = false) {
             out.append(SchemaViolation(instancePath: p, keyword: keyword, message: message, concernsKey: key))
         }
@@ -89,7 +96,10 @@ struct Run {
         case .object: break
         default: return
         }
-        guard depth < 200 else { fail("$ref", "schema recursion deeper than 200 levels"); return }
+        guard depth < 200 else {
+            fail("$ref", "schema recursion deeper than 200 levels")
+            return
+        }
         guard case .object(let s) = schema else { return }
         let base = SchemaRegistry.ownBase(schema, outer: outer)
         let scope = outerScope.last == base ? outerScope : outerScope + [base]
@@ -114,7 +124,8 @@ struct Run {
             if !allowed.contains(where: { Self.hasType(instance, $0) }) {
                 fail("type", "expected \(allowed.joined(separator: " or ")), found \(Self.describe(instance))")
             } else if exactIntegers, allowed == ["integer"], instance.intValue == nil {
-                fail("type", "integer \(Self.render(instance)) is out of range; integers must lie within -2^63...2^63-1")
+                fail(
+                    "type", "integer \(Self.render(instance)) is out of range; integers must lie within -2^63...2^63-1")
             }
         }
         if let e = s["enum"]?.arrayValue, !e.contains(instance) {
@@ -124,24 +135,45 @@ struct Run {
             }
             fail("enum", message)
         }
-        if let c = s["const"], c != instance { fail("const", "must be \(Self.render(c)); found \(Self.render(instance))") }
+        if let c = s["const"], c != instance {
+            fail("const", "must be \(Self.render(c)); found \(Self.render(instance))")
+        }
 
         if let x = instance.doubleValue {
-            if let m = s["minimum"]?.doubleValue, x < m { fail("minimum", "must be >= \(Self.render(s["minimum"]!)); found \(Self.render(instance))") }
-            if let m = s["maximum"]?.doubleValue, x > m { fail("maximum", "must be <= \(Self.render(s["maximum"]!)); found \(Self.render(instance))") }
-            if let m = s["exclusiveMinimum"]?.doubleValue, x <= m { fail("exclusiveMinimum", "must be > \(Self.render(s["exclusiveMinimum"]!)); found \(Self.render(instance))") }
-            if let m = s["exclusiveMaximum"]?.doubleValue, x >= m { fail("exclusiveMaximum", "must be < \(Self.render(s["exclusiveMaximum"]!)); found \(Self.render(instance))") }
-            if let m = s["multipleOf"], !Self.isMultiple(instance, of: m) { fail("multipleOf", "must be a multiple of \(Self.render(m))") }
+            if let m = s["minimum"]?.doubleValue, x < m {
+                fail("minimum", "must be >= \(Self.render(s["minimum"]!)); found \(Self.render(instance))")
+            }
+            if let m = s["maximum"]?.doubleValue, x > m {
+                fail("maximum", "must be <= \(Self.render(s["maximum"]!)); found \(Self.render(instance))")
+            }
+            if let m = s["exclusiveMinimum"]?.doubleValue, x <= m {
+                fail(
+                    "exclusiveMinimum",
+                    "must be > \(Self.render(s["exclusiveMinimum"]!)); found \(Self.render(instance))")
+            }
+            if let m = s["exclusiveMaximum"]?.doubleValue, x >= m {
+                fail(
+                    "exclusiveMaximum",
+                    "must be < \(Self.render(s["exclusiveMaximum"]!)); found \(Self.render(instance))")
+            }
+            if let m = s["multipleOf"], !Self.isMultiple(instance, of: m) {
+                fail("multipleOf", "must be a multiple of \(Self.render(m))")
+            }
         }
 
         if case .string(let str) = instance {
             let length = str.unicodeScalars.count
-            if let m = s["minLength"]?.intValue, length < m { fail("minLength", "must be at least \(m) characters long") }
-            if let m = s["maxLength"]?.intValue, length > m { fail("maxLength", "must be at most \(m) characters long") }
+            if let m = s["minLength"]?.intValue, length < m {
+                fail("minLength", "must be at least \(m) characters long")
+            }
+            if let m = s["maxLength"]?.intValue, length > m {
+                fail("maxLength", "must be at most \(m) characters long")
+            }
             if let p = s["pattern"]?.stringValue {
                 switch matches(str, pattern: p) {
                 case .some(false): fail("pattern", "must match the pattern \(p)")
-                case .none: fail("pattern", "the schema's pattern \(p) is not a regular expression this validator understands")
+                case .none:
+                    fail("pattern", "the schema's pattern \(p) is not a regular expression this validator understands")
                 default: break
                 }
             }
@@ -162,7 +194,10 @@ struct Run {
             for sub in any {
                 var errs: [SchemaViolation] = []
                 check(sub, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &errs)
-                if errs.isEmpty { branches = []; break }
+                if errs.isEmpty {
+                    branches = []
+                    break
+                }
                 branches.append(errs)
             }
             if !branches.isEmpty { reportClosest(branches, keyword: "anyOf", at: path, into: &out) }
@@ -184,7 +219,9 @@ struct Run {
         }
         if let cond = s["if"] {
             if isValid(cond, instance, base: base, scope: scope, at: path, depth: depth + 1) {
-                if let then = s["then"] { check(then, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &out) }
+                if let then = s["then"] {
+                    check(then, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &out)
+                }
             } else if let els = s["else"] {
                 check(els, instance, base: base, scope: scope, at: path, depth: depth + 1, into: &out)
             }
@@ -196,7 +233,8 @@ struct Run {
     private func resolveDynamic(_ ref: String, base: String, scope: [String]) -> SchemaRegistry.Located? {
         guard let target = registry.resolve(ref, base: base) else { return nil }
         let fragment = URIReference.split(ref).fragment ?? ""
-        guard !fragment.isEmpty, !fragment.hasPrefix("/"), target.schema["$dynamicAnchor"]?.stringValue == fragment else {
+        guard !fragment.isEmpty, !fragment.hasPrefix("/"), target.schema["$dynamicAnchor"]?.stringValue == fragment
+        else {
             return target
         }
         for resource in scope {
@@ -206,22 +244,43 @@ struct Run {
     }
 
     /// When no alternative fits, the alternative that came closest explains the problem best.
-    private func reportClosest(_ branches: [[SchemaViolation]], keyword: String, at path: JSONPointer, into out: inout [SchemaViolation]) {
+    private func reportClosest(
+        _ branches: [[SchemaViolation]], keyword: String, at path: JSONPointer, into out: inout [SchemaViolation]
+    ) {
         let best = branches.min { $0.count < $1.count }!
         if best.count <= 3 {
             out.append(contentsOf: best)
         } else {
-            out.append(SchemaViolation(instancePath: path, keyword: keyword, message: "matches none of the \(branches.count) allowed forms"))
+            out.append(
+                SchemaViolation(
+                    instancePath: path, keyword: keyword, message: "matches none of the \(branches.count) allowed forms"
+                ))
         }
     }
 
-    private mutating func checkArray(_ s: JSONObject, _ items: [JSONValue], base: String, scope: [String], at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
-        if let m = s["minItems"]?.intValue, items.count < m { out.append(.init(instancePath: path, keyword: "minItems", message: "must have at least \(m) items; found \(items.count)")) }
-        if let m = s["maxItems"]?.intValue, items.count > m { out.append(.init(instancePath: path, keyword: "maxItems", message: "must have at most \(m) items; found \(items.count)")) }
+    private mutating func checkArray(
+        _ s: JSONObject, _ items: [JSONValue], base: String, scope: [String], at path: JSONPointer, depth: Int,
+        into out: inout [SchemaViolation]
+    ) {
+        if let m = s["minItems"]?.intValue, items.count < m {
+            out.append(
+                .init(
+                    instancePath: path, keyword: "minItems",
+                    message: "must have at least \(m) items; found \(items.count)"))
+        }
+        if let m = s["maxItems"]?.intValue, items.count > m {
+            out.append(
+                .init(
+                    instancePath: path, keyword: "maxItems",
+                    message: "must have at most \(m) items; found \(items.count)"))
+        }
         if s["uniqueItems"]?.boolValue == true {
             outer: for i in items.indices {
                 for j in items.indices where j > i && items[i] == items[j] {
-                    out.append(.init(instancePath: path.appending(j), keyword: "uniqueItems", message: "repeats item \(i) (\(Self.render(items[i]))); items must be unique"))
+                    out.append(
+                        .init(
+                            instancePath: path.appending(j), keyword: "uniqueItems",
+                            message: "repeats item \(i) (\(Self.render(items[i]))); items must be unique"))
                     break outer
                 }
             }
@@ -237,16 +296,36 @@ struct Run {
         }
         if let contains = s["contains"] {
             var count = 0
-            for (i, item) in items.enumerated() where isValid(contains, item, base: base, scope: scope, at: path.appending(i), depth: depth + 1) { count += 1 }
+            for (i, item) in items.enumerated()
+            where isValid(contains, item, base: base, scope: scope, at: path.appending(i), depth: depth + 1) {
+                count += 1
+            }
             let minC = s["minContains"]?.intValue ?? 1
-            if count < minC { out.append(.init(instancePath: path, keyword: "contains", message: "must contain at least \(minC) matching item(s); found \(count)")) }
-            if let maxC = s["maxContains"]?.intValue, count > maxC { out.append(.init(instancePath: path, keyword: "maxContains", message: "must contain at most \(maxC) matching item(s); found \(count)")) }
+            if count < minC {
+                out.append(
+                    .init(
+                        instancePath: path, keyword: "contains",
+                        message: "must contain at least \(minC) matching item(s); found \(count)"))
+            }
+            if let maxC = s["maxContains"]?.intValue, count > maxC {
+                out.append(
+                    .init(
+                        instancePath: path, keyword: "maxContains",
+                        message: "must contain at most \(maxC) matching item(s); found \(count)"))
+            }
         }
     }
 
-    private mutating func checkObject(_ s: JSONObject, _ obj: JSONObject, base: String, scope: [String], at path: JSONPointer, depth: Int, into out: inout [SchemaViolation]) {
-        if let m = s["minProperties"]?.intValue, obj.count < m { out.append(.init(instancePath: path, keyword: "minProperties", message: "must have at least \(m) members")) }
-        if let m = s["maxProperties"]?.intValue, obj.count > m { out.append(.init(instancePath: path, keyword: "maxProperties", message: "must have at most \(m) members")) }
+    private mutating func checkObject(
+        _ s: JSONObject, _ obj: JSONObject, base: String, scope: [String], at path: JSONPointer, depth: Int,
+        into out: inout [SchemaViolation]
+    ) {
+        if let m = s["minProperties"]?.intValue, obj.count < m {
+            out.append(.init(instancePath: path, keyword: "minProperties", message: "must have at least \(m) members"))
+        }
+        if let m = s["maxProperties"]?.intValue, obj.count > m {
+            out.append(.init(instancePath: path, keyword: "maxProperties", message: "must have at most \(m) members"))
+        }
         if let required = s["required"]?.arrayValue {
             for case .string(let name) in required where obj[name] == nil {
                 out.append(.init(instancePath: path, keyword: "required", message: "missing required key '\(name)'"))
@@ -255,7 +334,10 @@ struct Run {
         if let dependent = s["dependentRequired"]?.objectValue {
             for (trigger, names) in dependent where obj[trigger] != nil {
                 for case .string(let name) in names.arrayValue ?? [] where obj[name] == nil {
-                    out.append(.init(instancePath: path, keyword: "dependentRequired", message: "'\(trigger)' requires '\(name)' as well"))
+                    out.append(
+                        .init(
+                            instancePath: path, keyword: "dependentRequired",
+                            message: "'\(trigger)' requires '\(name)' as well"))
                 }
             }
         }
@@ -284,15 +366,28 @@ struct Run {
                     } else if !properties.isEmpty {
                         message += "; allowed keys: \(properties.keys.joined(separator: ", "))"
                     }
-                    out.append(.init(instancePath: path.appending(name), keyword: "additionalProperties", message: message, concernsKey: true))
+                    out.append(
+                        .init(
+                            instancePath: path.appending(name), keyword: "additionalProperties", message: message,
+                            concernsKey: true))
                 } else {
-                    check(additional, value, base: base, scope: scope, at: path.appending(name), depth: depth + 1, into: &out)
+                    check(
+                        additional, value, base: base, scope: scope, at: path.appending(name), depth: depth + 1,
+                        into: &out)
                 }
             }
             if let names = s["propertyNames"] {
                 var errs: [SchemaViolation] = []
-                check(names, .string(name), base: base, scope: scope, at: path.appending(name), depth: depth + 1, into: &errs)
-                out.append(contentsOf: errs.map { var e = $0; e.concernsKey = true; e.message = "key name: " + e.message; return e })
+                check(
+                    names, .string(name), base: base, scope: scope, at: path.appending(name), depth: depth + 1,
+                    into: &errs)
+                out.append(
+                    contentsOf: errs.map {
+                        var e = $0
+                        e.concernsKey = true
+                        e.message = "key name: " + e.message
+                        return e
+                    })
             }
         }
     }

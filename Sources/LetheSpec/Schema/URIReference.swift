@@ -10,7 +10,8 @@ enum URIReference {
     static func hasScheme(_ s: String) -> Bool {
         guard let colon = s.firstIndex(of: ":"), colon != s.startIndex else { return false }
         let scheme = s[..<colon]
-        return scheme.first!.isLetter && scheme.allSatisfy { $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }
+        return scheme.first!.isLetter
+            && scheme.allSatisfy { $0.isLetter || $0.isNumber || $0 == "+" || $0 == "-" || $0 == "." }
     }
 
     /// `reference` resolved against the absolute `base`.
@@ -35,7 +36,9 @@ enum URIReference {
         let origin = String(baseNoFragment[..<authorityEnd])
         var basePath = String(afterScheme[authorityEnd...])
         if let q = basePath.firstIndex(of: "?") { basePath = String(basePath[..<q]) }
-        if reference.hasPrefix("//") { return normalize(String(baseNoFragment[..<schemeEnd.upperBound].dropLast(2)) + reference) }
+        if reference.hasPrefix("//") {
+            return normalize(String(baseNoFragment[..<schemeEnd.upperBound].dropLast(2)) + reference)
+        }
         if reference.hasPrefix("/") { return normalize(origin + reference) }
         let directory = basePath.lastIndex(of: "/").map { String(basePath[...$0]) } ?? "/"
         return normalize(origin + directory + reference)
@@ -51,8 +54,15 @@ enum URIReference {
         var out: [Substring] = []
         let segments = afterScheme[pathStart...].split(separator: "/", omittingEmptySubsequences: false).dropFirst()
         for (n, seg) in segments.enumerated() {
-            if seg == "." { if n == segments.count - 1 { out.append("") }; continue }
-            if seg == ".." { if !out.isEmpty { out.removeLast() }; if n == segments.count - 1 { out.append("") }; continue }
+            if seg == "." {
+                if n == segments.count - 1 { out.append("") }
+                continue
+            }
+            if seg == ".." {
+                if !out.isEmpty { out.removeLast() }
+                if n == segments.count - 1 { out.append("") }
+                continue
+            }
             out.append(seg)
         }
         let path = "/" + out.joined(separator: "/")
@@ -67,7 +77,9 @@ extension String {
         var u = Array(utf8)[...]
         while let c = u.first {
             u = u.dropFirst()
-            if c == UInt8(ascii: "%"), u.count >= 2, let v = UInt8(String(decoding: u.prefix(2), as: UTF8.self), radix: 16) {
+            if c == UInt8(ascii: "%"), u.count >= 2,
+                let v = UInt8(String(decoding: u.prefix(2), as: UTF8.self), radix: 16)
+            {
                 bytes.append(v)
                 u = u.dropFirst(2)
             } else {

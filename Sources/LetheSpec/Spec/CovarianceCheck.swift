@@ -1,6 +1,10 @@
 /// Checks a user-given covariance: square, symmetric, positive semi-definite.
 enum CovarianceCheck {
-    enum Problem: Equatable { case notSquare(row: Int, length: Int), asymmetric(Int, Int), notPSD(pivot: Int) }
+    enum Problem: Equatable {
+        case notSquare(row: Int, length: Int)
+        case asymmetric(Int, Int)
+        case notPSD(pivot: Int)
+    }
 
     /// Cholesky of M + eps*I in Double; a pivot that falls clearly below zero means M is not PSD.
     static func check(_ m: [[Double]]) -> Problem? {

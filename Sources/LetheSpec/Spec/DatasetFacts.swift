@@ -25,7 +25,9 @@ public struct DatasetFacts: Sendable {
             for file in files {
                 guard let problem = FileSystem.problem(file, directory: false) else { continue }
                 if FileKind.of(file) == nil {
-                    throw .missing("\(problem); install Debian's dataset-fashion-mnist (`make setup`) or point data.root at a copy")
+                    throw .missing(
+                        "\(problem); install Debian's dataset-fashion-mnist (`make setup`) or point data.root at a copy"
+                    )
                 }
                 throw .missing(problem)
             }
@@ -43,18 +45,23 @@ public struct DatasetFacts: Sendable {
             }
             files.sort()
             let trainFiles = files.filter { $0.hasPrefix(trainRoot + "/") && !$0.hasPrefix(root + "/test/") }
-            return DatasetFacts(classCount: classes.count, trainCount: trainFiles.count,
-                                channels: files.first.flatMap(pngChannels), files: files, root: root)
+            return DatasetFacts(
+                classCount: classes.count, trainCount: trainFiles.count,
+                channels: files.first.flatMap(pngChannels), files: files, root: root)
         case "npy":
             if let problem = FileSystem.problem(root, directory: true) { throw .missing(problem) }
             for name in ["x_train.npy", "y_train.npy"] {
                 guard let problem = FileSystem.problem(root + "/" + name, directory: false) else { continue }
-                throw .missing("\(problem) (an npy data set is a folder with x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy)")
+                throw .missing(
+                    "\(problem) (an npy data set is a folder with x_train.npy, y_train.npy and optionally x_test.npy, y_test.npy)"
+                )
             }
             for name in ["x_test.npy", "y_test.npy"] where FileKind.of(root + "/" + name) != nil {
                 if let problem = FileSystem.problem(root + "/" + name, directory: false) { throw .missing(problem) }
             }
-            let files = ["x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"].map { root + "/" + $0 }.filter { FileSystem.exists($0, directory: false) }
+            let files = ["x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy"].map { root + "/" + $0 }.filter {
+                FileSystem.exists($0, directory: false)
+            }
             return DatasetFacts(classCount: nil, trainCount: nil, channels: nil, files: files, root: root)
         default:
             if let problem = FileSystem.problem(root, directory: false) { throw .missing(problem) }
@@ -78,8 +85,12 @@ public enum IndexFile {
     public static func read(_ path: String) throws(SpecError) -> [Int] {
         let start = SourceMark(file: path, line: 1, column: 1)
         let data: [UInt8]
-        do { data = try RegularFile.read(path, limit: maxSpecBytes) } catch { throw SpecError("cannot read the index file: \(error.message)", mark: start) }
-        guard let text = String(validating: data, as: UTF8.self) else { throw SpecError("index file is not UTF-8 text", mark: start) }
+        do { data = try RegularFile.read(path, limit: maxSpecBytes) } catch {
+            throw SpecError("cannot read the index file: \(error.message)", mark: start)
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw SpecError("index file is not UTF-8 text", mark: start)
+        }
         var out: [Int] = []
         var problems: [Diagnostic] = []
         for (n, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
@@ -87,11 +98,15 @@ public enum IndexFile {
             if let hash = line.firstIndex(of: "#") { line = line[..<hash] }
             let trimmed = line.trimmingCharacters(in: .whitespaces)
             if trimmed.isEmpty { continue }
-            let column = (line.firstIndex { !$0.isWhitespace }.map { line.distance(from: line.startIndex, to: $0) } ?? 0) + 1
+            let column =
+                (line.firstIndex { !$0.isWhitespace }.map { line.distance(from: line.startIndex, to: $0) } ?? 0) + 1
             if let v = Int(trimmed), v >= 0 {
                 out.append(v)
             } else if problems.count < 20 {
-                problems.append(Diagnostic("'\(trimmed)' is not a sample index (a non-negative integer)", at: .root, mark: SourceMark(file: path, line: n + 1, column: column)))
+                problems.append(
+                    Diagnostic(
+                        "'\(trimmed)' is not a sample index (a non-negative integer)", at: .root,
+                        mark: SourceMark(file: path, line: n + 1, column: column)))
             }
         }
         if !problems.isEmpty { throw SpecError(problems) }

@@ -26,7 +26,8 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
 
     static func format(_ bytes: Double) -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"]
-        var v = bytes, i = 0
+        var v = bytes
+        var i = 0
         while v >= 1024 && i < units.count - 1 {
             v /= 1024
             i += 1
@@ -40,26 +41,39 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
 
     /// Per-image activation floats and parameter count of the resolved model section, in Double so
     /// that absurd sizes cannot overflow.
-    static func model(_ model: JSONValue, imageSize: Double, channels: Double) -> (parameters: Double, activationsPerImage: Double) {
+    static func model(_ model: JSONValue, imageSize: Double, channels: Double) -> (
+        parameters: Double, activationsPerImage: Double
+    ) {
         let arch = model["architecture"]?.stringValue ?? "mae"
         let m = model[arch] ?? .object(JSONObject())
         func number(_ key: String, _ fallback: Double) -> Double { m[key]?.doubleValue ?? fallback }
         switch arch {
         case "mae":
-            let p = number("patch_size", 4), w = number("width", 128), d = number("depth", 4), heads = number("heads", 4)
-            let r = number("mlp_ratio", 4), dw = number("decoder_width", 64), dd = number("decoder_depth", 2), dh = number("decoder_heads", 4)
-            let n = (imageSize / max(p, 1)) * (imageSize / max(p, 1)), patch = p * p * channels
-            let parameters = d * (4 + 2 * r) * w * w + dd * (4 + 2 * r) * dw * dw + patch * (w + dw) + n * (w + dw) + w * dw
-            let activations = d * n * (w * (10 + 3 * r) + 2 * heads * n) + dd * n * (dw * (10 + 3 * r) + 2 * dh * n) + 4 * n * patch
+            let p = number("patch_size", 4)
+            let w = number("width", 128)
+            let d = number("depth", 4)
+            let heads = number("heads", 4)
+            let r = number("mlp_ratio", 4)
+            let dw = number("decoder_width", 64)
+            let dd = number("decoder_depth", 2)
+            let dh = number("decoder_heads", 4)
+            let n = (imageSize / max(p, 1)) * (imageSize / max(p, 1))
+            let patch = p * p * channels
+            let parameters =
+                d * (4 + 2 * r) * w * w + dd * (4 + 2 * r) * dw * dw + patch * (w + dw) + n * (w + dw) + w * dw
+            let activations =
+                d * n * (w * (10 + 3 * r) + 2 * heads * n) + dd * n * (dw * (10 + 3 * r) + 2 * dh * n) + 4 * n * patch
             return (parameters, activations)
         case "vqgan", "diffusion":
             let levels = (m["channels"]?.arrayValue ?? []).compactMap(\.doubleValue)
             let chans = levels.isEmpty ? [32, 64] : levels
-            var parameters = 0.0, activations = 0.0, size = imageSize
+            var parameters = 0.0
+            var activations = 0.0
+            var size = imageSize
             for (i, c) in chans.enumerated() {
                 let previous = i == 0 ? c : chans[i - 1]
-                parameters += 2 * 9 * (previous * c + 2 * c * c)          // encoder and decoder convolutions
-                activations += 2 * size * size * c * 12                   // each side: convs, norms, activations
+                parameters += 2 * 9 * (previous * c + 2 * c * c)  // encoder and decoder convolutions
+                activations += 2 * size * size * c * 12  // each side: convs, norms, activations
                 if i < chans.count - 1 { size /= 2 }
             }
             if arch == "vqgan" {
@@ -78,14 +92,16 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     public static func of(_ resolved: JSONValue, channels: Int, trainImages: Int) -> MemoryEstimate {
         let kind = resolved["kind"]?.stringValue ?? "pretrain"
         let size = resolved["data"]?["image_size"]?.doubleValue ?? 32
-        let (parameters, perImage) = model(resolved["model"] ?? .object(JSONObject()), imageSize: size, channels: Double(channels))
+        let (parameters, perImage) = model(
+            resolved["model"] ?? .object(JSONObject()), imageSize: size, channels: Double(channels))
         let batch = resolved["train"]?["batch_size"]?.doubleValue ?? 32
         let forget = resolved["train"]?["forget_batch_size"]?.doubleValue ?? 32
-        let images: Double, states: Double
+        let images: Double
+        let states: Double
         switch kind {
         case "unlearn":
-            images = batch + 2 * forget      // retain, forget and noise images through student and teacher
-            states = 5                       // student (weights, gradients, two moments) and teacher
+            images = batch + 2 * forget  // retain, forget and noise images through student and teacher
+            states = 5  // student (weights, gradients, two moments) and teacher
         case "evaluate":
             images = 0
             states = 1
@@ -93,24 +109,31 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
             images = batch
             states = 4
         }
-        return MemoryEstimate(parameterBytes: 4 * states * parameters, activationBytes: 4 * images * perImage,
-                              dataBytes: 4 * Double(trainImages) * size * size * Double(channels))
+        return MemoryEstimate(
+            parameterBytes: 4 * states * parameters, activationBytes: 4 * images * perImage,
+            dataBytes: 4 * Double(trainImages) * size * size * Double(channels))
     }
 
     /// The field a user would change to make the run fit: the batch when activations dominate, else the
     /// model size furthest above its default.
     public func culprit(_ resolved: JSONValue) -> String {
         if activationBytes >= parameterBytes && activationBytes >= dataBytes {
-            let batch = resolved["train"]?["batch_size"]?.doubleValue ?? 0, forget = resolved["train"]?["forget_batch_size"]?.doubleValue ?? 0
-            return resolved["kind"]?.stringValue == "unlearn" && forget > batch ? "/train/forget_batch_size" : "/train/batch_size"
+            let batch = resolved["train"]?["batch_size"]?.doubleValue ?? 0
+            let forget = resolved["train"]?["forget_batch_size"]?.doubleValue ?? 0
+            return resolved["kind"]?.stringValue == "unlearn" && forget > batch
+                ? "/train/forget_batch_size" : "/train/batch_size"
         }
         if dataBytes > parameterBytes { return "/data/image_size" }
         let arch = resolved["model"]?["architecture"]?.stringValue ?? "mae"
-        let defaults: [String: Double] = ["patch_size": 4, "width": 128, "depth": 4, "heads": 4, "mlp_ratio": 4, "decoder_width": 64,
-                                          "decoder_depth": 2, "decoder_heads": 4, "codebook_size": 256, "codebook_dim": 32, "time_embedding": 128]
+        let defaults: [String: Double] = [
+            "patch_size": 4, "width": 128, "depth": 4, "heads": 4, "mlp_ratio": 4, "decoder_width": 64,
+            "decoder_depth": 2, "decoder_heads": 4, "codebook_size": 256, "codebook_dim": 32, "time_embedding": 128,
+        ]
         var best = ("/model/" + arch, 0.0)
         for (key, value) in resolved["model"]?[arch]?.objectValue ?? JSONObject() {
-            if let v = value.doubleValue, let d = defaults[key], v / d > best.1 { best = ("/model/\(arch)/\(key)", v / d) }
+            if let v = value.doubleValue, let d = defaults[key], v / d > best.1 {
+                best = ("/model/\(arch)/\(key)", v / d)
+            }
             if let list = value.arrayValue?.compactMap(\.doubleValue), let largest = list.max(), largest / 64 > best.1 {
                 best = ("/model/\(arch)/\(key)", largest / 64)
             }

@@ -38,7 +38,9 @@ public struct Override: Sendable, Hashable {
         return try Self.set(value, at: path[...], in: root, prefix: JSONPointer())
     }
 
-    private static func set(_ value: YAMLNode, at path: ArraySlice<String>, in node: YAMLNode, prefix: JSONPointer) throws(SpecError) -> YAMLNode {
+    private static func set(_ value: YAMLNode, at path: ArraySlice<String>, in node: YAMLNode, prefix: JSONPointer)
+        throws(SpecError) -> YAMLNode
+    {
         guard let head = path.first else { return value }
         let here = prefix.appending(head)
         var node = node
@@ -54,7 +56,8 @@ public struct Override: Sendable, Hashable {
             node.value = .mapping(pairs)
         case .sequence(var items):
             guard let i = Int(head), items.indices.contains(i) else {
-                throw SpecError("override: '\(head)' is not an index of this \(items.count)-item list", at: here, mark: node.mark)
+                throw SpecError(
+                    "override: '\(head)' is not an index of this \(items.count)-item list", at: here, mark: node.mark)
             }
             items[i] = try set(value, at: path.dropFirst(), in: items[i], prefix: here)
             node.value = .sequence(items)
@@ -77,7 +80,10 @@ extension YAMLNode {
             for i in items.indices { items[i].restamp(mark) }
             value = .sequence(items)
         case .mapping(var pairs):
-            for i in pairs.indices { pairs[i].key.restamp(mark); pairs[i].value.restamp(mark) }
+            for i in pairs.indices {
+                pairs[i].key.restamp(mark)
+                pairs[i].value.restamp(mark)
+            }
             value = .mapping(pairs)
         default:
             break

@@ -41,16 +41,22 @@ public struct Plan: Sendable {
         o["spec"] = .string(specPath)
         o["tool"] = .string("lethe " + LetheVersion.current)
         o["run_dir"] = .string(runDirectory)
-        o["stages"] = .array(stages.map { s in
-            var st = JSONObject()
-            st["name"] = .string(s.name)
-            st["config_hash"] = .string(s.configHash)
-            if let spec = s.spec { st["spec"] = .string(spec) }
-            st["run_dir"] = .string(s.runDirectory)
-            st["status"] = .string(s.status.rawValue)
-            return .object(st)
-        })
-        o["inputs"] = .array(inputs.map { .object(JSONObject([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))])) })
+        o["stages"] = .array(
+            stages.map { s in
+                var st = JSONObject()
+                st["name"] = .string(s.name)
+                st["config_hash"] = .string(s.configHash)
+                if let spec = s.spec { st["spec"] = .string(spec) }
+                st["run_dir"] = .string(s.runDirectory)
+                st["status"] = .string(s.status.rawValue)
+                return .object(st)
+            })
+        o["inputs"] = .array(
+            inputs.map {
+                .object(
+                    JSONObject([("role", .string($0.role)), ("path", .string($0.path)), ("sha256", .string($0.sha256))])
+                )
+            })
         if let memory { o["memory_estimate_bytes"] = .integer(Int(min(memory.total, 9e18))) }
         o["resolved"] = resolved
         o["identity"] = identity

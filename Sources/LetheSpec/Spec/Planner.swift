@@ -7,7 +7,8 @@ public struct Planner: Sendable {
     /// Where `output.dir` is resolved (the working directory by default).
     public var workingDirectory: String
 
-    public init(schema: RunSpecSchema = .embedded, workingDirectory: String = FileManager.default.currentDirectoryPath) {
+    public init(schema: RunSpecSchema = .embedded, workingDirectory: String = FileManager.default.currentDirectoryPath)
+    {
         self.schema = schema
         self.workingDirectory = workingDirectory
     }
@@ -45,7 +46,9 @@ public struct Planner: Sendable {
         do {
             facts = try DatasetFacts.inspect(dataset: dataset, root: root)
         } catch {
-            if case .missing(let why) = error { checks.diagnostics.append(doc.diagnostic(why, at: try! JSONPointer(parsing: "/data/root"))) }
+            if case .missing(let why) = error {
+                checks.diagnostics.append(doc.diagnostic(why, at: try! JSONPointer(parsing: "/data/root")))
+            }
         }
         if let facts {
             do {
@@ -53,7 +56,10 @@ public struct Planner: Sendable {
                 inputs.append(.init(role: "data", path: root, sha256: digest))
                 identitySubstitutions.append(("/data/root", .string("sha256:" + digest)))
             } catch {
-                checks.diagnostics.append(doc.diagnostic("cannot read the data set: \(FileSystem.reason(error))", at: try! JSONPointer(parsing: "/data/root")))
+                checks.diagnostics.append(
+                    doc.diagnostic(
+                        "cannot read the data set: \(FileSystem.reason(error))",
+                        at: try! JSONPointer(parsing: "/data/root")))
             }
         }
 
@@ -62,16 +68,24 @@ public struct Planner: Sendable {
         let available = MemoryEstimate.physicalMemory
         if estimate.total > MemoryEstimate.limitShare * available {
             let culprit = estimate.culprit(resolved)
-            checks.diagnostics.append(doc.diagnostic(
-                "the run would need \(estimate), more than this machine's \(MemoryEstimate.format(available)) of memory can hold; reduce \(culprit.dropFirst().replacingOccurrences(of: "/", with: "."))",
-                at: try! JSONPointer(parsing: culprit)))
+            checks.diagnostics.append(
+                doc.diagnostic(
+                    "the run would need \(estimate), more than this machine's \(MemoryEstimate.format(available)) of memory can hold; reduce \(culprit.dropFirst().replacingOccurrences(of: "/", with: "."))",
+                    at: try! JSONPointer(parsing: culprit)))
         }
 
         // Retain defaults to every class the forget set does not name.
-        if resolved["data"]?["retain"] == nil, let forget = resolved["data"]?["forget"]?["classes"]?.arrayValue?.compactMap(\.intValue),
-           let count = facts?.classCount {
-            let rest = (0..<count).filter { !forget.contains($0) && !(resolved["data"]?["proxy_retain"]?["classes"]?.arrayValue?.compactMap(\.intValue).contains($0) ?? false) }
-            resolved = resolved.setting("/data/retain", .object(JSONObject([("classes", .array(rest.map { .integer($0) }))])))
+        if resolved["data"]?["retain"] == nil,
+            let forget = resolved["data"]?["forget"]?["classes"]?.arrayValue?.compactMap(\.intValue),
+            let count = facts?.classCount
+        {
+            let rest = (0..<count).filter {
+                !forget.contains($0)
+                    && !(resolved["data"]?["proxy_retain"]?["classes"]?.arrayValue?.compactMap(\.intValue).contains($0)
+                        ?? false)
+            }
+            resolved = resolved.setting(
+                "/data/retain", .object(JSONObject([("classes", .array(rest.map { .integer($0) }))])))
             checks.spec = resolved
         }
         for input in checks.splits(facts: facts, specDirectory: specDirectory) {
@@ -89,14 +103,17 @@ public struct Planner: Sendable {
             let path = FileSystem.resolve(checkpoint, relativeTo: specDirectory)
             resolved = resolved.setting("/model/checkpoint", .string(path))
             if let problem = FileSystem.problem(path, directory: false) {
-                checks.diagnostics.append(doc.diagnostic("checkpoint " + problem, at: try! JSONPointer(parsing: "/model/checkpoint")))
+                checks.diagnostics.append(
+                    doc.diagnostic("checkpoint " + problem, at: try! JSONPointer(parsing: "/model/checkpoint")))
             } else {
                 do {
                     let digest = try DigestCache.shared.digest(file: path)
                     inputs.append(.init(role: "model.checkpoint", path: path, sha256: digest))
                     identitySubstitutions.append(("/model/checkpoint", .string("sha256:" + digest)))
                 } catch {
-                    checks.diagnostics.append(doc.diagnostic("cannot read the checkpoint: \(error)", at: try! JSONPointer(parsing: "/model/checkpoint")))
+                    checks.diagnostics.append(
+                        doc.diagnostic(
+                            "cannot read the checkpoint: \(error)", at: try! JSONPointer(parsing: "/model/checkpoint")))
                 }
             }
         }
@@ -105,34 +122,58 @@ public struct Planner: Sendable {
             resolved = resolved.setting("/model/pretrain", .string(path))
             let pointer = try! JSONPointer(parsing: "/model/pretrain")
             if visiting.contains(path) || path == URL(fileURLWithPath: doc.path).standardizedFileURL.path {
-                checks.diagnostics.append(doc.diagnostic("pretrain specs form a cycle: \((visiting + [path]).joined(separator: " -> "))", at: pointer))
+                checks.diagnostics.append(
+                    doc.diagnostic(
+                        "pretrain specs form a cycle: \((visiting + [path]).joined(separator: " -> "))", at: pointer))
             } else if let problem = FileSystem.problem(path, directory: false) {
                 checks.diagnostics.append(doc.diagnostic("pretrain spec " + problem, at: pointer))
             } else {
                 do {
-                    let dependency = try plan(try SpecDocument.load(path: path), visiting: visiting + [URL(fileURLWithPath: doc.path).standardizedFileURL.path])
+                    let dependency = try plan(
+                        try SpecDocument.load(path: path),
+                        visiting: visiting + [URL(fileURLWithPath: doc.path).standardizedFileURL.path])
                     if dependency.kind != "pretrain" {
-                        checks.diagnostics.append(doc.diagnostic("\(path) is a \(dependency.kind) spec; model.pretrain must name a kind: pretrain spec", at: pointer))
-                    } else if let mismatch = Self.architectureMismatch(resolved["model"]!, dependency.resolved["model"]!) {
-                        checks.diagnostics.append(doc.diagnostic("the pretrain spec's model differs at \(mismatch), so its checkpoint would not fit this model", at: pointer))
+                        checks.diagnostics.append(
+                            doc.diagnostic(
+                                "\(path) is a \(dependency.kind) spec; model.pretrain must name a kind: pretrain spec",
+                                at: pointer))
+                    } else if let mismatch = Self.architectureMismatch(
+                        resolved["model"]!, dependency.resolved["model"]!)
+                    {
+                        checks.diagnostics.append(
+                            doc.diagnostic(
+                                "the pretrain spec's model differs at \(mismatch), so its checkpoint would not fit this model",
+                                at: pointer))
                     }
                     if dependency.resolved["data"]?["image_size"] != resolved["data"]?["image_size"] {
-                        checks.diagnostics.append(doc.diagnostic("the pretrain spec uses image_size \(dependency.resolved["data"]?["image_size"]?.intValue ?? 0), this spec \(resolved["data"]?["image_size"]?.intValue ?? 0)", at: pointer))
+                        checks.diagnostics.append(
+                            doc.diagnostic(
+                                "the pretrain spec uses image_size \(dependency.resolved["data"]?["image_size"]?.intValue ?? 0), this spec \(resolved["data"]?["image_size"]?.intValue ?? 0)",
+                                at: pointer))
                     }
                     // The same data held out differently: the original model would have trained on some of
                     // the images this run evaluates on.
-                    let ownData = inputs.first { $0.role == "data" }?.sha256, theirData = dependency.inputs.first { $0.role == "data" }?.sha256
-                    if ownData != nil, ownData == theirData, dependency.resolved["data"]?["test_fraction"] != resolved["data"]?["test_fraction"] {
-                        let theirs = dependency.resolved["data"]?["test_fraction"]?.doubleValue.map { "\($0)" } ?? "none"
+                    let ownData = inputs.first { $0.role == "data" }?.sha256
+                    let theirData = dependency.inputs.first { $0.role == "data" }?.sha256
+                    if ownData != nil, ownData == theirData,
+                        dependency.resolved["data"]?["test_fraction"] != resolved["data"]?["test_fraction"]
+                    {
+                        let theirs =
+                            dependency.resolved["data"]?["test_fraction"]?.doubleValue.map { "\($0)" } ?? "none"
                         let ours = resolved["data"]?["test_fraction"]?.doubleValue.map { "\($0)" } ?? "none"
-                        checks.diagnostics.append(doc.diagnostic(
-                            "the pretrain spec splits the same data with test_fraction \(theirs), this spec with \(ours): the original model would have trained on images this run evaluates on; use one test_fraction for both",
-                            at: resolved["data"]?["test_fraction"] != nil ? try! JSONPointer(parsing: "/data/test_fraction") : pointer))
+                        checks.diagnostics.append(
+                            doc.diagnostic(
+                                "the pretrain spec splits the same data with test_fraction \(theirs), this spec with \(ours): the original model would have trained on images this run evaluates on; use one test_fraction for both",
+                                at: resolved["data"]?["test_fraction"] != nil
+                                    ? try! JSONPointer(parsing: "/data/test_fraction") : pointer))
                     }
                     dependencies.append(dependency)
                     identitySubstitutions.append(("/model/pretrain", .string("config:" + dependency.configHash)))
                 } catch {
-                    checks.diagnostics.append(doc.diagnostic("the pretrain spec \(path) is not valid:\n  " + error.description.replacing("\n", with: "\n  "), at: pointer))
+                    checks.diagnostics.append(
+                        doc.diagnostic(
+                            "the pretrain spec \(path) is not valid:\n  "
+                                + error.description.replacing("\n", with: "\n  "), at: pointer))
                 }
             }
         }
@@ -150,27 +191,41 @@ public struct Planner: Sendable {
         let output = FileSystem.resolve(resolved["output"]?["dir"]?.stringValue ?? "runs", relativeTo: workingDirectory)
         resolved = resolved.setting("/output/dir", .string(output))
         // Stages this run depends on live in the same runs folder: one cache, found by hash.
-        dependencies = dependencies.map { var d = $0; d.resolved = d.resolved.setting("/output/dir", .string(output)); d.spec.output.dir = output; return d }
+        dependencies = dependencies.map {
+            var d = $0
+            d.resolved = d.resolved.setting("/output/dir", .string(output))
+            d.spec.output.dir = output
+            return d
+        }
         let dataDigest = inputs.first { $0.role == "data" }?.sha256 ?? ""
-        let stages = Self.stages(kind: resolved["kind"]?.stringValue ?? "", configHash: configHash, resolved: resolved, dataDigest: dataDigest,
-                                 dependencies: dependencies, outputDirectory: output, specPath: doc.path)
+        let stages = Self.stages(
+            kind: resolved["kind"]?.stringValue ?? "", configHash: configHash, resolved: resolved,
+            dataDigest: dataDigest,
+            dependencies: dependencies, outputDirectory: output, specPath: doc.path)
         let typed: RunSpec
         do { typed = try RunSpec.decode(resolved) } catch {
             // The schemas validated the spec and filled its defaults, so this is a defect in Lethe.
-            throw SpecError("internal error: the resolved spec does not match Lethe's typed spec (\(error)); please report it", mark: doc.mark(.root))
+            throw SpecError(
+                "internal error: the resolved spec does not match Lethe's typed spec (\(error)); please report it",
+                mark: doc.mark(.root))
         }
-        return Plan(resolved: resolved, spec: typed, identity: identity, configHash: configHash, specPath: doc.path, inputs: inputs,
-                    stages: stages, dependencies: dependencies, warnings: checks.warnings, memory: estimate)
+        return Plan(
+            resolved: resolved, spec: typed, identity: identity, configHash: configHash, specPath: doc.path,
+            inputs: inputs,
+            stages: stages, dependencies: dependencies, warnings: checks.warnings, memory: estimate)
     }
 
     /// The VQ-GAN's latent grid follows from the image size and the levels (each halves the image), so
     /// an absent `model.vqgan.latent_size` is filled with it; a given one is checked against it.
     static func derivingLatentSize(_ resolved: JSONValue) -> JSONValue {
-        guard resolved["model"]?["architecture"]?.stringValue == "vqgan", resolved["model"]?["vqgan"]?["latent_size"] == nil,
-              let size = resolved["data"]?["image_size"]?.intValue, let levels = resolved["model"]?["vqgan"]?["channels"]?.arrayValue?.count,
-              levels < 30 else { return resolved }
+        guard resolved["model"]?["architecture"]?.stringValue == "vqgan",
+            resolved["model"]?["vqgan"]?["latent_size"] == nil,
+            let size = resolved["data"]?["image_size"]?.intValue,
+            let levels = resolved["model"]?["vqgan"]?["channels"]?.arrayValue?.count,
+            levels < 30
+        else { return resolved }
         let factor = 1 << levels
-        guard size % factor == 0, size / factor >= 1 else { return resolved }   // modelShapes reports the mismatch
+        guard size % factor == 0, size / factor >= 1 else { return resolved }  // modelShapes reports the mismatch
         return resolved.setting("/model/vqgan/latent_size", .integer(size / factor))
     }
 
@@ -179,7 +234,8 @@ public struct Planner: Sendable {
         let arch = a["architecture"]?.stringValue ?? ""
         if a["architecture"] != b["architecture"] { return "model.architecture" }
         guard let pa = a[arch]?.objectValue, let pb = b[arch]?.objectValue else { return nil }
-        for key in Set(pa.keys).union(pb.keys).sorted() where pa[key] != pb[key] && key != "pretrain_mask_ratio" && key != "sampler" && key != "sampling_steps" {
+        for key in Set(pa.keys).union(pb.keys).sorted()
+        where pa[key] != pb[key] && key != "pretrain_mask_ratio" && key != "sampler" && key != "sampling_steps" {
             return "model.\(arch).\(key)"
         }
         return nil
@@ -188,27 +244,39 @@ public struct Planner: Sendable {
     /// The classifier that gives FID, IS and accuracy their feature space is shared by every run on
     /// the same data, so metrics compare across runs: its identity has no seed of the run in it.
     public static func classifierIdentity(_ resolved: JSONValue, dataIdentity: String) -> JSONValue {
-        .object(JSONObject([
-            ("lethe", .string(LetheVersion.current)), ("stage", .string("classifier")),
-            ("data", .string(dataIdentity)), ("image_size", resolved["data"]?["image_size"] ?? .null),
-            ("steps", resolved["evaluate"]?["classifier_steps"] ?? .null),
-        ] + (resolved["data"]?["test_fraction"].map { [("test_fraction", $0)] } ?? [])))
+        .object(
+            JSONObject(
+                [
+                    ("lethe", .string(LetheVersion.current)), ("stage", .string("classifier")),
+                    ("data", .string(dataIdentity)), ("image_size", resolved["data"]?["image_size"] ?? .null),
+                    ("steps", resolved["evaluate"]?["classifier_steps"] ?? .null),
+                ] + (resolved["data"]?["test_fraction"].map { [("test_fraction", $0)] } ?? [])))
     }
 
     static func classifierHash(_ resolved: JSONValue, dataIdentity: String) -> String {
         Digest.sha256(try! CanonicalJSON.string(classifierIdentity(resolved, dataIdentity: dataIdentity)))
     }
 
-    static func stages(kind: String, configHash: String, resolved: JSONValue, dataDigest: String, dependencies: [Plan], outputDirectory: String, specPath: String) -> [Plan.Stage] {
+    static func stages(
+        kind: String, configHash: String, resolved: JSONValue, dataDigest: String, dependencies: [Plan],
+        outputDirectory: String, specPath: String
+    ) -> [Plan.Stage] {
         func stage(_ name: String, _ hash: String, spec: String?) -> Plan.Stage {
             let dir = outputDirectory + "/" + hash
             let done = FileSystem.exists(dir + "/manifest.json", directory: false)
-            return Plan.Stage(name: name, configHash: hash, spec: spec, runDirectory: dir, status: done ? .done : .pending)
+            return Plan.Stage(
+                name: name, configHash: hash, spec: spec, runDirectory: dir, status: done ? .done : .pending)
         }
         var out: [Plan.Stage] = []
-        for dependency in dependencies { out.append(stage("pretrain", dependency.configHash, spec: dependency.specPath)) }
+        for dependency in dependencies {
+            out.append(stage("pretrain", dependency.configHash, spec: dependency.specPath))
+        }
         let featureMetrics: Set<String> = ["fid", "is", "cosine", "accuracy"]
-        if kind != "pretrain" && (resolved["evaluate"]?["metrics"]?.arrayValue ?? []).contains(where: { featureMetrics.contains($0.stringValue ?? "") }) {
+        if kind != "pretrain"
+            && (resolved["evaluate"]?["metrics"]?.arrayValue ?? []).contains(where: {
+                featureMetrics.contains($0.stringValue ?? "")
+            })
+        {
             out.append(stage("classifier", classifierHash(resolved, dataIdentity: dataDigest), spec: nil))
         }
         out.append(stage(kind, configHash, spec: specPath))
@@ -235,7 +303,9 @@ final class DigestCache: @unchecked Sendable {
     func digest(files: [String], root: String) throws -> String {
         var lines: [String] = []
         for f in files.sorted() {
-            let name = f.hasPrefix(root + "/") ? String(f.dropFirst(root.count + 1)) : URL(fileURLWithPath: f).lastPathComponent
+            let name =
+                f.hasPrefix(root + "/")
+                ? String(f.dropFirst(root.count + 1)) : URL(fileURLWithPath: f).lastPathComponent
             lines.append("\(try digest(file: f))  \(name)")
         }
         return Digest.sha256(lines.joined(separator: "\n"))

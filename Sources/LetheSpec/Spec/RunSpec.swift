@@ -34,7 +34,9 @@ public struct RunSpec: Decodable, Sendable, Equatable {
 
 public struct DataSpec: Decodable, Sendable, Equatable {
     public enum Dataset: String, Decodable, Sendable, CaseIterable {
-        case fashionMNIST = "fashion-mnist", imageFolder = "image-folder", npz, npy
+        case fashionMNIST = "fashion-mnist"
+        case imageFolder = "image-folder"
+        case npz, npy
     }
 
     public struct Split: Decodable, Sendable, Equatable {
@@ -64,7 +66,11 @@ public struct DataSpec: Decodable, Sendable, Equatable {
 }
 
 public struct TaskSpec: Decodable, Sendable, Equatable {
-    public enum Mask: String, Decodable, Sendable, CaseIterable { case centerCrop = "center_crop", outpaint, randomBox = "random_box" }
+    public enum Mask: String, Decodable, Sendable, CaseIterable {
+        case centerCrop = "center_crop"
+        case outpaint
+        case randomBox = "random_box"
+    }
     public var mask: Mask
     public var ratio: Double
 }
@@ -115,12 +121,19 @@ public struct ModelSpec: Decodable, Sendable, Equatable {
 
 public struct UnlearnSpec: Decodable, Sendable, Equatable {
     public enum Method: String, Decodable, Sendable, CaseIterable {
-        case ours, maxLoss = "max-loss", noisyLabel = "noisy-label", retainLabel = "retain-label", randomEncoder = "random-encoder"
+        case ours
+        case maxLoss = "max-loss"
+        case noisyLabel = "noisy-label"
+        case retainLabel = "retain-label"
+        case randomEncoder = "random-encoder"
     }
     public enum Distance: String, Decodable, Sendable, CaseIterable { case mse, l2 }
 
     public struct Noise: Decodable, Sendable, Equatable {
-        public enum Covariance: String, Decodable, Sendable, CaseIterable { case identity, isotropic, diagonal, full, perBatch = "per_batch" }
+        public enum Covariance: String, Decodable, Sendable, CaseIterable {
+            case identity, isotropic, diagonal, full
+            case perBatch = "per_batch"
+        }
 
         /// A fixed mean, or one estimated from the forget set.
         public enum Mean: Decodable, Sendable, Equatable {

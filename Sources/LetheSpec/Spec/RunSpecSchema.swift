@@ -4,7 +4,9 @@ public struct RunSpecSchema: Sendable {
     public static let rootURI = baseURI + "run-spec.schema.json"
 
     public let registry: SchemaRegistry
-    public var validator: SchemaValidator { SchemaValidator(registry: registry, rootURI: Self.rootURI, exactIntegers: true) }
+    public var validator: SchemaValidator {
+        SchemaValidator(registry: registry, rootURI: Self.rootURI, exactIntegers: true)
+    }
 
     /// The schemas compiled into the binary (identical to `schemas/`, which a test checks).
     public static let embedded: RunSpecSchema = {
@@ -20,14 +22,19 @@ public struct RunSpecSchema: Sendable {
     /// The noise settings of an unlearning spec, with the schema's defaults filled in as the planner
     /// fills them, typed (for library users and tests that build a noise model without a whole spec).
     public func resolvedNoise(_ partial: JSONValue) throws -> UnlearnSpec.Noise {
-        let spec = JSONValue.object(JSONObject([
-            ("version", .integer(1)), ("kind", .string("unlearn")),
-            ("model", .object(JSONObject([("architecture", .string("mae"))]))),
-            ("unlearn", .object(JSONObject([("method", .string("ours")), ("noise", partial)]))),
-        ]))
+        let spec = JSONValue.object(
+            JSONObject([
+                ("version", .integer(1)), ("kind", .string("unlearn")),
+                ("model", .object(JSONObject([("architecture", .string("mae"))]))),
+                ("unlearn", .object(JSONObject([("method", .string("ours")), ("noise", partial)]))),
+            ]))
         let problems = validator.validate(spec)
-        guard problems.isEmpty else { throw SpecError(problems.map { Diagnostic($0.message, at: $0.instancePath, mark: nil) }) }
-        guard let noise = try RunSpec.decode(fillingDefaults(spec)).unlearn?.noise else { throw SpecError("no noise settings", mark: nil) }
+        guard problems.isEmpty else {
+            throw SpecError(problems.map { Diagnostic($0.message, at: $0.instancePath, mark: nil) })
+        }
+        guard let noise = try RunSpec.decode(fillingDefaults(spec)).unlearn?.noise else {
+            throw SpecError("no noise settings", mark: nil)
+        }
         return noise
     }
 
@@ -58,7 +65,9 @@ struct DefaultFiller {
 
     private func defaultValue(of schema: JSONValue, base: String) -> JSONValue? {
         if let d = schema["default"] { return d }
-        if let ref = schema["$ref"]?.stringValue, let target = registry.resolve(ref, base: SchemaRegistry.ownBase(schema, outer: base)) {
+        if let ref = schema["$ref"]?.stringValue,
+            let target = registry.resolve(ref, base: SchemaRegistry.ownBase(schema, outer: base))
+        {
             return defaultValue(of: target.schema, base: target.base)
         }
         return nil

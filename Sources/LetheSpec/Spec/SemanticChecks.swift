@@ -34,10 +34,18 @@ struct SemanticChecks {
         let hasOrigin = value("/model/checkpoint") != nil || value("/model/pretrain") != nil
         switch kind {
         case "unlearn", "evaluate":
-            if !hasOrigin { error("a \(kind!) run needs the original model: set model.checkpoint or model.pretrain", at: "/model") }
-            if kind == "unlearn" && value("/data/forget") == nil { error("an unlearn run needs data.forget", at: "/data") }
+            if !hasOrigin {
+                error("a \(kind!) run needs the original model: set model.checkpoint or model.pretrain", at: "/model")
+            }
+            if kind == "unlearn" && value("/data/forget") == nil {
+                error("an unlearn run needs data.forget", at: "/data")
+            }
         case "pretrain":
-            if value("/model/pretrain") != nil { error("a pretrain run cannot depend on another pretrain run; use model.checkpoint to start from weights", at: "/model/pretrain") }
+            if value("/model/pretrain") != nil {
+                error(
+                    "a pretrain run cannot depend on another pretrain run; use model.checkpoint to start from weights",
+                    at: "/model/pretrain")
+            }
         default: break
         }
         if value("/unlearn/proxy_retain")?.boolValue == true && value("/data/proxy_retain") == nil {
@@ -50,25 +58,40 @@ struct SemanticChecks {
         switch value("/model/architecture")?.stringValue {
         case "mae":
             let p = value("/model/mae/patch_size")?.intValue ?? 1
-            if size % p != 0 { error("image_size \(size) is not a multiple of patch_size \(p)", at: "/model/mae/patch_size") }
+            if size % p != 0 {
+                error("image_size \(size) is not a multiple of patch_size \(p)", at: "/model/mae/patch_size")
+            }
             for (w, h) in [("width", "heads"), ("decoder_width", "decoder_heads")] {
-                let width = value("/model/mae/\(w)")?.intValue ?? 1, heads = value("/model/mae/\(h)")?.intValue ?? 1
-                if width % heads != 0 { error("\(w) \(width) is not divisible by \(h) \(heads)", at: "/model/mae/\(h)") }
+                let width = value("/model/mae/\(w)")?.intValue ?? 1
+                let heads = value("/model/mae/\(h)")?.intValue ?? 1
+                if width % heads != 0 {
+                    error("\(w) \(width) is not divisible by \(h) \(heads)", at: "/model/mae/\(h)")
+                }
             }
         case "vqgan":
             let levels = value("/model/vqgan/channels")?.arrayValue?.count ?? 1
             let factor = 1 << min(levels, 30)
             if size % factor != 0 {
-                error("the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) must be a multiple of \(factor)", at: "/model/vqgan/channels")
+                error(
+                    "the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) must be a multiple of \(factor)",
+                    at: "/model/vqgan/channels")
             } else if let latent = value("/model/vqgan/latent_size")?.intValue, size / factor != latent {
-                error("the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) gives a \(size / factor)x\(size / factor) latent grid, not latent_size \(latent)", at: "/model/vqgan/latent_size")
+                error(
+                    "the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) gives a \(size / factor)x\(size / factor) latent grid, not latent_size \(latent)",
+                    at: "/model/vqgan/latent_size")
             }
         case "diffusion":
             let levels = value("/model/diffusion/channels")?.arrayValue?.count ?? 1
-            if size % (1 << (levels - 1)) != 0 { error("image_size \(size) must be divisible by \(1 << (levels - 1)) for \(levels) UNet levels", at: "/model/diffusion/channels") }
-            let b0 = value("/model/diffusion/beta_start")?.doubleValue ?? 0, b1 = value("/model/diffusion/beta_end")?.doubleValue ?? 1
+            if size % (1 << (levels - 1)) != 0 {
+                error(
+                    "image_size \(size) must be divisible by \(1 << (levels - 1)) for \(levels) UNet levels",
+                    at: "/model/diffusion/channels")
+            }
+            let b0 = value("/model/diffusion/beta_start")?.doubleValue ?? 0
+            let b1 = value("/model/diffusion/beta_end")?.doubleValue ?? 1
             if b0 >= b1 { error("beta_start \(b0) must be below beta_end \(b1)", at: "/model/diffusion/beta_start") }
-            let t = value("/model/diffusion/timesteps")?.intValue ?? 1, s = value("/model/diffusion/sampling_steps")?.intValue ?? 1
+            let t = value("/model/diffusion/timesteps")?.intValue ?? 1
+            let s = value("/model/diffusion/sampling_steps")?.intValue ?? 1
             if s > t { error("sampling_steps \(s) exceeds timesteps \(t)", at: "/model/diffusion/sampling_steps") }
         default: break
         }
@@ -79,11 +102,17 @@ struct SemanticChecks {
         if let w = value("/train/schedule/warmup_steps")?.intValue, w > steps {
             error("warmup_steps \(w) exceeds steps \(steps)", at: "/train/schedule/warmup_steps")
         }
-        if let lr = value("/train/optimizer/lr")?.doubleValue, let floor = value("/train/schedule/min_lr")?.doubleValue, floor > lr {
+        if let lr = value("/train/optimizer/lr")?.doubleValue, let floor = value("/train/schedule/min_lr")?.doubleValue,
+            floor > lr
+        {
             error("min_lr \(floor) is above lr \(lr)", at: "/train/schedule/min_lr")
         }
-        if value("/train/optimizer/name")?.stringValue != "sgd", let m = value("/train/optimizer/momentum")?.doubleValue, m != 0 {
-            warn("momentum applies to sgd only and is ignored by \(value("/train/optimizer/name")?.stringValue ?? "")", at: "/train/optimizer/momentum")
+        if value("/train/optimizer/name")?.stringValue != "sgd",
+            let m = value("/train/optimizer/momentum")?.doubleValue, m != 0
+        {
+            warn(
+                "momentum applies to sgd only and is ignored by \(value("/train/optimizer/name")?.stringValue ?? "")",
+                at: "/train/optimizer/momentum")
         }
     }
 
@@ -96,7 +125,9 @@ struct SemanticChecks {
             if let classes = split["classes"]?.arrayValue?.compactMap(\.intValue) {
                 if let count = facts?.classCount {
                     for (i, c) in classes.enumerated() where c >= count {
-                        error("class \(c) does not exist; \(value("/data/dataset")?.stringValue ?? "the data set") has classes 0...\(count - 1)", at: "/data/\(name)/classes/\(i)")
+                        error(
+                            "class \(c) does not exist; \(value("/data/dataset")?.stringValue ?? "the data set") has classes 0...\(count - 1)",
+                            at: "/data/\(name)/classes/\(i)")
                     }
                 }
                 sets.append((name, Set(classes), nil))
@@ -109,11 +140,15 @@ struct SemanticChecks {
                 do {
                     let indices = try IndexFile.read(path)
                     if let n = facts?.trainCount, let bad = indices.first(where: { $0 >= n }) {
-                        error("index file lists sample \(bad), but the training set has \(n) samples (0...\(n - 1))", at: "/data/\(name)/index_file")
+                        error(
+                            "index file lists sample \(bad), but the training set has \(n) samples (0...\(n - 1))",
+                            at: "/data/\(name)/index_file")
                     }
                     if indices.isEmpty { error("index file lists no samples", at: "/data/\(name)/index_file") }
                     sets.append((name, nil, Set(indices)))
-                    if let digest = try? Digest.sha256(file: path) { inputs.append(.init(role: "data.\(name).index_file", path: path, sha256: digest)) }
+                    if let digest = try? Digest.sha256(file: path) {
+                        inputs.append(.init(role: "data.\(name).index_file", path: path, sha256: digest))
+                    }
                 } catch {
                     diagnostics.append(contentsOf: error.diagnostics)
                 }
@@ -121,14 +156,21 @@ struct SemanticChecks {
         }
         for a in sets.indices {
             for b in sets.indices where b > a {
-                let x = sets[a], y = sets[b]
+                let x = sets[a]
+                let y = sets[b]
                 if let cx = x.classes, let cy = y.classes, !cx.isDisjoint(with: cy) {
-                    error("\(y.name) and \(x.name) share classes \(cx.intersection(cy).sorted()); the splits must be disjoint", at: "/data/\(y.name)/classes")
+                    error(
+                        "\(y.name) and \(x.name) share classes \(cx.intersection(cy).sorted()); the splits must be disjoint",
+                        at: "/data/\(y.name)/classes")
                 } else if let ix = x.indices, let iy = y.indices, !ix.isDisjoint(with: iy) {
                     let shared = ix.intersection(iy).sorted()
-                    error("\(y.name) and \(x.name) share \(shared.count) sample(s) (first: \(shared.prefix(5).map(String.init).joined(separator: ", "))); the splits must be disjoint", at: "/data/\(y.name)/index_file")
+                    error(
+                        "\(y.name) and \(x.name) share \(shared.count) sample(s) (first: \(shared.prefix(5).map(String.init).joined(separator: ", "))); the splits must be disjoint",
+                        at: "/data/\(y.name)/index_file")
                 } else if (x.classes == nil) != (y.classes == nil) {
-                    warn("\(x.name) is given by \(x.classes == nil ? "index file" : "classes") and \(y.name) by \(y.classes == nil ? "index file" : "classes"); their disjointness is checked when the data is loaded", at: "/data/\(y.name)")
+                    warn(
+                        "\(x.name) is given by \(x.classes == nil ? "index file" : "classes") and \(y.name) by \(y.classes == nil ? "index file" : "classes"); their disjointness is checked when the data is loaded",
+                        at: "/data/\(y.name)")
                 }
             }
         }
@@ -140,17 +182,30 @@ struct SemanticChecks {
         let size = value("/data/image_size")?.intValue ?? 32
         let n = channels.map { $0 * size * size }
         if let diagonal = noise["diagonal"]?.arrayValue, let n, diagonal.count != n {
-            error("diagonal has \(diagonal.count) variances; a \(channels!)x\(size)x\(size) image needs \(n)", at: "/unlearn/noise/diagonal")
+            error(
+                "diagonal has \(diagonal.count) variances; a \(channels!)x\(size)x\(size) image needs \(n)",
+                at: "/unlearn/noise/diagonal")
         }
         if let rows = noise["matrix"]?.arrayValue {
             let m = rows.map { $0.arrayValue?.compactMap(\.doubleValue) ?? [] }
             if let n, m.count != n {
-                error("matrix has \(m.count) rows; a \(channels!)x\(size)x\(size) image needs \(n)x\(n)", at: "/unlearn/noise/matrix")
+                error(
+                    "matrix has \(m.count) rows; a \(channels!)x\(size)x\(size) image needs \(n)x\(n)",
+                    at: "/unlearn/noise/matrix")
             }
             switch CovarianceCheck.check(m) {
-            case .notSquare(let row, let length): error("matrix is not square: row \(row) has \(length) entries, not \(m.count)", at: "/unlearn/noise/matrix/\(row)")
-            case .asymmetric(let i, let j): error("matrix is not symmetric: [\(i)][\(j)] = \(m[i][j]) but [\(j)][\(i)] = \(m[j][i])", at: "/unlearn/noise/matrix/\(i)/\(j)")
-            case .notPSD(let pivot): error("matrix is not positive semi-definite (Cholesky fails at pivot \(pivot))", at: "/unlearn/noise/matrix")
+            case .notSquare(let row, let length):
+                error(
+                    "matrix is not square: row \(row) has \(length) entries, not \(m.count)",
+                    at: "/unlearn/noise/matrix/\(row)")
+            case .asymmetric(let i, let j):
+                error(
+                    "matrix is not symmetric: [\(i)][\(j)] = \(m[i][j]) but [\(j)][\(i)] = \(m[j][i])",
+                    at: "/unlearn/noise/matrix/\(i)/\(j)")
+            case .notPSD(let pivot):
+                error(
+                    "matrix is not positive semi-definite (Cholesky fails at pivot \(pivot))",
+                    at: "/unlearn/noise/matrix")
             case nil: break
             }
         }

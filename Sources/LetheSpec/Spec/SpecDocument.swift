@@ -19,14 +19,17 @@ public struct SpecDocument: Sendable {
         do {
             bytes = try RegularFile.read(path, limit: maxSpecBytes)
         } catch {
-            var failure = SpecError("cannot read the spec: \(error.message)", mark: SourceMark(file: path, line: 1, column: 1))
+            var failure = SpecError(
+                "cannot read the spec: \(error.message)", mark: SourceMark(file: path, line: 1, column: 1))
             failure.unreadable = true
             throw failure
         }
         return try parse(bytes, path: path, overrides: overrides)
     }
 
-    public static func parse(_ bytes: [UInt8], path: String, overrides: [Override] = []) throws(SpecError) -> SpecDocument {
+    public static func parse(_ bytes: [UInt8], path: String, overrides: [Override] = []) throws(SpecError)
+        -> SpecDocument
+    {
         var root: YAMLNode
         do {
             root = try YAMLLoader.loadDocument(bytes, file: path)
@@ -34,7 +37,8 @@ public struct SpecDocument: Sendable {
             throw SpecError(error.message, at: JSONPointer(error.path), mark: error.mark)
         }
         for o in overrides { root = try o.apply(to: root) }
-        let json: JSONValue, map: SourceMap
+        let json: JSONValue
+        let map: SourceMap
         do {
             (json, map) = try root.toJSON()
         } catch {
@@ -47,7 +51,9 @@ public struct SpecDocument: Sendable {
         sourceMap.mark(for: pointer, key: key) ?? SourceMark(file: path, line: 1, column: 1)
     }
 
-    public func diagnostic(_ message: String, at pointer: JSONPointer, key: Bool = false, severity: Diagnostic.Severity = .error) -> Diagnostic {
+    public func diagnostic(
+        _ message: String, at pointer: JSONPointer, key: Bool = false, severity: Diagnostic.Severity = .error
+    ) -> Diagnostic {
         Diagnostic(message, at: pointer, mark: mark(pointer, key: key), severity: severity)
     }
 
@@ -58,7 +64,8 @@ public struct SpecDocument: Sendable {
             diagnostic($0.message, at: $0.instancePath, key: $0.concernsKey)
         }.filter { seen.insert($0).inserted }
         return all.sorted { a, b in
-            let ma = a.mark ?? SourceMark(file: "", line: 0, column: 0), mb = b.mark ?? SourceMark(file: "", line: 0, column: 0)
+            let ma = a.mark ?? SourceMark(file: "", line: 0, column: 0)
+            let mb = b.mark ?? SourceMark(file: "", line: 0, column: 0)
             return (ma.line, ma.column, a.pointer.description) < (mb.line, mb.column, b.pointer.description)
         }
     }
@@ -105,7 +112,9 @@ public enum FileSystem {
 
     /// `path` made absolute against `directory` and normalised.
     public static func resolve(_ path: String, relativeTo directory: String) -> String {
-        let url = path.hasPrefix("/") ? URL(fileURLWithPath: path) : URL(fileURLWithPath: directory).appendingPathComponent(path)
+        let url =
+            path.hasPrefix("/")
+            ? URL(fileURLWithPath: path) : URL(fileURLWithPath: directory).appendingPathComponent(path)
         return url.standardizedFileURL.path
     }
 }

@@ -27,7 +27,10 @@ public struct YAMLLimits: Sendable {
     /// Integer literals past Int64 are errors (true) or become floats as JSON would have them (false).
     public var exactIntegers: Bool
 
-    public init(maxDepth: Int = 64, maxAliasNodes: Int = 100_000, unknownTags: UnknownTagPolicy = .reject, exactIntegers: Bool = true) {
+    public init(
+        maxDepth: Int = 64, maxAliasNodes: Int = 100_000, unknownTags: UnknownTagPolicy = .reject,
+        exactIntegers: Bool = true
+    ) {
         self.maxDepth = maxDepth
         self.maxAliasNodes = maxAliasNodes
         self.unknownTags = unknownTags

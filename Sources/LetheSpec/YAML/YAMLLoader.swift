@@ -6,12 +6,16 @@ import CYAML
 /// schema resolution, tags, anchors and aliases (bounded), merge keys `<<`, duplicate-key errors.
 public enum YAMLLoader {
     /// Every document in the stream.
-    public static func loadStream(_ bytes: [UInt8], file: String, limits: YAMLLimits = .spec) throws(YAMLError) -> [YAMLNode] {
+    public static func loadStream(_ bytes: [UInt8], file: String, limits: YAMLLimits = .spec) throws(YAMLError)
+        -> [YAMLNode]
+    {
         var builder = TreeBuilder(file: file, limits: limits)
         return try loadStream(bytes, file: file, limits: limits, into: &builder)
     }
 
-    private static func loadStream(_ bytes: [UInt8], file: String, limits: YAMLLimits, into builder: inout TreeBuilder) throws(YAMLError) -> [YAMLNode] {
+    private static func loadStream(_ bytes: [UInt8], file: String, limits: YAMLLimits, into builder: inout TreeBuilder)
+        throws(YAMLError) -> [YAMLNode]
+    {
         let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
         defer { parser.deallocate() }
         guard yaml_parser_initialize(parser) == 1 else {
@@ -35,12 +39,17 @@ public enum YAMLLoader {
     }
 
     /// Exactly one document: a run spec is one value, so `---` twice is a mistake worth naming.
-    public static func loadDocument(_ bytes: [UInt8], file: String, limits: YAMLLimits = .spec) throws(YAMLError) -> YAMLNode {
+    public static func loadDocument(_ bytes: [UInt8], file: String, limits: YAMLLimits = .spec) throws(YAMLError)
+        -> YAMLNode
+    {
         var builder = TreeBuilder(file: file, limits: limits)
         let docs = try loadStream(bytes, file: file, limits: limits, into: &builder)
         guard docs.count == 1 else {
             let mark = docs.count > 1 ? builder.documentStarts[1] : SourceMark(file: file, line: 1, column: 1)
-            throw YAMLError(docs.isEmpty ? "the file holds no YAML document" : "expected one YAML document, found \(docs.count); a spec is a single document", at: mark)
+            throw YAMLError(
+                docs.isEmpty
+                    ? "the file holds no YAML document"
+                    : "expected one YAML document, found \(docs.count); a spec is a single document", at: mark)
         }
         return docs[0]
     }
@@ -52,7 +61,8 @@ public enum YAMLLoader {
             // Reader errors (invalid UTF-8, control characters such as NUL) carry a byte offset, not a
             // mark: find the line and column (in characters) it falls on.
             let offset = min(Int(parser.problem_offset), bytes.count)
-            var line = 1, lineStart = 0
+            var line = 1
+            var lineStart = 0
             for i in 0..<offset where bytes[i] == 10 {
                 line += 1
                 lineStart = i + 1
@@ -65,7 +75,8 @@ public enum YAMLLoader {
         }
         var message = problem
         if let context = parser.context {
-            message += " (\(String(cString: context)) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
+            message +=
+                " (\(String(cString: context)) at line \(parser.context_mark.line + 1), column \(parser.context_mark.column + 1))"
         }
         return YAMLError(message, at: mark)
     }
@@ -142,13 +153,17 @@ struct TreeBuilder {
                 throw located
             }
             let node = YAMLNode(value, mark: at, text: text)
-            try add(node, count: 1, anchor: s.anchor.map { String(cString: $0) }, isMergeKey: plain && tag == nil && text == "<<")
+            try add(
+                node, count: 1, anchor: s.anchor.map { String(cString: $0) },
+                isMergeKey: plain && tag == nil && text == "<<")
         case YAML_ALIAS_EVENT:
             let name = String(cString: event.data.alias.anchor)
             guard let target = anchors[name] else { throw YAMLError("unknown alias *\(name)", at: at) }
             aliasNodes += target.count
             if aliasNodes > limits.maxAliasNodes {
-                throw YAMLError("aliases expand to more than \(limits.maxAliasNodes) nodes; refusing to load (an alias bomb?)", at: at)
+                throw YAMLError(
+                    "aliases expand to more than \(limits.maxAliasNodes) nodes; refusing to load (an alias bomb?)",
+                    at: at)
             }
             var node = target.node
             node.mark = at
@@ -166,11 +181,15 @@ struct TreeBuilder {
             if frame.isMapping {
                 let pairs = try Self.finishMapping(frame.entries)
                 frame.entries = []
-                try add(YAMLNode(.mapping(pairs), mark: frame.mark), count: frame.count, anchor: frame.anchor, isMergeKey: false)
+                try add(
+                    YAMLNode(.mapping(pairs), mark: frame.mark), count: frame.count, anchor: frame.anchor,
+                    isMergeKey: false)
             } else {
                 let items = frame.items
                 frame.items = []
-                try add(YAMLNode(.sequence(items), mark: frame.mark), count: frame.count, anchor: frame.anchor, isMergeKey: false)
+                try add(
+                    YAMLNode(.sequence(items), mark: frame.mark), count: frame.count, anchor: frame.anchor,
+                    isMergeKey: false)
             }
         default:
             break
@@ -215,8 +234,9 @@ struct TreeBuilder {
             let identity = String(describing: entry.key.value)
             if let first = top.seenKeys[identity] {
                 let clash = top.entries[first]
-                throw YAMLError("duplicate key \(Self.describeKey(entry.key)) (first at line \(clash.key.mark.line), column \(clash.key.mark.column))",
-                                at: entry.key.mark, path: currentPath.dropLast() + [entry.key.keyText ?? ""])
+                throw YAMLError(
+                    "duplicate key \(Self.describeKey(entry.key)) (first at line \(clash.key.mark.line), column \(clash.key.mark.column))",
+                    at: entry.key.mark, path: currentPath.dropLast() + [entry.key.keyText ?? ""])
             }
             top.seenKeys[identity] = top.entries.count
         }
@@ -232,7 +252,8 @@ struct TreeBuilder {
             if entry.isMerge {
                 switch value.value {
                 case .mapping: merges.append((pairs.count, [value]))
-                case .sequence(let items) where items.allSatisfy({ if case .mapping = $0.value { true } else { false } }):
+                case .sequence(let items)
+                where items.allSatisfy({ if case .mapping = $0.value { true } else { false } }):
                     merges.append((pairs.count, items))
                 default:
                     throw YAMLError("the merge key << takes a mapping or a sequence of mappings", at: value.mark)
@@ -259,7 +280,9 @@ struct TreeBuilder {
         "'\(key.keyText ?? "")'"
     }
 
-    private func checkCollectionTag(_ tag: UnsafeMutablePointer<yaml_char_t>?, expected: String, at: SourceMark) throws(YAMLError) {
+    private func checkCollectionTag(_ tag: UnsafeMutablePointer<yaml_char_t>?, expected: String, at: SourceMark)
+        throws(YAMLError)
+    {
         guard let tag = tag.map({ String(cString: $0) }) else { return }
         if tag == yamlTagPrefix + expected || tag == "!" { return }
         if limits.unknownTags == .reject {
@@ -267,15 +290,21 @@ struct TreeBuilder {
         }
     }
 
-    private func resolveScalar(_ text: String, tag: String?, plain: Bool, at: SourceMark) throws(YAMLError) -> YAMLNode.Value {
+    private func resolveScalar(_ text: String, tag: String?, plain: Bool, at: SourceMark) throws(YAMLError)
+        -> YAMLNode.Value
+    {
         let integerPosition = (plain && tag == nil) || tag == yamlTagPrefix + "int"
         if limits.exactIntegers && integerPosition && CoreSchema.overflowsInt64(text) {
-            throw YAMLError("integer \(text) is out of range; integers must lie within -2^63...2^63-1 (\(Int.min)...\(Int.max))", at: at)
+            throw YAMLError(
+                "integer \(text) is out of range; integers must lie within -2^63...2^63-1 (\(Int.min)...\(Int.max))",
+                at: at)
         }
         return try resolveTagged(text, tag: tag, plain: plain, at: at)
     }
 
-    private func resolveTagged(_ text: String, tag: String?, plain: Bool, at: SourceMark) throws(YAMLError) -> YAMLNode.Value {
+    private func resolveTagged(_ text: String, tag: String?, plain: Bool, at: SourceMark) throws(YAMLError)
+        -> YAMLNode.Value
+    {
         guard let tag else { return plain ? CoreSchema.resolvePlain(text) : .string(text) }
         switch tag {
         case "!", yamlTagPrefix + "str":

@@ -31,7 +31,9 @@ extension YAMLNode {
         return (value, map)
     }
 
-    private static func convert(_ node: YAMLNode, at path: JSONPointer, map: inout SourceMap) throws(YAMLError) -> JSONValue {
+    private static func convert(_ node: YAMLNode, at path: JSONPointer, map: inout SourceMap) throws(YAMLError)
+        -> JSONValue
+    {
         map.values[path] = node.mark
         switch node.value {
         case .null: return .null

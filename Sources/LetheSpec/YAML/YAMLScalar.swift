@@ -32,7 +32,9 @@ enum CoreSchema {
         }
         if u.count > 2, u[0] == 48, u[1] == UInt8(ascii: "x") {
             let body = u[2...]
-            guard allDigits(body, { isDec($0) || ($0 >= 65 && $0 <= 70) || ($0 >= 97 && $0 <= 102) }) else { return nil }
+            guard allDigits(body, { isDec($0) || ($0 >= 65 && $0 <= 70) || ($0 >= 97 && $0 <= 102) }) else {
+                return nil
+            }
             if let v = Int(String(decoding: body, as: UTF8.self), radix: 16) { return .int(v) }
             return .float(body.reduce(0.0) { $0 * 16 + Double(hexDigit($1)) })
         }
@@ -69,7 +71,10 @@ enum CoreSchema {
         if let f = u.first, f == 43 || f == 45 { u = u.dropFirst() }
         func digits() -> Int {
             var n = 0
-            while let c = u.first, c >= 48, c <= 57 { u = u.dropFirst(); n += 1 }
+            while let c = u.first, c >= 48, c <= 57 {
+                u = u.dropFirst()
+                n += 1
+            }
             return n
         }
         let intDigits = digits()

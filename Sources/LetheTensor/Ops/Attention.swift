@@ -17,28 +17,34 @@ extension Tensor {
     /// thread count.
     @_specialize(where T == Float)
     public static func selfAttention(qkv: Tensor, heads: Int) -> Tensor {
-        precondition(qkv.rank == 3 && qkv.shape[2] % (3 * heads) == 0, "selfAttention: qkv \(qkv.shape) for \(heads) heads")
+        precondition(
+            qkv.rank == 3 && qkv.shape[2] % (3 * heads) == 0, "selfAttention: qkv \(qkv.shape) for \(heads) heads")
         let (b, n, c3) = (qkv.shape[0], qkv.shape[1], qkv.shape[2])
-        let c = c3 / 3, d = c / heads, pairs = b * heads
+        let c = c3 / 3
+        let d = c / heads
+        let pairs = b * heads
         let scale = 1 / T(d).squareRoot()
         /// Offsets of head h of batch i in qkv (its q; k and v follow at +c and +2c) and in the output.
         func offsets(_ pair: Int) -> (qkv: Int, out: Int) {
             let (i, h) = (pair / heads, pair % heads)
             return (i * n * c3 + h * d, i * n * c + h * d)
         }
-        var probs = [T](repeating: 0, count: pairs * n * n)             // softmax(q k^T scale), kept for backward
+        var probs = [T](repeating: 0, count: pairs * n * n)  // softmax(q k^T scale), kept for backward
         let out: [T] = filledArray(count: b * n * c) { o in
             qkv.storage.withUnsafeBufferPointer { x in
                 probs.withUnsafeMutableBufferPointer { p in
                     let ptrs = UncheckedSendable((x.baseAddress!, p.baseAddress!, o.baseAddress!))
                     Parallel.run(pairs) { pair in
                         let (x, p, o) = ptrs.value
-                        let at = offsets(pair), s = p + pair * n * n
-                        T.gemm(transA: false, transB: true, m: n, n: n, k: d, alpha: scale, a: x + at.qkv, lda: c3,
-                               b: x + at.qkv + c, ldb: c3, beta: 0, c: s, ldc: n)
+                        let at = offsets(pair)
+                        let s = p + pair * n * n
+                        T.gemm(
+                            transA: false, transB: true, m: n, n: n, k: d, alpha: scale, a: x + at.qkv, lda: c3,
+                            b: x + at.qkv + c, ldb: c3, beta: 0, c: s, ldc: n)
                         T.softmaxRows(s, rows: n, n: n)
-                        T.gemm(transA: false, transB: false, m: n, n: d, k: n, alpha: 1, a: s, lda: n,
-                               b: x + at.qkv + 2 * c, ldb: c3, beta: 0, c: o + at.out, ldc: c)
+                        T.gemm(
+                            transA: false, transB: false, m: n, n: d, k: n, alpha: 1, a: s, lda: n,
+                            b: x + at.qkv + 2 * c, ldb: c3, beta: 0, c: o + at.out, ldc: c)
                     }
                 }
             }
@@ -48,26 +54,32 @@ extension Tensor {
                 qkv.storage.withUnsafeBufferPointer { x in
                     probs.withUnsafeBufferPointer { p in
                         g.withUnsafeBufferPointer { gp in
-                            let ptrs = UncheckedSendable((x.baseAddress!, p.baseAddress!, gp.baseAddress!, gq.baseAddress!))
+                            let ptrs = UncheckedSendable(
+                                (x.baseAddress!, p.baseAddress!, gp.baseAddress!, gq.baseAddress!))
                             Parallel.run(pairs) { pair in
                                 let (x, p, g, gq) = ptrs.value
-                                let at = offsets(pair), probs = p + pair * n * n
+                                let at = offsets(pair)
+                                let probs = p + pair * n * n
                                 let (q, k, v) = (x + at.qkv, x + at.qkv + c, x + at.qkv + 2 * c)
                                 let (gqOut, gkOut, gvOut) = (gq + at.qkv, gq + at.qkv + c, gq + at.qkv + 2 * c)
                                 var scratch = [T](repeating: 0, count: 2 * n * n)
                                 scratch.withUnsafeMutableBufferPointer { tmp in
                                     let (dP, dS) = (tmp.baseAddress!, tmp.baseAddress! + n * n)
                                     // dV = P^T dO; dP = dO V^T; dS = softmax'(dP) * scale
-                                    T.gemm(transA: true, transB: false, m: n, n: d, k: n, alpha: 1, a: probs, lda: n,
-                                           b: g + at.out, ldb: c, beta: 0, c: gvOut, ldc: c3)
-                                    T.gemm(transA: false, transB: true, m: n, n: n, k: d, alpha: 1, a: g + at.out, lda: c,
-                                           b: v, ldb: c3, beta: 0, c: dP, ldc: n)
+                                    T.gemm(
+                                        transA: true, transB: false, m: n, n: d, k: n, alpha: 1, a: probs, lda: n,
+                                        b: g + at.out, ldb: c, beta: 0, c: gvOut, ldc: c3)
+                                    T.gemm(
+                                        transA: false, transB: true, m: n, n: n, k: d, alpha: 1, a: g + at.out, lda: c,
+                                        b: v, ldb: c3, beta: 0, c: dP, ldc: n)
                                     T.softmaxBackwardRows(y: probs, g: dP, dx: dS, rows: n, n: n, scale: scale)
                                     // dQ = dS K; dK = dS^T Q
-                                    T.gemm(transA: false, transB: false, m: n, n: d, k: n, alpha: 1, a: dS, lda: n,
-                                           b: k, ldb: c3, beta: 0, c: gqOut, ldc: c3)
-                                    T.gemm(transA: true, transB: false, m: n, n: d, k: n, alpha: 1, a: dS, lda: n,
-                                           b: q, ldb: c3, beta: 0, c: gkOut, ldc: c3)
+                                    T.gemm(
+                                        transA: false, transB: false, m: n, n: d, k: n, alpha: 1, a: dS, lda: n,
+                                        b: k, ldb: c3, beta: 0, c: gqOut, ldc: c3)
+                                    T.gemm(
+                                        transA: true, transB: false, m: n, n: d, k: n, alpha: 1, a: dS, lda: n,
+                                        b: q, ldb: c3, beta: 0, c: gkOut, ldc: c3)
                                 }
                             }
                         }
@@ -90,7 +102,9 @@ extension Tensor {
     /// `codebook.gather(rows:)` in the codebook loss) and the indices.
     @_specialize(where T == Float)
     public func nearestCodebook(_ codebook: Tensor) -> (quantized: Tensor, indices: [Int]) {
-        let d = shape[rank - 1], n = count / d, k = codebook.shape[0]
+        let d = shape[rank - 1]
+        let n = count / d
+        let k = codebook.shape[0]
         precondition(codebook.shape == [k, d], "codebook \(codebook.shape) for vectors of \(d)")
         var dots = [T](repeating: 0, count: n * k)
         gemm(storage, codebook.storage, into: &dots, m: n, n: k, k: d, transB: true)
@@ -102,8 +116,11 @@ extension Tensor {
             var best = 0
             var bestDist = T.infinity
             for j in 0..<k {
-                let dist = norms[j] - 2 * dots[r * k + j]   // ||z||^2 is the same for every j
-                if dist < bestDist { bestDist = dist; best = j }
+                let dist = norms[j] - 2 * dots[r * k + j]  // ||z||^2 is the same for every j
+                if dist < bestDist {
+                    bestDist = dist
+                    best = j
+                }
             }
             indices[r] = best
             for i in 0..<d { out[r * d + i] = codebook.storage[best * d + i] }

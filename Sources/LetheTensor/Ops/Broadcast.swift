@@ -36,14 +36,22 @@ enum Broadcast {
     /// The same over the rows (runs of the last dimension) `rows`, so disjoint row ranges can run in
     /// parallel.
     @inline(__always)
-    static func forEach(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], rows: Range<Int>, _ body: (Int, Int, Int) -> Void) {
+    static func forEach(
+        _ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], rows: Range<Int>, _ body: (Int, Int, Int) -> Void
+    ) {
         let n = outShape.count
-        if n == 0 { if !rows.isEmpty { body(0, 0, 0) }; return }
-        let inner = outShape[n - 1], sa = aStrides[n - 1], sb = bStrides[n - 1]
+        if n == 0 {
+            if !rows.isEmpty { body(0, 0, 0) }
+            return
+        }
+        let inner = outShape[n - 1]
+        let sa = aStrides[n - 1]
+        let sb = bStrides[n - 1]
         guard inner > 0, !rows.isEmpty else { return }
         // Mixed-radix digits of the first row over the leading dimensions.
         var counter = [Int](repeating: 0, count: n)
-        var ai = 0, bi = 0
+        var ai = 0
+        var bi = 0
         var r = rows.lowerBound
         for d in stride(from: n - 2, through: 0, by: -1) {
             counter[d] = r % outShape[d]
@@ -69,7 +77,9 @@ enum Broadcast {
     }
 
     /// `forEach` split into fixed chunks of rows over the threads; `body` must write only `outIndex`.
-    static func parallelForEach(_ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], _ body: (Int, Int, Int) -> Void) {
+    static func parallelForEach(
+        _ outShape: [Int], _ aStrides: [Int], _ bStrides: [Int], _ body: (Int, Int, Int) -> Void
+    ) {
         let inner = Swift.max(outShape.last ?? 1, 1)
         let rows = outShape.isEmpty ? 1 : outShape.reduce(1, *) / inner
         Parallel.chunks(rows, grain: Swift.max(1, Parallel.elementGrain / inner)) { range in
@@ -82,17 +92,22 @@ enum Broadcast {
     ///   of (N, C, H, W)): shape is a prefix of outShape followed by ones;
     /// - columns(n): the same n values for every row of n (a bias (C) or (1, C) of (..., C)): shape
     ///   is ones followed by a suffix of outShape.
-    enum Pattern: Equatable { case rows(Int), columns(Int) }
+    enum Pattern: Equatable {
+        case rows(Int)
+        case columns(Int)
+    }
 
     static func pattern(_ shape: [Int], in outShape: [Int]) -> Pattern? {
         guard shape.count <= outShape.count else { return nil }
         let padded = [Int](repeating: 1, count: outShape.count - shape.count) + shape
         if let kept = (0...outShape.count).last(where: { k in padded[..<k].elementsEqual(outShape[..<k]) }),
-           padded[kept...].allSatisfy({ $0 == 1 }) {
+            padded[kept...].allSatisfy({ $0 == 1 })
+        {
             return .rows(outShape[..<kept].reduce(1, *))
         }
         if let dropped = (0...outShape.count).first(where: { k in padded[k...].elementsEqual(outShape[k...]) }),
-           padded[..<dropped].allSatisfy({ $0 == 1 }) {
+            padded[..<dropped].allSatisfy({ $0 == 1 })
+        {
             return .columns(outShape[dropped...].reduce(1, *))
         }
         return nil

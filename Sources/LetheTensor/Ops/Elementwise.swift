@@ -10,12 +10,15 @@ extension Tensor {
         guard let shape = Broadcast.shape(a.shape, b.shape) else {
             preconditionFailure("shapes \(a.shape) and \(b.shape) do not broadcast")
         }
-        let sa = Broadcast.strides(a.shape, in: shape), sb = Broadcast.strides(b.shape, in: shape)
+        let sa = Broadcast.strides(a.shape, in: shape)
+        let sb = Broadcast.strides(b.shape, in: shape)
         let out: [T] = filledArray(count: shape.reduce(1, *)) { o in
             a.storage.withUnsafeBufferPointer { x in
                 b.storage.withUnsafeBufferPointer { y in
                     if a.shape == b.shape {
-                        Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in for i in r { o[i] = f(x[i], y[i]) } }
+                        Parallel.chunks(o.count, grain: Parallel.elementGrain) { r in
+                            for i in r { o[i] = f(x[i], y[i]) }
+                        }
                     } else if a.shape == shape, let pattern = Broadcast.pattern(b.shape, in: shape) {
                         Tensor.spread(count: o.count, pattern) { i, j in o[i] = f(x[i], y[j]) }
                     } else if b.shape == shape, let pattern = Broadcast.pattern(a.shape, in: shape) {
@@ -50,11 +53,16 @@ extension Tensor {
     /// out = f(a, b) with broadcasting; `da`/`db` give d out / d a and d out / d b at each element.
     @inline(__always)
     @_specialize(where T == Float)
-    static func binary(_ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
-                       da: @escaping (T, T) -> T, db: @escaping (T, T) -> T) -> Tensor {
+    static func binary(
+        _ a: Tensor, _ b: Tensor, _ f: (T, T) -> T,
+        da: @escaping (T, T) -> T, db: @escaping (T, T) -> T
+    ) -> Tensor {
         let (out, shape) = broadcastForward(a, b, f)
-        let sa = Broadcast.strides(a.shape, in: shape), sb = Broadcast.strides(b.shape, in: shape)
-        let needA = a.requiresGrad, needB = b.requiresGrad, same = a.shape == b.shape
+        let sa = Broadcast.strides(a.shape, in: shape)
+        let sb = Broadcast.strides(b.shape, in: shape)
+        let needA = a.requiresGrad
+        let needB = b.requiresGrad
+        let same = a.shape == b.shape
         return make(out, shape: shape, inputs: [a, b]) { g in
             /// g * d(x[ia], y[ib]) at every output element.
             func partial(_ d: @escaping (T, T) -> T) -> [T] {
@@ -63,9 +71,13 @@ extension Tensor {
                         b.storage.withUnsafeBufferPointer { y in
                             g.withUnsafeBufferPointer { gin in
                                 if same {
-                                    Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in for i in r { gp[i] = gin[i] * d(x[i], y[i]) } }
+                                    Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in
+                                        for i in r { gp[i] = gin[i] * d(x[i], y[i]) }
+                                    }
                                 } else {
-                                    Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in gp[i] = gin[i] * d(x[ia], y[ib]) }
+                                    Broadcast.parallelForEach(shape, sa, sb) { i, ia, ib in
+                                        gp[i] = gin[i] * d(x[ia], y[ib])
+                                    }
                                 }
                             }
                         }
@@ -83,11 +95,20 @@ extension Tensor {
     static func additiveForward(_ a: Tensor, _ b: Tensor, sign: T) -> (values: [T], shape: [Int])? {
         guard let shape = Broadcast.shape(a.shape, b.shape) else { return nil }
         let count = shape.reduce(1, *)
-        let pattern: Broadcast.Pattern?, bBroadcast: Bool
-        if a.shape == b.shape { pattern = nil; bBroadcast = true }
-        else if a.shape == shape, let p = Broadcast.pattern(b.shape, in: shape) { pattern = p; bBroadcast = true }
-        else if b.shape == shape, let p = Broadcast.pattern(a.shape, in: shape) { pattern = p; bBroadcast = false }
-        else { return nil }
+        let pattern: Broadcast.Pattern?
+        let bBroadcast: Bool
+        if a.shape == b.shape {
+            pattern = nil
+            bBroadcast = true
+        } else if a.shape == shape, let p = Broadcast.pattern(b.shape, in: shape) {
+            pattern = p
+            bBroadcast = true
+        } else if b.shape == shape, let p = Broadcast.pattern(a.shape, in: shape) {
+            pattern = p
+            bBroadcast = false
+        } else {
+            return nil
+        }
         let (sa, sb): (T, T) = (1, sign)
         let out: [T] = filledArray(count: count) { o in
             a.storage.withUnsafeBufferPointer { x in
@@ -96,7 +117,8 @@ extension Tensor {
                     // `full` has the output's shape; `small` is spread over it; scales apply to a and b.
                     let (full, small) = bBroadcast ? (ptrs.value.0, ptrs.value.1) : (ptrs.value.1, ptrs.value.0)
                     let (sf, ss) = bBroadcast ? (sa, sb) : (sb, sa)
-                    let fullP = UncheckedSendable(full), smallP = UncheckedSendable(small)
+                    let fullP = UncheckedSendable(full)
+                    let smallP = UncheckedSendable(small)
                     switch pattern {
                     case nil:
                         Parallel.chunks(count, grain: Parallel.elementGrain) { r in
@@ -129,7 +151,8 @@ extension Tensor {
     /// broadcast dimensions), with no per-element derivative to evaluate.
     @_specialize(where T == Float)
     static func additive(_ a: Tensor, _ b: Tensor, sign: T) -> Tensor {
-        let (out, shape) = additiveForward(a, b, sign: sign) ?? (sign == 1 ? broadcastForward(a, b, +) : broadcastForward(a, b, -))
+        let (out, shape) =
+            additiveForward(a, b, sign: sign) ?? (sign == 1 ? broadcastForward(a, b, +) : broadcastForward(a, b, -))
         return make(out, shape: shape, inputs: [a, b]) { g in
             if a.requiresGrad { a.accumulate(Broadcast.reduce(g, from: shape, to: a.shape)) }
             if b.requiresGrad {
@@ -154,7 +177,9 @@ extension Tensor {
                 g.withUnsafeBufferPointer { gin in
                     x.withUnsafeBufferPointer { xp in
                         out.withUnsafeBufferPointer { yp in
-                            Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in for i in r { gp[i] = gin[i] * df(xp[i], yp[i]) } }
+                            Parallel.chunks(gp.count, grain: Parallel.elementGrain) { r in
+                                for i in r { gp[i] = gin[i] * df(xp[i], yp[i]) }
+                            }
                         }
                     }
                 }
@@ -170,7 +195,9 @@ extension Tensor {
     @_specialize(where T == Float)
     public static func * (a: Tensor, b: Tensor) -> Tensor { binary(a, b, *, da: { _, y in y }, db: { x, _ in x }) }
     @_specialize(where T == Float)
-    public static func / (a: Tensor, b: Tensor) -> Tensor { binary(a, b, /, da: { _, y in 1 / y }, db: { x, y in -x / (y * y) }) }
+    public static func / (a: Tensor, b: Tensor) -> Tensor {
+        binary(a, b, /, da: { _, y in 1 / y }, db: { x, y in -x / (y * y) })
+    }
 
     @_specialize(where T == Float)
     public static func + (a: Tensor, s: T) -> Tensor { a.unary({ $0 + s }, { _, _ in 1 }) }
@@ -210,10 +237,12 @@ extension Tensor {
     @_specialize(where T == Float)
     public func silu() -> Tensor {
         if let fast = floatKernel(lethe_silu_forward, lethe_silu_backward) { return fast }
-        return unary({ $0 / (1 + T.exp(-$0)) }, { x, _ in
-            let s = 1 / (1 + T.exp(-x))
-            return s * (1 + x * (1 - s))
-        })
+        return unary(
+            { $0 / (1 + T.exp(-$0)) },
+            { x, _ in
+                let s = 1 / (1 + T.exp(-x))
+                return s * (1 + x * (1 - s))
+            })
     }
 
     /// GELU with the exact erf form, PyTorch's default: x * Phi(x).
@@ -222,31 +251,40 @@ extension Tensor {
         if let fast = floatKernel(lethe_gelu_forward, lethe_gelu_backward) { return fast }
         let invSqrt2 = T(0.70710678118654752440)
         let invSqrt2Pi = T(0.39894228040143267794)
-        return unary({ $0 * (1 + T.erf($0 * invSqrt2)) / 2 }, { x, _ in
-            (1 + T.erf(x * invSqrt2)) / 2 + x * invSqrt2Pi * T.exp(-x * x / 2)
-        })
+        return unary(
+            { $0 * (1 + T.erf($0 * invSqrt2)) / 2 },
+            { x, _ in
+                (1 + T.erf(x * invSqrt2)) / 2 + x * invSqrt2Pi * T.exp(-x * x / 2)
+            })
     }
 
     /// An activation through its vectorised C kernels when T is Float (nil otherwise), split into
     /// fixed chunks over the threads.
-    func floatKernel(_ forward: @escaping (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void,
-                     _ backward: @escaping (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void) -> Tensor? {
+    func floatKernel(
+        _ forward: @escaping (UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void,
+        _ backward: @escaping (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?, Int) -> Void
+    ) -> Tensor? {
         guard T.self == Float.self else { return nil }
         let x = storage
         let out: [T] = filledArray(count: count) { o in
             x.withUnsafeBytes { xb in
                 let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self)
                 let op = UnsafeMutableRawPointer(o.baseAddress!).assumingMemoryBound(to: Float.self)
-                Parallel.chunks(count, grain: Parallel.elementGrain) { r in forward(xp + r.lowerBound, op + r.lowerBound, r.count) }
+                Parallel.chunks(count, grain: Parallel.elementGrain) { r in
+                    forward(xp + r.lowerBound, op + r.lowerBound, r.count)
+                }
             }
         }
         return Tensor.make(out, shape: shape, inputs: [self]) { [self] g in
             let gx: [T] = filledArray(count: count) { d in
                 x.withUnsafeBytes { xb in
                     g.withUnsafeBytes { gb in
-                        let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self), gp = gb.baseAddress!.assumingMemoryBound(to: Float.self)
+                        let xp = xb.baseAddress!.assumingMemoryBound(to: Float.self)
+                        let gp = gb.baseAddress!.assumingMemoryBound(to: Float.self)
                         let dp = UnsafeMutableRawPointer(d.baseAddress!).assumingMemoryBound(to: Float.self)
-                        Parallel.chunks(count, grain: Parallel.elementGrain) { r in backward(xp + r.lowerBound, gp + r.lowerBound, dp + r.lowerBound, r.count) }
+                        Parallel.chunks(count, grain: Parallel.elementGrain) { r in
+                            backward(xp + r.lowerBound, gp + r.lowerBound, dp + r.lowerBound, r.count)
+                        }
                     }
                 }
             }

@@ -10,7 +10,9 @@ extension Tensor {
         let total = storage.withUnsafeBufferPointer { a in
             target.storage.withUnsafeBufferPointer { b in
                 let ptrs = UncheckedSendable((a.baseAddress!, b.baseAddress!))
-                return Parallel.chunkSums(n) { r in T.sumSquaredDifference(ptrs.value.0 + r.lowerBound, ptrs.value.1 + r.lowerBound, count: r.count) }
+                return Parallel.chunkSums(n) { r in
+                    T.sumSquaredDifference(ptrs.value.0 + r.lowerBound, ptrs.value.1 + r.lowerBound, count: r.count)
+                }
             }
         }
         return Tensor.make([total / T(n)], shape: [], inputs: [self, target]) { [self] g in
@@ -40,8 +42,11 @@ extension Tensor {
     /// `F.cross_entropy` for logits (N, C) and class indices, averaged over N.
     @_specialize(where T == Float)
     public func crossEntropy(_ targets: [Int]) -> Tensor {
-        let c = shape[rank - 1], n = count / c
-        precondition(targets.count == n && targets.allSatisfy { $0 >= 0 && $0 < c }, "cross_entropy: \(targets.count) targets in 0..<\(c) for \(n) rows")
+        let c = shape[rank - 1]
+        let n = count / c
+        precondition(
+            targets.count == n && targets.allSatisfy { $0 >= 0 && $0 < c },
+            "cross_entropy: \(targets.count) targets in 0..<\(c) for \(n) rows")
         let logp = logSoftmax()
         var pick = [T](repeating: 0, count: count)
         for (r, t) in targets.enumerated() { pick[r * c + t] = -1 / T(n) }

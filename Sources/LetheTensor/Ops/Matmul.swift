@@ -6,18 +6,24 @@ extension Tensor {
     @_specialize(where T == Float)
     public func matmul(_ b: Tensor) -> Tensor {
         precondition(rank >= 2 && b.rank >= 2, "matmul needs matrices: \(shape) x \(b.shape)")
-        let m = shape[rank - 2], k = shape[rank - 1], n = b.shape[b.rank - 1]
+        let m = shape[rank - 2]
+        let k = shape[rank - 1]
+        let n = b.shape[b.rank - 1]
         precondition(b.shape[b.rank - 2] == k, "matmul inner dimensions differ: \(shape) x \(b.shape)")
         let batch = shape[..<(rank - 2)].reduce(1, *)
         let shared = b.rank == 2
-        precondition(shared || Array(b.shape.dropLast(2)) == Array(shape.dropLast(2)), "matmul batch dimensions differ: \(shape) x \(b.shape)")
+        precondition(
+            shared || Array(b.shape.dropLast(2)) == Array(shape.dropLast(2)),
+            "matmul batch dimensions differ: \(shape) x \(b.shape)")
         var out = [T](repeating: 0, count: batch * m * n)
         let a = self
         if shared {
             // One gemm over all batch rows: (B*M, K) x (K, N).
             gemm(a.storage, b.storage, into: &out, m: batch * m, n: n, k: k)
         } else {
-            Tensor.batchedGemm(batch: batch, m: m, n: n, k: k, a.storage, b.storage, into: &out, aStride: m * k, bStride: k * n, cStride: m * n)
+            Tensor.batchedGemm(
+                batch: batch, m: m, n: n, k: k, a.storage, b.storage, into: &out, aStride: m * k, bStride: k * n,
+                cStride: m * n)
         }
         return Tensor.make(out, shape: Array(shape.dropLast()) + [n], inputs: [a, b]) { g in
             if a.requiresGrad {
@@ -25,7 +31,9 @@ extension Tensor {
                 if shared {
                     gemm(g, b.storage, into: &ga, m: batch * m, n: k, k: n, transB: true)
                 } else {
-                    Tensor.batchedGemm(batch: batch, m: m, n: k, k: n, g, b.storage, into: &ga, transB: true, aStride: m * n, bStride: k * n, cStride: m * k)
+                    Tensor.batchedGemm(
+                        batch: batch, m: m, n: k, k: n, g, b.storage, into: &ga, transB: true, aStride: m * n,
+                        bStride: k * n, cStride: m * k)
                 }
                 a.accumulate(ga)
             }
@@ -34,7 +42,9 @@ extension Tensor {
                 if shared {
                     gemm(a.storage, g, into: &gb, m: k, n: n, k: batch * m, transA: true)
                 } else {
-                    Tensor.batchedGemm(batch: batch, m: k, n: n, k: m, a.storage, g, into: &gb, transA: true, aStride: m * k, bStride: m * n, cStride: k * n)
+                    Tensor.batchedGemm(
+                        batch: batch, m: k, n: n, k: m, a.storage, g, into: &gb, transA: true, aStride: m * k,
+                        bStride: m * n, cStride: k * n)
                 }
                 b.accumulate(gb)
             }
@@ -43,15 +53,18 @@ extension Tensor {
 
     /// Independent products C_i = op(A_i) op(B_i); small ones are spread over threads.
     @_specialize(where T == Float)
-    static func batchedGemm(batch: Int, m: Int, n: Int, k: Int, _ a: [T], _ b: [T], into c: inout [T],
-                            transA: Bool = false, transB: Bool = false, aStride: Int, bStride: Int, cStride: Int) {
+    static func batchedGemm(
+        batch: Int, m: Int, n: Int, k: Int, _ a: [T], _ b: [T], into c: inout [T],
+        transA: Bool = false, transB: Bool = false, aStride: Int, bStride: Int, cStride: Int
+    ) {
         a.withUnsafeBufferPointer { ap in
             b.withUnsafeBufferPointer { bp in
                 c.withUnsafeMutableBufferPointer { cp in
                     let (aBase, bBase, cBase) = (ap.baseAddress!, bp.baseAddress!, cp.baseAddress!)
                     let one = { (i: Int, parallel: Bool) in
-                        gemm(aBase + i * aStride, bBase + i * bStride, cBase + i * cStride,
-                             m: m, n: n, k: k, transA: transA, transB: transB, beta: 0, parallel: parallel)
+                        gemm(
+                            aBase + i * aStride, bBase + i * bStride, cBase + i * cStride,
+                            m: m, n: n, k: k, transA: transA, transB: transB, beta: 0, parallel: parallel)
                     }
                     if m * n * k <= smallGemmWork || Numerics.mode == .strict {
                         Parallel.run(batch) { one($0, false) }
@@ -66,7 +79,8 @@ extension Tensor {
     /// PyTorch's `F.linear`: x (..., in), weight (out, in), bias (out) -> (..., out).
     @_specialize(where T == Float)
     public func linear(_ weight: Tensor, _ bias: Tensor? = nil) -> Tensor {
-        let inF = shape[rank - 1], outF = weight.shape[0]
+        let inF = shape[rank - 1]
+        let outF = weight.shape[0]
         precondition(weight.shape == [outF, inF], "linear: input \(shape) with weight \(weight.shape)")
         let rows = count / inF
         precondition(bias == nil || bias!.shape == [outF], "linear: bias \(bias!.shape) for \(outF) outputs")
@@ -84,7 +98,7 @@ extension Tensor {
         func linearBackwardInOrder(_ g: [T]) {
             if x.requiresGrad {
                 var gx = [T](repeating: 0, count: x.count)
-                gemm(g, weight.storage, into: &gx, m: rows, n: inF, k: outF)   // (rows, out) x (out, in)
+                gemm(g, weight.storage, into: &gx, m: rows, n: inF, k: outF)  // (rows, out) x (out, in)
                 x.accumulate(gx)
             }
             if weight.requiresGrad {
@@ -94,22 +108,33 @@ extension Tensor {
             }
         }
         return Tensor.make(out, shape: Array(shape.dropLast()) + [outF], inputs: inputs) { g in
-            if x.requiresGrad && weight.requiresGrad && x.count > 0 && weight.count > 0 && Numerics.mode == .fast && Numerics.threads > 1 {
+            if x.requiresGrad && weight.requiresGrad && x.count > 0 && weight.count > 0 && Numerics.mode == .fast
+                && Numerics.threads > 1
+            {
                 // The two products are independent and the same size (rows x in x out): each on its own
                 // thread, single-threaded, rather than one after the other split over the threads.
-                var gx: [T] = unwrittenArray(count: x.count), gw: [T] = unwrittenArray(count: weight.count)
+                var gx: [T] = unwrittenArray(count: x.count)
+                var gw: [T] = unwrittenArray(count: weight.count)
                 g.withUnsafeBufferPointer { gp in
                     weight.storage.withUnsafeBufferPointer { wp in
                         x.storage.withUnsafeBufferPointer { xp in
                             gx.withUnsafeMutableBufferPointer { gxp in
                                 gw.withUnsafeMutableBufferPointer { gwp in
-                                    let p = UncheckedSendable((gp.baseAddress!, wp.baseAddress!, xp.baseAddress!, gxp.baseAddress!, gwp.baseAddress!))
+                                    let p = UncheckedSendable(
+                                        (
+                                            gp.baseAddress!, wp.baseAddress!, xp.baseAddress!, gxp.baseAddress!,
+                                            gwp.baseAddress!
+                                        ))
                                     Parallel.blocksWithSerialBLAS(2) { i in
                                         let (g, w, xs, gx, gw) = p.value
                                         if i == 0 {
-                                            LetheTensor.gemm(g, w, gx, m: rows, n: inF, k: outF, transA: false, transB: false, beta: 0, parallel: false)
+                                            LetheTensor.gemm(
+                                                g, w, gx, m: rows, n: inF, k: outF, transA: false, transB: false,
+                                                beta: 0, parallel: false)
                                         } else {
-                                            LetheTensor.gemm(g, xs, gw, m: outF, n: inF, k: rows, transA: true, transB: false, beta: 0, parallel: false)
+                                            LetheTensor.gemm(
+                                                g, xs, gw, m: outF, n: inF, k: rows, transA: true, transB: false,
+                                                beta: 0, parallel: false)
                                         }
                                     }
                                 }
@@ -130,15 +155,18 @@ extension Tensor {
 }
 
 /// C[cOffset...] = op(A) op(B) + beta * C, row-major, on slices of flat arrays.
-func gemm<T: TensorScalar>(_ a: [T], _ b: [T], into c: inout [T], m: Int, n: Int, k: Int,
-                           transA: Bool = false, transB: Bool = false, beta: T = 0,
-                           aOffset: Int = 0, bOffset: Int = 0, cOffset: Int = 0, parallel: Bool = true) {
+func gemm<T: TensorScalar>(
+    _ a: [T], _ b: [T], into c: inout [T], m: Int, n: Int, k: Int,
+    transA: Bool = false, transB: Bool = false, beta: T = 0,
+    aOffset: Int = 0, bOffset: Int = 0, cOffset: Int = 0, parallel: Bool = true
+) {
     guard m > 0 && n > 0 else { return }
     a.withUnsafeBufferPointer { ap in
         b.withUnsafeBufferPointer { bp in
             c.withUnsafeMutableBufferPointer { cp in
-                gemm(ap.baseAddress! + aOffset, bp.baseAddress! + bOffset, cp.baseAddress! + cOffset,
-                     m: m, n: n, k: k, transA: transA, transB: transB, beta: beta, parallel: parallel)
+                gemm(
+                    ap.baseAddress! + aOffset, bp.baseAddress! + bOffset, cp.baseAddress! + cOffset,
+                    m: m, n: n, k: k, transA: transA, transB: transB, beta: beta, parallel: parallel)
             }
         }
     }
@@ -149,24 +177,31 @@ let strictGemmBlockRows = 64
 
 /// C (m x n, row-major) = op(A) op(B) + beta * C. In strict mode the product is split into fixed
 /// blocks of rows of C, each a single-threaded gemm over the whole of K.
-func gemm<T: TensorScalar>(_ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int,
-                           transA: Bool, transB: Bool, beta: T, parallel: Bool) {
+func gemm<T: TensorScalar>(
+    _ a: UnsafePointer<T>, _ b: UnsafePointer<T>, _ c: UnsafeMutablePointer<T>, m: Int, n: Int, k: Int,
+    transA: Bool, transB: Bool, beta: T, parallel: Bool
+) {
     guard m > 0 && n > 0 else { return }
     if k == 0 {
         // C may be uninitialised when beta is 0 (as BLAS allows): write, do not scale.
         for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : c[i] * beta }
         return
     }
-    let lda = transA ? m : k, ldb = transB ? k : n
+    let lda = transA ? m : k
+    let ldb = transB ? k : n
     guard Numerics.mode == .strict && m > strictGemmBlockRows else {
-        T.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: n)
+        T.gemm(
+            transA: transA, transB: transB, m: m, n: n, k: k, alpha: 1, a: a, lda: lda, b: b, ldb: ldb, beta: beta,
+            c: c, ldc: n)
         return
     }
     let blocks = (m + strictGemmBlockRows - 1) / strictGemmBlockRows
     let block = { (i: Int) in
-        let m0 = i * strictGemmBlockRows, rows = min(strictGemmBlockRows, m - m0)
-        T.gemm(transA: transA, transB: transB, m: rows, n: n, k: k, alpha: 1,
-               a: transA ? a + m0 : a + m0 * lda, lda: lda, b: b, ldb: ldb, beta: beta, c: c + m0 * n, ldc: n)
+        let m0 = i * strictGemmBlockRows
+        let rows = min(strictGemmBlockRows, m - m0)
+        T.gemm(
+            transA: transA, transB: transB, m: rows, n: n, k: k, alpha: 1,
+            a: transA ? a + m0 : a + m0 * lda, lda: lda, b: b, ldb: ldb, beta: beta, c: c + m0 * n, ldc: n)
     }
     if parallel { Parallel.run(blocks, block) } else { for i in 0..<blocks { block(i) } }
 }

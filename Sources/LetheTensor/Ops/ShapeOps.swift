@@ -40,7 +40,10 @@ extension Tensor {
     static func strides(_ shape: [Int]) -> [Int] {
         var s = [Int](repeating: 1, count: shape.count)
         var acc = 1
-        for i in stride(from: shape.count - 1, through: 0, by: -1) { s[i] = acc; acc *= shape[i] }
+        for i in stride(from: shape.count - 1, through: 0, by: -1) {
+            s[i] = acc
+            acc *= shape[i]
+        }
         return s
     }
 
@@ -62,7 +65,12 @@ extension Tensor {
         let first = parts[0]
         let ax = first.normalizedAxis(axis)
         let (outer, _, inner) = first.split(at: ax)
-        for p in parts { precondition(p.rank == first.rank && p.shape.enumerated().allSatisfy { $0.offset == ax || $0.element == first.shape[$0.offset] }, "concat: \(p.shape) vs \(first.shape)") }
+        for p in parts {
+            precondition(
+                p.rank == first.rank
+                    && p.shape.enumerated().allSatisfy { $0.offset == ax || $0.element == first.shape[$0.offset] },
+                "concat: \(p.shape) vs \(first.shape)")
+        }
         let sizes = parts.map { $0.shape[ax] }
         let total = sizes.reduce(0, +)
         var out = [T](repeating: 0, count: outer * total * inner)
