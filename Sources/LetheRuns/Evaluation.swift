@@ -214,9 +214,12 @@ enum RunFiles {
     /// What produced the run (no clock readings: timings live in timing.jsonl, so reruns compare).
     static func provenance(threads: Int, mode: Numerics.Mode) -> JSONValue {
         var git = JSONObject()
-        if let commit = shell("git", "rev-parse", "HEAD") {
+        // The commit of the checkout the running binary was built in (found from the executable's
+        // own path), not of whatever folder `lethe` happens to be run from.
+        if let source = toolSourceFolder, let commit = shell("git", "-C", source, "rev-parse", "HEAD") {
             git["commit"] = .string(commit)
-            git["dirty"] = .bool(!(shell("git", "status", "--porcelain", "--untracked-files=no") ?? "").isEmpty)
+            git["dirty"] = .bool(
+                !(shell("git", "-C", source, "status", "--porcelain", "--untracked-files=no") ?? "").isEmpty)
         }
         let cpu =
             (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
@@ -229,6 +232,13 @@ enum RunFiles {
                 ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("cpu", .string(cpu)),
                 ("os", .string(ProcessInfo.processInfo.operatingSystemVersionString)),
             ]))
+    }
+
+    /// The folder of the running executable (`/proc/self/exe`), where `git -C` finds the checkout a
+    /// `swift build` placed it in; nil when it cannot be read.
+    static var toolSourceFolder: String? {
+        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().path
     }
 
     static func shell(_ arguments: String...) -> String? {
