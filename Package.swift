@@ -20,6 +20,7 @@ let package = Package(
         .library(name: "LetheModels", targets: ["LetheModels"]),
         .library(name: "LetheData", targets: ["LetheData"]),
         .library(name: "LetheRuns", targets: ["LetheRuns"]),
+        .library(name: "LetheUnlearn", targets: ["LetheUnlearn"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,14 +52,17 @@ let package = Package(
             name: "LetheData", dependencies: ["CImageIO", "LetheFiles", "LetheTensor"],
             swiftSettings: numericSwiftSettings),
         .target(
-            name: "LetheRuns", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels"],
+            name: "LetheRuns", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheTensor"],
+            swiftSettings: numericSwiftSettings),
+        .target(
+            name: "LetheUnlearn", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels", "LetheRuns"],
             swiftSettings: numericSwiftSettings),
         .target(name: "LetheFuzz", dependencies: ["LetheSpec", "LetheData", "LetheTensor", "LetheJSON"]),
         .executableTarget(name: "lethe-fuzz", dependencies: ["LetheFuzz"]),
         .executableTarget(
             name: "lethe",
             dependencies: [
-                "LetheFiles", "LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns",
+                "LetheFiles", "LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns", "LetheUnlearn",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numericSwiftSettings
@@ -73,7 +77,11 @@ let package = Package(
             name: "LetheDataTests", dependencies: ["LetheData"], exclude: ["Fixtures"],
             swiftSettings: numericSwiftSettings),
         .testTarget(
-            name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheModels"], swiftSettings: numericSwiftSettings),
+            name: "LetheRunsTests", dependencies: ["LetheRuns", "LetheUnlearn", "LetheModels"],
+            swiftSettings: numericSwiftSettings),
+        .testTarget(
+            name: "LetheUnlearnTests", dependencies: ["LetheUnlearn", "LetheModels"],
+            swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheCLITests", dependencies: ["lethe"]),
         .testTarget(name: "LetheFuzzTests", dependencies: ["LetheFuzz"]),
     ]

@@ -4,34 +4,45 @@ import LetheSpec
 
 /// A run's self-contained HTML report (tables, SVG plots, the sample grid inlined as a data URI) and
 /// its SVG plots, written as plain text so they diff and open anywhere without a network.
-enum Report {
-    struct Series {
-        var label: String
-        var color: String
-        var values: [Double]
+public enum Report {
+    public struct Series {
+        public var label: String
+        public var color: String
+        public var values: [Double]
+        public init(label: String, color: String, values: [Double]) {
+            self.label = label
+            self.color = color
+            self.values = values
+        }
     }
 
-    struct PointGroup {
-        var label: String
-        var color: String
-        var filled: Bool
-        var points: [(Double, Double)]
+    public struct PointGroup {
+        public var label: String
+        public var color: String
+        public var filled: Bool
+        public var points: [(Double, Double)]
+        public init(label: String, color: String, filled: Bool, points: [(Double, Double)]) {
+            self.label = label
+            self.color = color
+            self.filled = filled
+            self.points = points
+        }
     }
 
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+    public static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
 
     /// Numbers in SVG and HTML with fixed precision, so the files are stable across runs.
-    static func format(_ x: Double, _ digits: Int = 4) -> String {
+    public static func format(_ x: Double, _ digits: Int = 4) -> String {
         x.isFinite ? String(format: "%.\(digits)g", x) : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf"))
     }
 
-    static func escape(_ s: String) -> String {
+    public static func escape(_ s: String) -> String {
         s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 
     /// A scatter plot of 2-D points in groups (the embedding plot).
-    static func scatterSVG(title: String, groups: [PointGroup], width: Int = 520, height: Int = 420) -> String {
+    public static func scatterSVG(title: String, groups: [PointGroup], width: Int = 520, height: Int = 420) -> String {
         let all = groups.flatMap(\.points)
         let xs = all.map(\.0)
         let ys = all.map(\.1)
@@ -62,7 +73,7 @@ enum Report {
     }
 
     /// Line plot of per-step series (the training curve).
-    static func curveSVG(title: String, series: [Series], width: Int = 520, height: Int = 300) -> String {
+    public static func curveSVG(title: String, series: [Series], width: Int = 520, height: Int = 300) -> String {
         let finite = series.flatMap(\.values).filter(\.isFinite)
         let (lo, hi) = (min(0, finite.min() ?? 0), finite.max() ?? 1)
         let steps = max(2, series.map(\.values.count).max() ?? 2)
@@ -95,7 +106,7 @@ enum Report {
 
     /// `eval.json`'s model x split x metric numbers as an HTML table: rows are models, columns
     /// split/metric.
-    static func metricsTable(_ eval: JSONValue, models: [String]) -> String {
+    public static func metricsTable(_ eval: JSONValue, models: [String]) -> String {
         let splits = ["retain", "forget", "all"].filter { eval["images"]?[$0] != nil }
         var names: [String] = []
         for model in models {
@@ -121,7 +132,7 @@ enum Report {
         return out + "</table>\n"
     }
 
-    static func metricLabel(_ key: String) -> String {
+    public static func metricLabel(_ key: String) -> String {
         [
             "fid": "FID ↓ gen. vs truth", "is": "IS", "cosine": "cosine", "psnr": "PSNR (dB)", "ssim": "SSIM",
             "accuracy": "class accuracy",
@@ -129,7 +140,7 @@ enum Report {
     }
 
     /// The whole page. `sections` are (heading, HTML) pairs placed in order.
-    static func html(title: String, facts: [(String, String)], sections: [(String, String)]) -> String {
+    public static func html(title: String, facts: [(String, String)], sections: [(String, String)]) -> String {
         var out = """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
@@ -150,90 +161,7 @@ enum Report {
         return out + "</body></html>\n"
     }
 
-    static func pngImage(_ bytes: [UInt8], alt: String, scale: Int = 3, width: Int) -> String {
+    public static func pngImage(_ bytes: [UInt8], alt: String, scale: Int = 3, width: Int) -> String {
         "<img alt=\"\(escape(alt))\" width=\"\(width * scale)\" src=\"data:image/png;base64,\(Data(bytes).base64EncodedString())\">"
-    }
-}
-
-/// What a finished unlearn or evaluate run puts in its report: the metrics table, the training
-/// curve, the embedding plot (PCA of the feature classifier's features of the completed images) and
-/// the sample grid.
-struct RunReport {
-    var plan: Plan
-    var eval: JSONValue
-    var curve: [String]
-    var models: [(name: String, result: ModelEvaluator.Result)]
-    var curveKeys: [String]
-
-    func write(into dir: RunDirectory) throws {
-        var sections: [(String, String)] = []
-        sections.append(
-            (
-                "Metrics",
-                Report.metricsTable(eval, models: models.map(\.name) + ["mean_fill_baseline"])
-                    + "<p>Completions of the masked held-out test images against their ground truth. FID, IS, cosine and class accuracy are measured in the feature space of Lethe's own feature classifier (Inception and CLIP weights cannot be downloaded here). Good on D_R: close to the original. Good on D_F: far from it (FID up, cosine and accuracy down).</p>"
-            ))
-        let rows = curve.compactMap { try? JSONParser.parse($0) }
-        if !rows.isEmpty, !curveKeys.isEmpty {
-            let svg = Report.curveSVG(
-                title: "training curve",
-                series: curveKeys.enumerated().map { i, key in
-                    Report.Series(
-                        label: key, color: Report.palette[i % Report.palette.count],
-                        values: rows.map { $0[key]?.doubleValue ?? .nan })
-                })
-            try dir.write("curve.svg", text: svg)
-            sections.append(("Training curve", svg))
-        }
-        let withFeatures = models.filter { !$0.result.features.isEmpty }
-        if let d = withFeatures.first?.result.featureWidth, d > 1 {
-            var groups: [(String, String, Bool, [Float])] = []
-            for (m, model) in withFeatures.enumerated() {
-                for (s, split) in ["retain", "forget", "all"].enumerated() {
-                    if let f = model.result.features[split] {
-                        groups.append(("\(model.name) \(split)", Report.palette[s], m == 0, f))
-                    }
-                }
-            }
-            let points = Metrics.pca2(groups.flatMap(\.3), d: d)
-            var offset = 0
-            let svg = Report.scatterSVG(
-                title: "completed images, feature-space PCA",
-                groups: groups.map { g in
-                    let n = g.3.count / d
-                    defer { offset += n }
-                    return Report.PointGroup(
-                        label: g.0, color: g.1, filled: g.2, points: Array(points[offset..<(offset + n)]))
-                })
-            try dir.write("embedding.svg", text: svg)
-            sections.append(
-                (
-                    "Embeddings",
-                    svg
-                        + "<p>Filled: \(Report.escape(withFeatures[0].name)); hollow: \(Report.escape(withFeatures.dropFirst().map(\.name).joined(separator: ", "))). Blue: retain classes; red: forget classes.</p>"
-                ))
-        }
-        if let png = FileManager.default.contents(atPath: dir.path("samples.png")) {
-            let size = plan.spec.data.imageSize
-            let k = max(1, plan.spec.evaluate.gridSamples / 2)
-            sections.append(
-                (
-                    "Samples",
-                    Report.pngImage([UInt8](png), alt: "sample grid", width: 2 * k * (size + 2))
-                        + "<p>Rows: masked input, ground truth, \(models.map(\.name).joined(separator: ", ")). Left half: retain classes; right half: forget classes.</p>"
-                ))
-        }
-        sections.append(("Evaluation (eval.json)", "<pre>\(Report.escape(JSONText.pretty(eval)))</pre>"))
-        let facts: [(String, String)] = [
-            ("config hash", plan.configHash), ("kind", plan.kind),
-            ("method", plan.spec.unlearn?.method.rawValue ?? "-"),
-            ("model", plan.spec.model.architecture.rawValue),
-            ("tool", "lethe " + LetheVersion.current),
-        ]
-        try dir.write(
-            "report.html",
-            text: Report.html(
-                title: "Lethe run \(plan.spec.name ?? String(plan.configHash.prefix(12)))",
-                facts: facts, sections: sections))
     }
 }

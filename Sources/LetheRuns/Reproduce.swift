@@ -39,16 +39,24 @@ public struct Reproducer {
         public var tolerance: Double
     }
 
+    /// Executes a plan's stages into its runs folder and returns the run directory (LetheUnlearn's
+    /// `Executor.execute`, passed in so the run store does not depend on the executors).
+    public typealias Execute = (_ plan: Plan, _ threads: Int, _ log: (String) -> Void) throws -> String
+
     public let original: RunRecord
     public let scratch: String
     public let threads: Int
     public let tolerance: Double
+    let execute: Execute
 
-    public init(original: RunRecord, scratch: String, threads: Int, tolerance: Double = 1e-4) {
+    public init(
+        original: RunRecord, scratch: String, threads: Int, tolerance: Double = 1e-4, execute: @escaping Execute
+    ) {
         self.original = original
         self.scratch = scratch
         self.threads = threads
         self.tolerance = tolerance
+        self.execute = execute
     }
 
     /// A scratch folder this process creates and therefore owns: `parent` itself when it does not exist
@@ -124,7 +132,7 @@ public struct Reproducer {
             )
         }
         log("reproducing \(original.hash.prefix(16)) into \(scratchRuns)")
-        let dir = try Executor.execute(plan, threads: threads, log: log)
+        let dir = try execute(plan, threads, log)
         let copy = try RunRecord(dir)
 
         let before = try original.json(Self.provenanceFile)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LetheRuns
+import LetheUnlearn
 
 struct Reproduce: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -48,7 +49,8 @@ struct Reproduce: ParsableCommand {
         do {
             folder = try Reproducer.makeScratch(under: scratch, hash: record.hash)
             outcome = try Reproducer(
-                original: record, scratch: folder, threads: threads ?? recordedThreads, tolerance: tolerance
+                original: record, scratch: folder, threads: threads ?? recordedThreads, tolerance: tolerance,
+                execute: { plan, threads, log in try Executor.execute(plan, threads: threads, log: log) }
             ).run()
         } catch {
             throw failure("\(error)", error is RunRecord.Problem ? Exit.no : stageExitCode(for: error))

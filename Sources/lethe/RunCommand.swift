@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LetheRuns
+import LetheUnlearn
 import LetheSpec
 
 struct Run: ParsableCommand {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LetheJSON
 import LetheRuns
+import LetheUnlearn
 import LetheSpec
 
 struct Table: ParsableCommand {

@@ -3,6 +3,7 @@ import Testing
 import LetheJSON
 import LetheSpec
 @testable import LetheRuns
+import LetheUnlearn
 
 /// Tiny specs in a scratch folder: a pretrain and an unlearn run of a small MAE on real data.
 struct TinyRuns {
@@ -88,7 +89,9 @@ struct TinyRuns {
     @Test func aRunReproducesBitwiseOnTheSameSettings() throws {
         let t = TinyRuns()
         let dir = try t.run(try t.write())
-        let outcome = try Reproducer(original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 1).run(log: {
+        let outcome = try Reproducer(
+            original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 1, execute: Executor.execute
+        ).run(log: {
             _ in
         })
         #expect(
@@ -100,7 +103,9 @@ struct TinyRuns {
     @Test func anotherThreadCountIsNamedAsTheCause() throws {
         let t = TinyRuns()
         let dir = try t.run(try t.write(), threads: 1)
-        let outcome = try Reproducer(original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 2).run(log: {
+        let outcome = try Reproducer(
+            original: try RunRecord(dir), scratch: t.base + "/scratch", threads: 2, execute: Executor.execute
+        ).run(log: {
             _ in
         })
         #expect(!outcome.bitwiseExpected)
@@ -117,7 +122,8 @@ struct TinyRuns {
         let dir = try t.run(try t.write())
         try "{\"step\": 1}\n".write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
         #expect {
-            try Reproducer(original: try RunRecord(dir), scratch: t.base + "/s", threads: 1).run(log: { _ in })
+            try Reproducer(original: try RunRecord(dir), scratch: t.base + "/s", threads: 1, execute: Executor.execute)
+                .run(log: { _ in })
         } throws: {
             "\($0)".contains("metrics.jsonl: changed since the run finished")
         }

@@ -3,6 +3,7 @@ import Testing
 import LetheJSON
 import LetheSpec
 @testable import LetheRuns
+import LetheUnlearn
 
 func scratch() -> String {
     let p = NSTemporaryDirectory() + "lethe-runs-" + UUID().uuidString

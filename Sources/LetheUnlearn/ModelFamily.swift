@@ -1,3 +1,4 @@
+import LetheRuns
 import Foundation
 import LetheData
 import LetheJSON

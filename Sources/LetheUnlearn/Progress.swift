@@ -1,3 +1,4 @@
+import LetheRuns
 import Foundation
 
 /// Training progress on standard error: one rewritten line on a terminal, a plain line every

@@ -1,22 +1,10 @@
+import LetheRuns
 import Foundation
 import LetheData
 import LetheJSON
 import LetheModels
 import LetheSpec
 import LetheTensor
-
-/// Why a run stopped.
-public struct RunError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: Sendable { case failed, verification }
-    public var message: String
-    /// `verification`: a finished run on which this one depends does not match its manifest.
-    public var kind: Kind
-    public init(_ message: String, kind: Kind = .failed) {
-        self.message = message
-        self.kind = kind
-    }
-    public var description: String { message }
-}
 
 /// Executes a `kind: pretrain` plan into its run directory: trains the I2I model on every class,
 /// evaluates completion of held-out images, and writes checkpoint, curve, samples and provenance.

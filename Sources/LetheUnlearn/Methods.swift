@@ -1,3 +1,4 @@
+import LetheRuns
 import LetheSpec
 import LetheTensor
 

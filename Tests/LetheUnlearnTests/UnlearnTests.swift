@@ -4,7 +4,8 @@ import LetheJSON
 import LetheSpec
 import LetheTensor
 import LetheModels
-@testable import LetheRuns
+@testable import LetheUnlearn
+import LetheRuns
 
 @Suite struct ObjectiveTests {
     let a = Tensor<Float>([1, 2, 3, 4], shape: [2, 2]), b = Tensor<Float>([1, 0, 0, 0], shape: [2, 2])

@@ -1,7 +1,8 @@
 import Foundation
 import Testing
 import LetheTensor
-@testable import LetheRuns
+@testable import LetheUnlearn
+import LetheRuns
 
 @Suite struct LinalgTests {
     @Test func choleskyReconstructsTheMatrix() throws {

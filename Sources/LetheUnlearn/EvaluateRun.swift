@@ -1,3 +1,4 @@
+import LetheRuns
 import Foundation
 import LetheJSON
 import LetheSpec

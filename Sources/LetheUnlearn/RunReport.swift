@@ -1,0 +1,87 @@
+import Foundation
+import LetheJSON
+import LetheRuns
+import LetheSpec
+
+/// What a finished unlearn or evaluate run puts in its report: the metrics table, the training
+/// curve, the embedding plot (PCA of the feature classifier's features of the completed images) and
+/// the sample grid.
+struct RunReport {
+    var plan: Plan
+    var eval: JSONValue
+    var curve: [String]
+    var models: [(name: String, result: ModelEvaluator.Result)]
+    var curveKeys: [String]
+
+    func write(into dir: RunDirectory) throws {
+        var sections: [(String, String)] = []
+        sections.append(
+            (
+                "Metrics",
+                Report.metricsTable(eval, models: models.map(\.name) + ["mean_fill_baseline"])
+                    + "<p>Completions of the masked held-out test images against their ground truth. FID, IS, cosine and class accuracy are measured in the feature space of Lethe's own feature classifier (Inception and CLIP weights cannot be downloaded here). Good on D_R: close to the original. Good on D_F: far from it (FID up, cosine and accuracy down).</p>"
+            ))
+        let rows = curve.compactMap { try? JSONParser.parse($0) }
+        if !rows.isEmpty, !curveKeys.isEmpty {
+            let svg = Report.curveSVG(
+                title: "training curve",
+                series: curveKeys.enumerated().map { i, key in
+                    Report.Series(
+                        label: key, color: Report.palette[i % Report.palette.count],
+                        values: rows.map { $0[key]?.doubleValue ?? .nan })
+                })
+            try dir.write("curve.svg", text: svg)
+            sections.append(("Training curve", svg))
+        }
+        let withFeatures = models.filter { !$0.result.features.isEmpty }
+        if let d = withFeatures.first?.result.featureWidth, d > 1 {
+            var groups: [(String, String, Bool, [Float])] = []
+            for (m, model) in withFeatures.enumerated() {
+                for (s, split) in ["retain", "forget", "all"].enumerated() {
+                    if let f = model.result.features[split] {
+                        groups.append(("\(model.name) \(split)", Report.palette[s], m == 0, f))
+                    }
+                }
+            }
+            let points = Metrics.pca2(groups.flatMap(\.3), d: d)
+            var offset = 0
+            let svg = Report.scatterSVG(
+                title: "completed images, feature-space PCA",
+                groups: groups.map { g in
+                    let n = g.3.count / d
+                    defer { offset += n }
+                    return Report.PointGroup(
+                        label: g.0, color: g.1, filled: g.2, points: Array(points[offset..<(offset + n)]))
+                })
+            try dir.write("embedding.svg", text: svg)
+            sections.append(
+                (
+                    "Embeddings",
+                    svg
+                        + "<p>Filled: \(Report.escape(withFeatures[0].name)); hollow: \(Report.escape(withFeatures.dropFirst().map(\.name).joined(separator: ", "))). Blue: retain classes; red: forget classes.</p>"
+                ))
+        }
+        if let png = FileManager.default.contents(atPath: dir.path("samples.png")) {
+            let size = plan.spec.data.imageSize
+            let k = max(1, plan.spec.evaluate.gridSamples / 2)
+            sections.append(
+                (
+                    "Samples",
+                    Report.pngImage([UInt8](png), alt: "sample grid", width: 2 * k * (size + 2))
+                        + "<p>Rows: masked input, ground truth, \(models.map(\.name).joined(separator: ", ")). Left half: retain classes; right half: forget classes.</p>"
+                ))
+        }
+        sections.append(("Evaluation (eval.json)", "<pre>\(Report.escape(JSONText.pretty(eval)))</pre>"))
+        let facts: [(String, String)] = [
+            ("config hash", plan.configHash), ("kind", plan.kind),
+            ("method", plan.spec.unlearn?.method.rawValue ?? "-"),
+            ("model", plan.spec.model.architecture.rawValue),
+            ("tool", "lethe " + LetheVersion.current),
+        ]
+        try dir.write(
+            "report.html",
+            text: Report.html(
+                title: "Lethe run \(plan.spec.name ?? String(plan.configHash.prefix(12)))",
+                facts: facts, sections: sections))
+    }
+}
