@@ -46,29 +46,17 @@ public struct ClassifierStage {
             channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
         let steps = plan.spec.evaluate.classifierSteps
         let batch = 64
-        var optimizer = AnyOptimizer(Adam(model.parameters, lr: 1e-3))
-        let schedule = LRSchedule(kind: .cosine, baseLR: 1e-3, warmupSteps: 0, totalSteps: steps, minLR: 1e-5)
         var batches = RunContext.Batches(pool: Array(0..<train.count), batch: batch, rng: rng.split("shuffle"))
         let dir = try RunDirectory(finalPath: stage.runDirectory)
-        var curve: [String] = []
-        var timing: [String] = []
-        let progress = Progress(label: "feature classifier", total: steps, every: 100)
-        for step in 0..<steps {
-            let started = Date()
+        var loop = TrainingLoop(
+            optimizer: AnyOptimizer(Adam(model.parameters, lr: 1e-3)),
+            schedule: LRSchedule(kind: .cosine, baseLR: 1e-3, warmupSteps: 0, totalSteps: steps, minLR: 1e-5),
+            clip: nil,
+            steps: steps, module: model, progress: Progress(label: "feature classifier", total: steps, every: 100))
+        try loop.run(into: dir) { _ in
             let ids = batches.next()
-            optimizer.learningRate = schedule.rate(at: step)
-            optimizer.zeroGrad()
             let loss = model(train.tensor(ids, size: size)).crossEntropy(ids.map { train.labels[$0] })
-            _ = try Training.update(&optimizer, loss: loss, clip: nil, step: step, module: model, dir: dir)
-            let seconds = Date().timeIntervalSince(started)
-            curve.append(
-                JSONText.line(
-                    .object(JSONObject([("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar)))]))))
-            timing.append(
-                JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
-            progress.update(
-                step: step, loss: Double(loss.scalar), lr: optimizer.learningRate,
-                imagesPerSecond: Double(batch) / seconds)
+            return TrainingLoop.Step(loss: loss, terms: [("loss", Double(loss.scalar))], images: ids.count)
         }
         let probabilities = GradMode.withoutGrad {
             Self.probabilities(model, test, indices: Array(0..<test.count), size: size)
@@ -77,8 +65,8 @@ public struct ClassifierStage {
         try dir.write(
             "checkpoint.safetensors",
             bytes: Safetensors.write(model.stateDict(metadata: ["lethe_config_hash": stage.configHash])))
-        try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n")
-        try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n")
+        try dir.write("metrics.jsonl", text: loop.curve.joined(separator: "\n") + "\n")
+        try dir.write("timing.jsonl", text: loop.timing.joined(separator: "\n") + "\n")
         try dir.write(
             "eval.json",
             json: .object(

@@ -38,42 +38,21 @@ public struct Pretrainer: StageExecutor {
         let family = context.family(rng: &initRNG)
 
         let t = spec.train
-        let steps = t.steps
-        let batch = t.batchSize
-        var optimizer = Optimizers.make(t.optimizer, parameters: family.module.parameters.filter(\.requiresGrad))
-        let schedule = Optimizers.schedule(t)
-        let clip = t.gradClip
-
         let dir = try RunDirectory(finalPath: plan.runDirectory)
         try dir.write(
             "splits.json",
             json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
-        var curve: [String] = []
-        var timing: [String] = []
-        let progress = Progress(label: "pretrain \(spec.model.architecture.rawValue)", total: steps, every: t.logEvery)
-        var batches = RunContext.Batches(pool: trainIndices, batch: batch, rng: root0.split("shuffle"))
-        for step in 0..<steps {
-            let started = Date()
+        var batches = RunContext.Batches(pool: trainIndices, batch: t.batchSize, rng: root0.split("shuffle"))
+        var loop = TrainingLoop(
+            optimizer: Optimizers.make(t.optimizer, parameters: family.module.parameters.filter(\.requiresGrad)),
+            schedule: Optimizers.schedule(t), clip: t.gradClip, steps: t.steps, module: family.module,
+            progress: Progress(label: "pretrain \(spec.model.architecture.rawValue)", total: t.steps, every: t.logEvery)
+        )
+        try loop.run(into: dir) { _ in
             let x = train.tensor(batches.next(), size: size)
             let hidden = task.hidden(size: size, rng: &masks)
-            optimizer.learningRate = schedule.rate(at: step)
-            optimizer.zeroGrad()
             let loss = family.trainingLoss(x, hidden: hidden, rng: &noise)
-            let gradNorm = try Training.update(
-                &optimizer, loss: loss, clip: clip, step: step, module: family.module, dir: dir)
-            let seconds = Date().timeIntervalSince(started)
-            curve.append(
-                JSONText.line(
-                    .object(
-                        JSONObject([
-                            ("step", .integer(step + 1)), ("loss", .number(Double(loss.scalar))),
-                            ("lr", .number(optimizer.learningRate)), ("grad_norm", .number(gradNorm)),
-                        ]))))
-            timing.append(
-                JSONText.line(.object(JSONObject([("step", .integer(step + 1)), ("seconds", .number(seconds))]))))
-            progress.update(
-                step: step, loss: Double(loss.scalar), lr: optimizer.learningRate,
-                imagesPerSecond: Double(batch) / seconds)
+            return TrainingLoop.Step(loss: loss, terms: [("loss", Double(loss.scalar))], images: x.shape[0])
         }
 
         let evaluation = GradMode.withoutGrad {
@@ -82,7 +61,7 @@ public struct Pretrainer: StageExecutor {
         }
         let gridCount = spec.evaluate.gridSamples
         return try Training.finish(
-            dir, plan: plan, module: family.module, curve: curve, timing: timing, eval: evaluation.json,
+            dir, plan: plan, module: family.module, curve: loop.curve, timing: loop.timing, eval: evaluation.json,
             samples: evaluation.samples(gridCount), threads: threads, mode: context.mode)
     }
 }

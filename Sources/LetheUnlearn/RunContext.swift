@@ -224,25 +224,6 @@ struct RunContext {
 
 /// The parts every training run shares.
 enum Training {
-    /// One optimiser update from `loss`. A loss that is not finite stops the run, with the state
-    /// before the step saved. Returns the gradient norm before clipping.
-    static func update(
-        _ optimizer: inout AnyOptimizer, loss: Tensor<Float>, clip: Double?, step: Int,
-        module: Module<Float>, dir: RunDirectory
-    ) throws -> Double {
-        guard loss.scalar.isFinite else {
-            try dir.write("checkpoint.failed.safetensors", bytes: Safetensors.write(module.stateDict()))
-            throw RunError(
-                "the loss became \(loss.scalar) at step \(step + 1); the state before the step is in \(dir.stagingPath)/checkpoint.failed.safetensors. Lower train.optimizer.lr or set train.grad_clip"
-            )
-        }
-        loss.backward()
-        let norm =
-            clip.map { clipGradNorm(optimizer.parameters, maxNorm: $0) } ?? Optimizers.gradNorm(optimizer.parameters)
-        optimizer.step()
-        return norm
-    }
-
     /// Writes the results and the common files, then the manifest, and moves the run into place.
     static func finish(
         _ dir: RunDirectory, plan: Plan, module: Module<Float>?, curve: [String], timing: [String],

@@ -43,14 +43,10 @@ public struct Unlearner: StageExecutor {
         let forgetPool = try context.split("forget", in: train)
         let retainPool = try context.split(proxy ? "proxy_retain" : "retain", in: train)
         let t = context.spec.train
-        let steps = t.steps
         var retain = RunContext.Batches(pool: retainPool, batch: t.batchSize, rng: context.seed.split("retain"))
         var forget = RunContext.Batches(pool: forgetPool, batch: t.forgetBatchSize, rng: context.seed.split("forget"))
         let noiseModel = try NoiseModel(u.noise, forgetImages: { train.tensor(forgetPool, size: size) })
         let objective = Objective(alpha: Float(u.alpha), distance: u.distance, normalize: u.normalizeEmbeddings)
-        var optimizer = Optimizers.make(t.optimizer, parameters: student.module.parameters.filter(\.requiresGrad))
-        let schedule = Optimizers.schedule(t)
-        let clip = t.gradClip
         var masks = context.seed.split("masks")
         var noise = context.seed.split("noise")
         let draws = context.seed.split("draws")
@@ -62,43 +58,25 @@ public struct Unlearner: StageExecutor {
             json: RunContext.splitsRecord(
                 train: [("forget", forgetPool), (proxy ? "proxy_retain" : "retain", retainPool)],
                 test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
-        var curve: [String] = []
-        var timing: [String] = []
-        let progress = Progress(label: "unlearn (\(method.rawValue))", total: steps, every: t.logEvery)
-        for step in 0..<steps {
-            let started = Date()
+        var loop = TrainingLoop(
+            optimizer: Optimizers.make(t.optimizer, parameters: student.module.parameters.filter(\.requiresGrad)),
+            schedule: Optimizers.schedule(t), clip: t.gradClip, steps: t.steps, module: student.module,
+            progress: Progress(label: "unlearn (\(method.rawValue))", total: t.steps, every: t.logEvery))
+        try loop.run(into: dir) { step in
             let xr = train.tensor(retain.next(), size: size)
             let xf = train.tensor(forget.next(), size: size)
             let n = try noiseModel.sample(like: xf, rng: &noise)
             let hidden = task.hidden(size: size, rng: &masks)
-            optimizer.learningRate = schedule.rate(at: step)
-            optimizer.zeroGrad()
             let terms = method.terms(
                 student: student, teacher: teacher, retain: xr, forget: xf, noise: n, hidden: hidden,
                 draws: draws.split(UInt64(step)), objective: objective)
-            let gradNorm = try Training.update(
-                &optimizer, loss: terms.total, clip: clip, step: step, module: student.module, dir: dir)
-            let seconds = Date().timeIntervalSince(started)
-            curve.append(
-                JSONText.line(
-                    .object(
-                        JSONObject([
-                            ("step", .integer(step + 1)), ("retain_term", .number(Double(terms.retain.scalar))),
-                            ("forget_term", .number(Double(terms.forget.scalar))),
-                            ("total", .number(Double(terms.total.scalar))), ("lr", .number(optimizer.learningRate)),
-                            ("grad_norm", .number(gradNorm)),
-                        ]))))
-            let images = Double(xr.shape[0] + xf.shape[0])
-            timing.append(
-                JSONText.line(
-                    .object(
-                        JSONObject([
-                            ("step", .integer(step + 1)), ("seconds", .number(seconds)),
-                            ("images_per_second", .number(images / seconds)),
-                        ]))))
-            progress.update(
-                step: step, loss: Double(terms.total.scalar), lr: optimizer.learningRate,
-                imagesPerSecond: images / seconds)
+            return TrainingLoop.Step(
+                loss: terms.total,
+                terms: [
+                    ("total", Double(terms.total.scalar)), ("retain_term", Double(terms.retain.scalar)),
+                    ("forget_term", Double(terms.forget.scalar)),
+                ],
+                images: xr.shape[0] + xf.shape[0])
         }
 
         let original = evaluator.evaluate(teacher)
@@ -109,11 +87,11 @@ public struct Unlearner: StageExecutor {
         eval["mean_fill_baseline"] = evaluator.meanFill(original)
         let samples = context.sampleRows([original, unlearned])
         let report = RunReport(
-            plan: plan, eval: JSONValue.object(eval), curve: curve,
+            plan: plan, eval: JSONValue.object(eval), curve: loop.curve,
             models: [(name: "original", result: original), (name: "unlearned", result: unlearned)],
             curveKeys: ["retain_term", "forget_term"])
         return try Training.finish(
-            dir, plan: plan, module: student.module, curve: curve, timing: timing, eval: .object(eval),
+            dir, plan: plan, module: student.module, curve: loop.curve, timing: loop.timing, eval: .object(eval),
             samples: samples, threads: threads, mode: context.mode, report: report)
     }
 }
