@@ -68,6 +68,7 @@ let package = Package(
             swiftSettings: numericSwiftSettings
         ),
         .testTarget(name: "LetheFilesTests", dependencies: ["LetheFiles"]),
+        .testTarget(name: "LetheJSONTests", dependencies: ["LetheJSON"]),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec", "LetheData"]),
         .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
         .testTarget(
