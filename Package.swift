@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(
             name: "LetheUnlearnTests", dependencies: ["LetheUnlearn", "LetheModels"],
             swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheCLITests", dependencies: ["lethe"]),
+        .testTarget(name: "LetheCLITests", dependencies: ["lethe"], exclude: ["Golden"]),
         .testTarget(name: "LetheFuzzTests", dependencies: ["LetheFuzz"]),
     ]
 )

@@ -266,3 +266,56 @@ extension ConcurrentRunTests {
         #expect(leftovers.isEmpty, "the scratch folder Lethe made is removed after success")
     }
 }
+
+/// What the commands print, against golden text (`Tests/LetheCLITests/Golden/`). Numbers that depend
+/// on the machine's floating-point kernels are masked (`#`), as are dates; everything else (hashes of
+/// the tiny specs, row and column names, located errors) must match to the character.
+@Suite(.serialized) struct GoldenOutputTests {
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path
+
+    static func masked(_ text: String) -> String {
+        var out = text.replacing(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}/, with: "DATE")
+        out = out.replacing(/-?\d+\.\d+(e[-+]?\d+)?/, with: "#")
+        return out
+    }
+
+    @Test func validateReportsEveryProblemInSourceOrder() throws {
+        let r = try CLI.run(["validate", "bad.yaml"], in: Self.golden)
+        #expect(r.code == 1)
+        #expect(r.err == (try String(contentsOfFile: Self.golden + "/validate-bad.txt", encoding: .utf8)))
+    }
+
+    @Test func runsDiffAndTableOutput() throws {
+        let folder = CLI.folder()
+        try CLI.writeSpecs(in: folder, alpha: 0.25)
+        #expect(try CLI.run(["run", "un.yaml", "--threads", "1"], in: folder).code == 0)
+        try CLI.writeSpecs(in: folder, alpha: 0.5)
+        try FileManager.default.moveItem(atPath: folder + "/un.yaml", toPath: folder + "/un-half.yaml")
+        try CLI.writeSpecs(in: folder, alpha: 0.25)
+        #expect(try CLI.run(["run", "un-half.yaml", "--threads", "1"], in: folder).code == 0)
+
+        let runs = try CLI.run(["runs", "--format", "md"], in: folder)
+        let plan = try CLI.run(["plan", "un.yaml", "--json"], in: folder)
+        let a = try #require(try JSONSerialization.jsonObject(with: Data(plan.out.utf8)) as? [String: Any])["config_hash"] as? String
+        let planB = try CLI.run(["plan", "un-half.yaml", "--json"], in: folder)
+        let b = try #require(try JSONSerialization.jsonObject(with: Data(planB.out.utf8)) as? [String: Any])["config_hash"] as? String
+        let diff = try CLI.run(["diff", String(a!.prefix(12)), String(b!.prefix(12)), "--md", "--png", folder + "/d.png"], in: folder)
+        #expect(diff.code == 1, "the runs differ")
+        let table = try CLI.run(["table", "un.yaml", "un-half.yaml", "--no-run", "--format", "md", "--metrics", "psnr,ssim"], in: folder)
+        #expect(table.code == 0, "\(table.err)")
+
+        // The diff's headings and spec table; which metric is better, the order of layers by size and the
+        // count of changed grid cells follow the machine's last bits, so they are left out.
+        let diffOutline = diff.out.split(separator: "\n", omittingEmptySubsequences: false)
+            .filter { $0.hasPrefix("#") || $0.hasPrefix("| /") || $0.hasPrefix("| path") }
+            .map { $0.hasPrefix("### images") ? "### images" : String($0) }.joined(separator: "\n")
+        for (name, output) in [("runs.md", runs.out), ("diff.md", diffOutline), ("table.md", table.out)] {
+            let actual = Self.masked(output).replacingOccurrences(of: folder, with: "FOLDER")
+            let file = Self.golden + "/" + name
+            if ProcessInfo.processInfo.environment["LETHE_UPDATE_GOLDEN"] != nil {
+                try actual.write(toFile: file, atomically: true, encoding: .utf8)
+            }
+            #expect(actual == (try String(contentsOfFile: file, encoding: .utf8)), "\(name) differs from its golden text; LETHE_UPDATE_GOLDEN=1 rewrites it after a deliberate change")
+        }
+    }
+}

@@ -23,6 +23,19 @@ public struct Diagnostic: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Everything wrong with a spec, not just the first thing.
+extension Diagnostic {
+    /// Diagnostics ordered by where they point in the source (file, line, column, then pointer), so a
+    /// report reads top to bottom like the file.
+    public static func inSourceOrder(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
+        diagnostics.enumerated().sorted { a, b in
+            let ma = a.element.mark, mb = b.element.mark
+            let ka = (ma?.file ?? "", ma?.line ?? 0, ma?.column ?? 0), kb = (mb?.file ?? "", mb?.line ?? 0, mb?.column ?? 0)
+            if ka != kb { return ka < kb }
+            return a.offset < b.offset
+        }.map(\.element)
+    }
+}
+
 public struct SpecError: Error, Sendable, CustomStringConvertible {
     public var diagnostics: [Diagnostic]
     /// The spec file itself could not be read (missing, not a regular file, no permission): an

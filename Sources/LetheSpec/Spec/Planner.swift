@@ -23,7 +23,7 @@ public struct Planner: Sendable {
         checks.finiteNumbers(doc.json)
         let schemaProblems = doc.schemaDiagnostics(schema)
         if !schemaProblems.isEmpty || !checks.diagnostics.isEmpty {
-            throw SpecError(checks.diagnostics + schemaProblems)
+            throw SpecError(Diagnostic.inSourceOrder(checks.diagnostics + schemaProblems))
         }
 
         var resolved = schema.fillingDefaults(doc.json)
