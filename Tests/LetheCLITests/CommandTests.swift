@@ -271,7 +271,8 @@ extension ConcurrentRunTests {
 /// on the machine's floating-point kernels are masked (`#`), as are dates; everything else (hashes of
 /// the tiny specs, row and column names, located errors) must match to the character.
 @Suite(.serialized) struct GoldenOutputTests {
-    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden").path
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
+        .path
 
     static func masked(_ text: String) -> String {
         var out = text.replacing(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}/, with: "DATE")
@@ -296,12 +297,18 @@ extension ConcurrentRunTests {
 
         let runs = try CLI.run(["runs", "--format", "md"], in: folder)
         let plan = try CLI.run(["plan", "un.yaml", "--json"], in: folder)
-        let a = try #require(try JSONSerialization.jsonObject(with: Data(plan.out.utf8)) as? [String: Any])["config_hash"] as? String
+        let a =
+            try #require(try JSONSerialization.jsonObject(with: Data(plan.out.utf8)) as? [String: Any])["config_hash"]
+            as? String
         let planB = try CLI.run(["plan", "un-half.yaml", "--json"], in: folder)
-        let b = try #require(try JSONSerialization.jsonObject(with: Data(planB.out.utf8)) as? [String: Any])["config_hash"] as? String
-        let diff = try CLI.run(["diff", String(a!.prefix(12)), String(b!.prefix(12)), "--md", "--png", folder + "/d.png"], in: folder)
+        let b =
+            try #require(try JSONSerialization.jsonObject(with: Data(planB.out.utf8)) as? [String: Any])["config_hash"]
+            as? String
+        let diff = try CLI.run(
+            ["diff", String(a!.prefix(12)), String(b!.prefix(12)), "--md", "--png", folder + "/d.png"], in: folder)
         #expect(diff.code == 1, "the runs differ")
-        let table = try CLI.run(["table", "un.yaml", "un-half.yaml", "--no-run", "--format", "md", "--metrics", "psnr,ssim"], in: folder)
+        let table = try CLI.run(
+            ["table", "un.yaml", "un-half.yaml", "--no-run", "--format", "md", "--metrics", "psnr,ssim"], in: folder)
         #expect(table.code == 0, "\(table.err)")
 
         // The diff's headings and spec table; which metric is better, the order of layers by size and the
@@ -315,7 +322,9 @@ extension ConcurrentRunTests {
             if ProcessInfo.processInfo.environment["LETHE_UPDATE_GOLDEN"] != nil {
                 try actual.write(toFile: file, atomically: true, encoding: .utf8)
             }
-            #expect(actual == (try String(contentsOfFile: file, encoding: .utf8)), "\(name) differs from its golden text; LETHE_UPDATE_GOLDEN=1 rewrites it after a deliberate change")
+            #expect(
+                actual == (try String(contentsOfFile: file, encoding: .utf8)),
+                "\(name) differs from its golden text; LETHE_UPDATE_GOLDEN=1 rewrites it after a deliberate change")
         }
     }
 }

@@ -28,8 +28,10 @@ extension Diagnostic {
     /// report reads top to bottom like the file.
     public static func inSourceOrder(_ diagnostics: [Diagnostic]) -> [Diagnostic] {
         diagnostics.enumerated().sorted { a, b in
-            let ma = a.element.mark, mb = b.element.mark
-            let ka = (ma?.file ?? "", ma?.line ?? 0, ma?.column ?? 0), kb = (mb?.file ?? "", mb?.line ?? 0, mb?.column ?? 0)
+            let ma = a.element.mark
+            let mb = b.element.mark
+            let ka = (ma?.file ?? "", ma?.line ?? 0, ma?.column ?? 0)
+            let kb = (mb?.file ?? "", mb?.line ?? 0, mb?.column ?? 0)
             if ka != kb { return ka < kb }
             return a.offset < b.offset
         }.map(\.element)
