@@ -197,60 +197,60 @@ struct VQGANFamily: ModelFamily {
 }
 
 /// Palette-style inpainting DDPM in [-1, 1]: noise only in the hole, the visible context kept, the
-/// loss on the hole's noise.
+/// loss on the hole's noise. The process itself (schedule, q-sample, samplers) is LetheModels'
+/// `DiffusionProcess`.
 struct DiffusionFamily: ModelFamily {
     let model: UNet<Float>
-    let sampler: ModelSpec.Diffusion.Sampler
-    let samplingSteps: Int
+    let sampler: DiffusionProcess.Sampler
     var module: Module<Float> { model }
     var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
+    var process: DiffusionProcess { DiffusionProcess(model.config) }
+
+    init(model: UNet<Float>, sampler: ModelSpec.Diffusion.Sampler, samplingSteps: Int) {
+        self.model = model
+        switch sampler {
+        case .ddpm: self.sampler = .ddpm
+        case .ddim: self.sampler = .ddim(steps: samplingSteps)
+        }
+    }
 
     /// The down path and middle block's feature maps at a random timestep, for x_t of the image with
     /// noise in the hole and the masked image as the condition.
     func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
         let d = draw(x, hidden: hidden, rng: &rng)
-        return model.encode(d.input, condition: d.condition, emb: model.timestepEmbedding(d.t))
+        return model.encode(d.input, condition: d.condition, emb: model.timestepEmbedding(d.timesteps))
     }
 
-    /// One training draw: a timestep per image, noise, and x_t with the noise in the hole only.
-    func draw(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> (
-        input: Tensor<Float>, condition: Tensor<Float>, t: [Int], eps: Tensor<Float>, hole: Tensor<Float>
-    ) {
+    /// One training draw: the UNet's input (x_t in the hole, the image elsewhere), its condition (the
+    /// masked image), a timestep per image, the noise and the hole mask.
+    struct Draw {
+        var input: Tensor<Float>
+        var condition: Tensor<Float>
+        var timesteps: [Int]
+        var noise: Tensor<Float>
+        var hole: Tensor<Float>
+    }
+
+    func draw(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Draw {
         let n = x.shape[0]
-        let ab = alphaBar
+        let process = process
         let m = holeMask(hidden, x)
         let y0 = x * 2 - 1
-        let t = (0..<n).map { _ in rng.int(below: ab.count) }
+        let t = (0..<n).map { _ in rng.int(below: process.timesteps) }
         let eps = Tensor<Float>.randn(x.shape, rng: &rng)
-        let yt = y0 * perImage(t.map { ab[$0].squareRoot() }) + eps * perImage(t.map { (1 - ab[$0]).squareRoot() })
-        return (yt * m + y0 * (1 - m), y0 * (1 - m), t, eps, m)
+        let yt = process.qSample(y0, t: t, eps: eps)
+        return Draw(input: yt * m + y0 * (1 - m), condition: y0 * (1 - m), timesteps: t, noise: eps, hole: m)
     }
 
     func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
         Families.composite(forget, noise, hidden: hidden)
     }
 
-    var alphaBar: [Double] {
-        let c = model.config
-        var out: [Double] = []
-        var prod = 1.0
-        for i in 0..<c.timesteps {
-            let beta = c.betaStart + (c.betaEnd - c.betaStart) * Double(i) / Double(max(1, c.timesteps - 1))
-            prod *= 1 - beta
-            out.append(prod)
-        }
-        return out
-    }
-
-    /// Per-image coefficients as a (N, 1, 1, 1) tensor.
-    func perImage(_ values: [Double]) -> Tensor<Float> {
-        Tensor(values.map(Float.init), shape: [values.count, 1, 1, 1])
-    }
-
     /// Predicted noise against the drawn noise, counted in the hole (Palette's loss).
     func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction {
         let d = draw(x, hidden: hidden, rng: &rng)
-        return TaskPrediction(prediction: model(d.input, condition: d.condition, t: d.t), label: d.eps, weight: d.hole)
+        return TaskPrediction(
+            prediction: model(d.input, condition: d.condition, t: d.timesteps), label: d.noise, weight: d.hole)
     }
 
     /// The authors' NOISY LABEL for Palette: pure noise in the hole as x_t, and that noise as the target.
@@ -258,10 +258,9 @@ struct DiffusionFamily: ModelFamily {
         -> TaskPrediction
     {
         let n = forget.shape[0]
-        let ab = alphaBar
         let m = holeMask(hidden, forget)
         let y0 = forget * 2 - 1
-        let t = (0..<n).map { _ in rng.int(below: ab.count) }
+        let t = (0..<n).map { _ in rng.int(below: process.timesteps) }
         return TaskPrediction(
             prediction: model(noise * m + y0 * (1 - m), condition: y0 * (1 - m), t: t), label: noise, weight: m)
     }
@@ -274,36 +273,21 @@ struct DiffusionFamily: ModelFamily {
         taskPrediction(x, hidden: hidden, rng: &rng).loss()
     }
 
+    /// Completion: from pure noise, the sampler's reverse steps, each with the visible context pasted
+    /// back into the UNet's input.
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
         let n = x.shape[0]
-        let ab = alphaBar
-        let steps = ab.count
+        let process = process
         let m = holeMask(hidden, x)
         let y0 = x * 2 - 1
         let condition = y0 * (1 - m)
         var y = Tensor<Float>.randn(x.shape, rng: &rng)
-        let schedule: [Int] =
-            sampler == .ddpm
-            ? Array((0..<steps).reversed())
-            : (0..<samplingSteps).map { steps - 1 - $0 * steps / samplingSteps }
+        let schedule = process.schedule(sampler)
         for (k, t) in schedule.enumerated() {
             let input = y * m + y0 * (1 - m)
             let eps = model(input, condition: condition, t: Array(repeating: t, count: n))
-            let a = ab[t]
-            let prevT = k + 1 < schedule.count ? schedule[k + 1] : -1
-            let aPrev = prevT >= 0 ? ab[prevT] : 1.0
-            let x0 = ((y - eps * Float((1 - a).squareRoot())) * Float(1 / a.squareRoot())).clamped(-1, 1)
-            if sampler == .ddpm {
-                // Ancestral step from the posterior q(y_{t-1} | y_t, y0).
-                let beta = 1 - a / aPrev
-                let mean =
-                    x0 * Float(aPrev.squareRoot() * beta / (1 - a)) + y
-                    * Float((a / aPrev).squareRoot() * (1 - aPrev) / (1 - a))
-                let variance = beta * (1 - aPrev) / (1 - a)
-                y = prevT >= 0 ? mean + Tensor<Float>.randn(x.shape, rng: &rng) * Float(variance.squareRoot()) : mean
-            } else {
-                y = x0 * Float(aPrev.squareRoot()) + eps * Float((1 - aPrev).squareRoot())  // DDIM, eta = 0
-            }
+            let previous = k + 1 < schedule.count ? schedule[k + 1] : -1
+            y = process.step(y, predictedNoise: eps, t: t, previous: previous, sampler: sampler, rng: &rng)
         }
         return Families.composite(x, ((y + 1) / 2).clamped(0, 1), hidden: hidden)
     }
