@@ -120,25 +120,38 @@ public struct RunDiff {
         }
     }
 
+    /// One layer's change: |B - A| and each run's distance from the original, over the layer's tensors.
+    public struct LayerDelta: Sendable {
+        public var layer: String
+        public var norm: Double?
+        public var fromOriginalA: Double?
+        public var fromOriginalB: Double?
+    }
+
     /// Tensors grouped by layer (the path less its last component), norms combined.
-    public var layers: [(layer: String, norm: Double?, fromOriginalA: Double?, fromOriginalB: Double?)] {
+    public var layers: [LayerDelta] {
         var order: [String] = []
-        var acc: [String: (Double?, Double?, Double?)] = [:]
+        var squares: [String: LayerDelta] = [:]
         func add(_ x: Double?, _ y: Double?) -> Double? { x.flatMap { x in y.map { x + $0 * $0 } } }
         for t in tensors {
             let layer = t.path.split(separator: ".").dropLast().joined(separator: ".")
-            if acc[layer] == nil {
-                order.append(layer)
-                acc[layer] = (0, 0, 0)
-            }
-            let c = acc[layer]!
-            acc[layer] = (add(c.0, t.norm), add(c.1, t.fromOriginalA), add(c.2, t.fromOriginalB))
+            var c =
+                squares[layer]
+                ?? {
+                    order.append(layer)
+                    return LayerDelta(
+                        layer: layer.isEmpty ? "(root)" : layer, norm: 0, fromOriginalA: 0, fromOriginalB: 0)
+                }()
+            c.norm = add(c.norm, t.norm)
+            c.fromOriginalA = add(c.fromOriginalA, t.fromOriginalA)
+            c.fromOriginalB = add(c.fromOriginalB, t.fromOriginalB)
+            squares[layer] = c
         }
-        return order.map { l in
-            (
-                l.isEmpty ? "(root)" : l, acc[l]!.0.map { $0.squareRoot() }, acc[l]!.1.map { $0.squareRoot() },
-                acc[l]!.2.map { $0.squareRoot() }
-            )
+        return order.compactMap { squares[$0] }.map { c in
+            LayerDelta(
+                layer: c.layer, norm: c.norm.map { $0.squareRoot() },
+                fromOriginalA: c.fromOriginalA.map { $0.squareRoot() },
+                fromOriginalB: c.fromOriginalB.map { $0.squareRoot() })
         }
     }
 

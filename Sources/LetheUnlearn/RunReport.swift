@@ -35,23 +35,32 @@ struct RunReport {
         }
         let withFeatures = models.filter { !$0.result.features.isEmpty }
         if let d = withFeatures.first?.result.featureWidth, d > 1 {
-            var groups: [(String, String, Bool, [Float])] = []
+            /// One model's features of one split's completions.
+            struct FeatureGroup {
+                var label: String
+                var color: String
+                var filled: Bool
+                var features: [Float]
+            }
+            var groups: [FeatureGroup] = []
             for (m, model) in withFeatures.enumerated() {
                 for (s, split) in ["retain", "forget", "all"].enumerated() {
                     if let f = model.result.features[split] {
-                        groups.append(("\(model.name) \(split)", Report.palette[s], m == 0, f))
+                        groups.append(
+                            FeatureGroup(
+                                label: "\(model.name) \(split)", color: Report.palette[s], filled: m == 0, features: f))
                     }
                 }
             }
-            let points = Metrics.pca2(groups.flatMap(\.3), d: d)
+            let points = Metrics.pca2(groups.flatMap(\.features), d: d)
             var offset = 0
             let svg = Report.scatterSVG(
                 title: "completed images, feature-space PCA",
                 groups: groups.map { g in
-                    let n = g.3.count / d
+                    let n = g.features.count / d
                     defer { offset += n }
                     return Report.PointGroup(
-                        label: g.0, color: g.1, filled: g.2, points: Array(points[offset..<(offset + n)]))
+                        label: g.label, color: g.color, filled: g.filled, points: Array(points[offset..<(offset + n)]))
                 })
             try dir.write("embedding.svg", text: svg)
             sections.append(
