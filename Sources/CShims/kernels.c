@@ -48,10 +48,6 @@ static float dot(const float *a, const float *b, size_t n) {
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
-void lethe_row_sums(const float *x, size_t rows, size_t n, float *out) {
-    for (size_t r = 0; r < rows; r++) out[r] = lethe_sum(x + r * n, n);
-}
-
 void lethe_column_sums(const float *x, size_t rows, size_t n, float *out) {
     for (size_t r = 0; r < rows; r++) {
         const float *row = x + r * n;

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Testing
 @testable import LetheTensor
@@ -124,4 +125,20 @@ import Testing
 private extension Array {
     /// The first three elements as a tuple.
     var splat: (Element, Element, Element) { (self[0], self[1], self[2]) }
+}
+
+/// The vectorised exp behind GELU, SiLU and softmax, held to the README's "about 1 ulp".
+@Suite struct VectorExpTests {
+    @Test func withinTwoUlpOfLibm() {
+        var worst: Float = 0
+        for i in 0...20_000 {
+            let x = -87 + Float(i) * (175.0 / 20_000)
+            let exact = Foundation.exp(Double(x))
+            let got = lethe_vexpf(x)
+            let ulp = Float(exact).ulp
+            worst = max(worst, Float(abs(Double(got) - exact)) / ulp)
+        }
+        #expect(worst <= 2, "worst error \(worst) ulp")
+        #expect(lethe_vexpf(0) == 1)
+    }
 }

@@ -28,13 +28,12 @@ void lethe_silu_backward(const float *x, const float *g, float *dx, size_t n);
 float lethe_sum(const float *x, size_t n);
 /// sum (a[i] - b[i])^2 over n elements, in lethe_sum's fixed order.
 float lethe_sum_squared_difference(const float *a, const float *b, size_t n);
-/// out[r] = sum of row r of the (rows, n) matrix x.
-void lethe_row_sums(const float *x, size_t rows, size_t n, float *out);
 /// out[j] += sum over rows of x[r][j].
 void lethe_column_sums(const float *x, size_t rows, size_t n, float *out);
 /// dst[i] += src[i].
 void lethe_add(float *dst, const float *src, size_t n);
-/// exp by a branch-free polynomial (about 1 ulp), the one the activations use.
+/// exp by a branch-free polynomial (about 1 ulp), the one the activations use; exported so the tests
+/// can hold it to that accuracy.
 float lethe_vexpf(float x);
 
 /// Layer / group normalisation of groups g0..<g1 (group g: elements g m ..< (g+1) m; element i has
