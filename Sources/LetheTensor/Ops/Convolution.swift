@@ -21,9 +21,25 @@ public struct Conv2dGeometry: Sendable, Equatable {
 /// live in the core's cache (about 1 MiB): the columns are written, packed by the product and read
 /// back while still cached, instead of streaming a C k k times larger copy of the whole batch through
 /// memory three times per pass.
+/// How a convolution is computed; chosen once per plan from the shapes alone (`ConvPlan.choose`), so
+/// results never depend on anything else. One file per algorithm: Winograd.swift, ConvDirect.swift,
+/// ConvShifted.swift, ConvIm2col.swift.
+enum ConvAlgorithm: Sendable, Equatable {
+    /// Winograd F(4x4, 3x3): stride-1 3x3 convolutions with 8+ input channels.
+    case winograd
+    /// Direct register-tiled kernels: strided convolutions and those with fewer than 8 input channels.
+    case direct
+    /// One gemm per kernel tap over a zero-padded copy: other stride-1 convolutions from 32x32 outputs.
+    case shifted
+    /// im2col + gemm: everything else (1x1 convolutions, larger kernels on small images).
+    case im2col
+}
+
 struct ConvPlan {
     let n, c, h, w, o, kh, kw, ho, wo: Int
     let geo: Conv2dGeometry
+    /// This plan's algorithm.
+    let algorithm: ConvAlgorithm
     var hw: Int { ho * wo }
     var ck: Int { c * kh * kw }
     /// Images per block; fixed by the shapes alone, never by the thread count.
@@ -35,10 +51,30 @@ struct ConvPlan {
         self.geo = geo
         ho = geo.outSize(h, kernel: kh)
         wo = geo.outSize(w, kernel: kw)
+        algorithm = Self.choose(c: c, kh: kh, kw: kw, stride: geo.stride, outputPixels: ho * wo)
         blockImages = 1
-        let perImage = winograd ? winogradPerImage : direct ? directPerImage : max(1, c * kh * kw * ho * wo)
+        let perImage: Int
+        switch algorithm {
+        case .winograd: perImage = winogradPerImage
+        case .direct: perImage = directPerImage
+        case .shifted, .im2col: perImage = max(1, c * kh * kw * ho * wo)
+        }
         blockImages = ConvPlan.blockImages(n: n, perImage: perImage)
     }
+
+    /// The one place the algorithm is decided, from the shapes alone. Measured on the development
+    /// machine (2026-11-27): shifted products win over im2col from 32x32 outputs (32 -> 32 channels:
+    /// 1.5x at 16x16 loses, 2x at 32x32 wins).
+    static func choose(c: Int, kh: Int, kw: Int, stride: Int, outputPixels: Int) -> ConvAlgorithm {
+        if stride == 1 && kh == 3 && kw == 3 && c >= 8 { return .winograd }
+        if (stride > 1 || c < 8) && !(kh == 1 && kw == 1 && stride == 1) { return .direct }
+        if stride == 1 && outputPixels >= 1024 { return .shifted }
+        return .im2col
+    }
+
+    var winograd: Bool { algorithm == .winograd }
+    var direct: Bool { algorithm == .direct }
+    var shifted: Bool { algorithm == .shifted }
 
     /// At most a cache's worth of scratch per block, and at least eight blocks when the batch allows,
     /// so the blocks spread evenly over the threads; a power of two, so that batches of 32 or 64
@@ -79,268 +115,14 @@ struct ConvPlan {
         return out
     }
 
-    // MARK: shifted products
-    //
-    // With stride 1 a convolution is a sum of k*k products, one per kernel tap, of the tap's (O, C)
-    // weights with the zero-padded input shifted by the tap: on a padded grid (rows of Wp = W + 2p),
-    // output pixel q reads input q + ki Wp + kj, so each shifted input is just an offset into one
-    // padded copy. That replaces im2col's k*k-fold copy with one 1.1-1.3-fold copy. The products have
-    // depth C instead of C k k, which OpenBLAS runs less efficiently on small images: measured on the
-    // development machine (2026-11-27), shifted products win from 32x32 images (32 -> 32 channels:
-    // 238 vs 275 us per image forward, 284 vs 363 us for the weight gradient, before im2col's own
-    // cost) and lose at 16x16 and below, so they are used from 1024 output pixels per image.
-
-    /// Whether this convolution runs as shifted products over a padded copy (shape-only decision).
-    var shifted: Bool { !winograd && !direct && geo.stride == 1 && hw >= 1024 }
-    var paddedWidth: Int { w + 2 * geo.padding }
-    var paddedPlane: Int { (h + 2 * geo.padding) * paddedWidth }
-    /// Zeros after each channel's padded rows, so the furthest-shifted view stays inside the copy.
-    var slack: Int { (kh - 1) * paddedWidth + (kw - 1) }
-    /// Row stride of the padded copy of a block of `images`.
-    func paddedStride(_ images: Int) -> Int { images * paddedPlane + slack }
-
-    /// The padded copy of a block: (C, images Hp Wp + slack), channel-major so the block's images
-    /// sit side by side in each row. Every entry is written.
-    func pad<T: TensorScalar>(_ x: UnsafePointer<T>, images: Range<Int>, into dst: UnsafeMutablePointer<T>) {
-        let (wp, pd, ld) = (paddedWidth, geo.padding, paddedStride(images.count))
-        dst.update(repeating: 0, count: c * ld)
-        for ci in 0..<c {
-            for local in 0..<images.count {
-                let plane = x + ((images.lowerBound + local) * c + ci) * h * w
-                let to = dst + ci * ld + local * paddedPlane + pd * wp + pd
-                for y in 0..<h { (to + y * wp).update(from: plane + y * w, count: w) }
-            }
-        }
-    }
-
-    /// The gradient of a block's outputs on the padded grid (O, images Hp Wp), zeros where no output is.
-    func padOutputs<T: TensorScalar>(_ g: UnsafePointer<T>, images: Range<Int>, into dst: UnsafeMutablePointer<T>) {
-        let (wp, span) = (paddedWidth, images.count * paddedPlane)
-        dst.update(repeating: 0, count: o * span)
-        for oc in 0..<o {
-            for local in 0..<images.count {
-                let from = g + ((images.lowerBound + local) * o + oc) * hw
-                let to = dst + oc * span + local * paddedPlane
-                for y in 0..<ho { (to + y * wp).update(from: from + y * wo, count: wo) }
-            }
-        }
-    }
-
-    /// Per-tap weights: taps[t][o][c] = W[o][c][t / kw][t % kw].
-    func taps<T: TensorScalar>(_ weight: [T]) -> [T] {
-        var out = [T](repeating: 0, count: weight.count)
-        for t in 0..<(kh * kw) {
-            for oc in 0..<o { for ci in 0..<c { out[(t * o + oc) * c + ci] = weight[(oc * c + ci) * kh * kw + t] } }
-        }
-        return out
-    }
-
-    /// Q (O, images Hp Wp) = sum over taps of taps[t] (O, C) x the padded copy shifted by the tap.
-    func shiftedProducts<T: TensorScalar>(
-        _ padded: UnsafePointer<T>, taps: UnsafePointer<T>, images: Int, into q: UnsafeMutablePointer<T>
-    ) {
-        let (span, ld) = (images * paddedPlane, paddedStride(images))
-        for t in 0..<(kh * kw) {
-            T.gemm(
-                transA: false, transB: false, m: o, n: span, k: c, alpha: 1, a: taps + t * o * c, lda: c,
-                b: padded + (t / kw) * paddedWidth + t % kw, ldb: ld, beta: t == 0 ? 0 : 1, c: q, ldc: span)
-        }
-    }
-
-    /// The outputs of a block from Q on the padded grid into (N, O, Ho, Wo), plus the bias.
-    func unpad<T: TensorScalar>(
-        _ q: UnsafePointer<T>, images: Range<Int>, into out: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?
-    ) {
-        let (wp, span) = (paddedWidth, images.count * paddedPlane)
-        for local in 0..<images.count {
-            for oc in 0..<o {
-                let add = bias?[oc] ?? 0
-                let from = q + oc * span + local * paddedPlane
-                let to = out + ((images.lowerBound + local) * o + oc) * hw
-                for y in 0..<ho { for x in 0..<wo { to[y * wo + x] = from[y * wp + x] + add } }
-            }
-        }
-    }
-
-    /// A block's weight gradient: per tap, g on the padded grid (O, span) x the shifted copy^T, into
-    /// `dw` in (O, C, kh, kw) layout (overwritten); `tapScratch` holds kh kw O C elements.
-    func shiftedWeightGradient<T: TensorScalar>(
-        _ gPadded: UnsafePointer<T>, _ padded: UnsafePointer<T>, images: Int,
-        tapScratch: UnsafeMutablePointer<T>, into dw: UnsafeMutablePointer<T>
-    ) {
-        let (span, ld) = (images * paddedPlane, paddedStride(images))
-        for t in 0..<(kh * kw) {
-            T.gemm(
-                transA: false, transB: true, m: o, n: c, k: span, alpha: 1, a: gPadded, lda: span,
-                b: padded + (t / kw) * paddedWidth + t % kw, ldb: ld, beta: 0, c: tapScratch + t * o * c, ldc: c)
-        }
-        for t in 0..<(kh * kw) {
-            for oc in 0..<o { for ci in 0..<c { dw[(oc * c + ci) * kh * kw + t] = tapScratch[(t * o + oc) * c + ci] } }
-        }
-    }
-
-    // MARK: direct convolution
-    //
-    // Convolutions with few input channels make thin products (depth C k k of 9 or 18 for the image
-    // input layers), and strided ones need an im2col copy 2.25 times their input; both run as a
-    // direct convolution instead (kernels.c): one padded copy of the input split into `stride` column
-    // phases, so that every tap of 8 neighbouring outputs reads 8 neighbouring floats, and register
-    // tiles of 4 output channels x 24 output pixels. 1x1 stride-1 convolutions are products as they
-    // are and stay on im2col (a plain copy there).
-
-    /// Whether this convolution runs direct (shape-only decision).
-    var direct: Bool { !winograd && (geo.stride > 1 || c < 8) && !(kh == 1 && kw == 1 && geo.stride == 1) }
-    /// Rows of the packed input that outputs read, and floats per packed row (a multiple of 8 outputs
-    /// plus the widest tap offset).
-    var directRows: Int { (ho - 1) * geo.stride + kh }
-    var directWidth: Int { (wo + 7) / 8 * 8 + (kw - 1) / geo.stride }
-    var directPerImage: Int {
-        c * directRows * geo.stride * directWidth + ((wo % 8 == 0) ? 0 : o * ho * ((wo + 7) / 8 * 8))
-    }
-
-    /// The same memory as Float, for the C kernels (callers check T == Float).
-    @inline(__always) private func floats<T>(_ p: UnsafePointer<T>) -> UnsafePointer<Float> {
-        UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
-    }
-    @inline(__always) private func floats<T>(_ p: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<Float> {
-        UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
-    }
-
-    /// The packed input of a block (Float only; the Double path reads the images directly).
-    func directPack(_ x: UnsafePointer<Float>, images: Range<Int>, into xp: UnsafeMutablePointer<Float>) {
-        lethe_direct_pack(
-            x + images.lowerBound * c * h * w, images.count, c, h, w, geo.stride, geo.padding, kw, directRows, wo, xp)
-    }
-
-    /// The input pixel tap (ki, kj) of output (oy, ox) reads, in its image plane, or nil in the padding.
-    @inline(__always)
-    func inputPixel(_ oy: Int, _ ox: Int, _ ki: Int, _ kj: Int) -> Int? {
-        let iy = oy * geo.stride - geo.padding + ki
-        let ix = ox * geo.stride - geo.padding + kj
-        return iy >= 0 && iy < h && ix >= 0 && ix < w ? iy * w + ix : nil
-    }
-
-    /// out[images] = conv(x[images]) + bias, directly.
-    func directForward<T: TensorScalar>(
-        _ x: UnsafePointer<T>, images: Range<Int>, weight: UnsafePointer<T>, bias: UnsafePointer<T>?,
-        into out: UnsafeMutablePointer<T>
-    ) {
-        if T.self == Float.self {
-            Scratch.with(Float.self, count: images.count * directPerImage, zeroed: false) { xp in
-                directPack(floats(x), images: images, into: xp)
-                lethe_direct_forward(
-                    xp, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, floats(weight),
-                    bias.map { floats($0) },
-                    floats(out + images.lowerBound * o * hw))
-            }
-            BLAS.count(m: o, n: images.count * hw, k: ck)
-            return
-        }
-        for b in images {
-            for oc in 0..<o {
-                for oy in 0..<ho {
-                    for ox in 0..<wo {
-                        var sum = T(0)
-                        for ci in 0..<c {
-                            let plane = x + (b * c + ci) * h * w
-                            let kernel = weight + (oc * c + ci) * kh * kw
-                            for ki in 0..<kh {
-                                for kj in 0..<kw {
-                                    if let at = inputPixel(oy, ox, ki, kj) { sum += kernel[ki * kw + kj] * plane[at] }
-                                }
-                            }
-                        }
-                        out[((b * o + oc) * ho + oy) * wo + ox] = sum + (bias?[oc] ?? 0)
-                    }
-                }
-            }
-        }
-    }
-
-    /// A block's weight gradient, directly, into `dw` in (O, C, kh, kw) layout (overwritten).
-    func directWeightGradient<T: TensorScalar>(
-        _ x: UnsafePointer<T>, _ g: UnsafePointer<T>, images: Range<Int>, into dw: UnsafeMutablePointer<T>
-    ) {
-        if T.self == Float.self {
-            let gBlock = floats(g + images.lowerBound * o * hw)
-            let wr = (wo + 7) / 8 * 8
-            Scratch.with(Float.self, count: images.count * directPerImage, zeroed: false) { xp in
-                directPack(floats(x), images: images, into: xp)
-                let dwf = floats(dw)
-                if wr == wo {  // rows already a whole number of vectors
-                    lethe_direct_weight_gradient(
-                        xp, gBlock, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, dwf)
-                } else {
-                    let gp = xp + images.count * c * directRows * geo.stride * directWidth
-                    lethe_direct_pack_gradient(gBlock, images.count, o, ho, wo, gp)
-                    lethe_direct_weight_gradient(
-                        xp, gp, images.count, c, o, kh, kw, geo.stride, directRows, ho, wo, dwf)
-                }
-            }
-            BLAS.count(m: o, n: images.count * hw, k: ck)
-            return
-        }
-        dw.update(repeating: 0, count: o * c * kh * kw)
-        for b in images {
-            for oc in 0..<o {
-                for ci in 0..<c {
-                    let plane = x + (b * c + ci) * h * w
-                    let grad = g + (b * o + oc) * hw
-                    let kernel = dw + (oc * c + ci) * kh * kw
-                    for ki in 0..<kh {
-                        for kj in 0..<kw {
-                            var sum = T(0)
-                            for oy in 0..<ho {
-                                for ox in 0..<wo {
-                                    if let at = inputPixel(oy, ox, ki, kj) { sum += grad[oy * wo + ox] * plane[at] }
-                                }
-                            }
-                            kernel[ki * kw + kj] += sum
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// A block's input gradient, directly, into gx[images] (every element written): for strided
-    /// convolutions, whose input gradient is no stride-1 convolution.
-    func directInputGradient<T: TensorScalar>(
-        _ g: UnsafePointer<T>, images: Range<Int>, weight: UnsafePointer<T>, into gx: UnsafeMutablePointer<T>
-    ) {
-        if T.self == Float.self {
-            lethe_direct_input_gradient(
-                floats(g + images.lowerBound * o * hw), images.count, c, h, w, o, kh, kw, geo.stride, geo.padding, ho,
-                wo,
-                floats(weight), floats(gx + images.lowerBound * c * h * w))
-            BLAS.count(m: o, n: images.count * hw, k: ck)
-            return
-        }
-        (gx + images.lowerBound * c * h * w).update(repeating: 0, count: images.count * c * h * w)
-        for b in images {
-            for oc in 0..<o {
-                for oy in 0..<ho {
-                    for ox in 0..<wo {
-                        let grad = g[((b * o + oc) * ho + oy) * wo + ox]
-                        for ci in 0..<c {
-                            let plane = gx + (b * c + ci) * h * w
-                            let kernel = weight + (oc * c + ci) * kh * kw
-                            for ki in 0..<kh {
-                                for kj in 0..<kw {
-                                    if let at = inputPixel(oy, ox, ki, kj) { plane[at] += kernel[ki * kw + kj] * grad }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// The kernel in the form this plan's path multiplies with: Winograd's U, per-tap weights for
     /// shifted products, or the weight as it is for im2col.
     func preparedKernel<T: TensorScalar>(_ weight: [T]) -> [T] {
-        winograd ? winogradKernel(weight) : shifted ? taps(weight) : weight
+        switch algorithm {
+        case .winograd: return winogradKernel(weight)
+        case .shifted: return taps(weight)
+        case .direct, .im2col: return weight
+        }
     }
 
     /// One block of the convolution by this plan's path: out[images] = conv(x[images]) + bias, with
@@ -350,7 +132,8 @@ struct ConvPlan {
         _ x: UnsafePointer<T>, images: Range<Int>, kernel: UnsafePointer<T>, bias: UnsafePointer<T>?,
         into out: UnsafeMutablePointer<T>
     ) {
-        if winograd {
+        switch algorithm {
+        case .winograd:
             let tiles = tiles(images.count)
             Scratch.with(T.self, count: 36 * c * tiles, zeroed: false) { v in
                 Scratch.with(T.self, count: 36 * o * tiles, zeroed: false) { m in
@@ -359,9 +142,9 @@ struct ConvPlan {
                     winogradOutput(UnsafePointer(m), images: images, into: out, bias: bias)
                 }
             }
-        } else if direct {
+        case .direct:
             directForward(x, images: images, weight: kernel, bias: bias, into: out)
-        } else if shifted {
+        case .shifted:
             Scratch.with(T.self, count: c * paddedStride(images.count), zeroed: false) { padded in
                 Scratch.with(T.self, count: o * images.count * paddedPlane, zeroed: false) { q in
                     pad(x, images: images, into: padded)
@@ -369,7 +152,7 @@ struct ConvPlan {
                     unpad(UnsafePointer(q), images: images, into: out, bias: bias)
                 }
             }
-        } else {
+        case .im2col:
             let width = images.count * hw
             Scratch.with(T.self, count: ck * width, zeroed: false) { cols in
                 Scratch.with(T.self, count: o * width, zeroed: false) { product in
@@ -386,111 +169,6 @@ struct ConvPlan {
     /// The image blocks, in order.
     var blocks: [Range<Int>] { stride(from: 0, to: n, by: blockImages).map { $0..<min(n, $0 + blockImages) } }
 
-    /// Output columns ox whose input column ox*s - p + kj lies inside the image.
-    @inline(__always)
-    func validColumns(kj: Int) -> Range<Int> {
-        let lo = max(0, (geo.padding - kj + geo.stride - 1) / geo.stride)
-        let last = w - 1 + geo.padding - kj  // the largest ox s that stays inside (may be < 0)
-        let hi = last < 0 ? 0 : min(wo, last / geo.stride + 1)
-        return lo..<max(lo, hi)
-    }
-
-    /// cols[(ci, ki, kj)][(b - images.lowerBound, oy, ox)] = x[b][ci][oy*s - p + ki][ox*s - p + kj]
-    /// (0 outside) for the images of one block: a (C k k, |images| Ho Wo) matrix. Every entry is
-    /// written (the padding with zeros), so `dst` may start uninitialised.
-    func im2col<T: TensorScalar>(_ x: UnsafePointer<T>, images: Range<Int>, into dst: UnsafeMutablePointer<T>) {
-        if T.self == Float.self {  // the C kernel: short runs as plain loops, not library calls
-            lethe_im2col(
-                UnsafeRawPointer(x + images.lowerBound * c * h * w).assumingMemoryBound(to: Float.self), images.count,
-                c, h, w, kh, kw, geo.stride, geo.padding, ho, wo,
-                UnsafeMutableRawPointer(dst).assumingMemoryBound(to: Float.self))
-            return
-        }
-        forEachRow(images: images) { row, image, valid in
-            let d = dst + row
-            guard let image else {
-                d.update(repeating: 0, count: wo)
-                return
-            }
-            d.update(repeating: 0, count: valid.lowerBound)
-            for j in 0..<valid.count { d[valid.lowerBound + j] = x[image + j * geo.stride] }
-            (d + valid.upperBound).update(repeating: 0, count: wo - valid.upperBound)
-        }
-    }
-
-    /// Calls `body(row, pixel, valid)` for every output row of every column-matrix row of a block:
-    /// `row` is the offset of that run of `wo` columns in the block's matrix, `pixel` the offset in the
-    /// images of the input pixel under column `valid.lowerBound` (the next ones `stride` apart), nil
-    /// when the row lies wholly in the padding. The Double path of im2col and col2im; Float runs the
-    /// same traversal in C.
-    private func forEachRow(images: Range<Int>, _ body: (Int, Int?, Range<Int>) -> Void) {
-        let s = geo.stride
-        let width = images.count * hw
-        for local in 0..<images.count {
-            for ci in 0..<c {
-                let image = ((images.lowerBound + local) * c + ci) * h * w
-                for ki in 0..<kh {
-                    for kj in 0..<kw {
-                        let row = ((ci * kh + ki) * kw + kj) * width + local * hw
-                        let valid = validColumns(kj: kj)
-                        for oy in 0..<ho {
-                            let iy = oy * s - geo.padding + ki
-                            let inside = iy >= 0 && iy < h && !valid.isEmpty
-                            body(
-                                row + oy * wo, inside ? image + iy * w + valid.lowerBound * s - geo.padding + kj : nil,
-                                valid)
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The adjoint of im2col for one block: scatter-adds its columns into the images' gradient.
-    func col2im<T: TensorScalar>(_ src: UnsafePointer<T>, images: Range<Int>, into gx: UnsafeMutablePointer<T>) {
-        if T.self == Float.self {
-            lethe_col2im(
-                UnsafeRawPointer(src).assumingMemoryBound(to: Float.self), images.count, c, h, w, kh, kw, geo.stride,
-                geo.padding,
-                ho, wo, UnsafeMutableRawPointer(gx + images.lowerBound * c * h * w).assumingMemoryBound(to: Float.self))
-            return
-        }
-        forEachRow(images: images) { row, image, valid in
-            guard let image else { return }
-            for j in 0..<valid.count { gx[image + j * geo.stride] += src[row + valid.lowerBound + j] }
-        }
-    }
-
-    /// Between a block's (O, |images| HW) product layout and the images' (N, O, HW) layout; adds
-    /// `bias[o]` on the way out when given.
-    func blockToImages<T: TensorScalar>(
-        _ block: UnsafePointer<T>, images: Range<Int>, into out: UnsafeMutablePointer<T>, bias: UnsafePointer<T>?
-    ) {
-        let width = images.count * hw
-        for local in 0..<images.count {
-            for oc in 0..<o {
-                let (from, to) = (block + oc * width + local * hw, out + ((images.lowerBound + local) * o + oc) * hw)
-                if let bias {
-                    let add = bias[oc]
-                    for i in 0..<hw { to[i] = from[i] + add }
-                } else {
-                    to.update(from: from, count: hw)
-                }
-            }
-        }
-    }
-
-    func imagesToBlock<T: TensorScalar>(
-        _ images: Range<Int>, from g: UnsafePointer<T>, into block: UnsafeMutablePointer<T>
-    ) {
-        let width = images.count * hw
-        for local in 0..<images.count {
-            for oc in 0..<o {
-                (block + oc * width + local * hw).update(
-                    from: g + ((images.lowerBound + local) * o + oc) * hw, count: hw)
-            }
-        }
-    }
 }
 
 extension Tensor {

@@ -66,9 +66,6 @@ enum WinogradMatrices {
 }
 
 extension ConvPlan {
-    /// Whether this convolution runs as Winograd F(4x4, 3x3): stride 1, 3x3, and enough input channels
-    /// for the 36 products to be worth their transforms (shape-only decision).
-    var winograd: Bool { geo.stride == 1 && kh == 3 && kw == 3 && c >= 8 }
     var tilesH: Int { (ho + 3) / 4 }
     var tilesW: Int { (wo + 3) / 4 }
     func tiles(_ images: Int) -> Int { images * tilesH * tilesW }
