@@ -215,7 +215,6 @@ extension Tensor {
                 !needX
                 ? []
                 : transposed == nil && !p.direct ? [T](repeating: 0, count: x.count) : unwrittenArray(count: x.count)
-            let blockWidth = p.blockImages * p.hw
             if needW || needX {
                 x.storage.withUnsafeBufferPointer { xs in
                     weight.storage.withUnsafeBufferPointer { w in
@@ -229,81 +228,11 @@ extension Tensor {
                                         ))
                                     Parallel.blocksWithSerialBLAS(blocks.count) { i in
                                         let (xs, w, gp, gwp, gxp) = ptrs.value
-                                        let images = blocks[i]
-                                        let width = images.count * p.hw
-                                        Scratch.with(T.self, count: p.ck * blockWidth, zeroed: false) { cols in
-                                            Scratch.with(T.self, count: p.o * blockWidth, zeroed: false) { gBlock in
-                                                let im2colWeight = needW && !p.winograd && !p.direct && !p.shifted
-                                                if im2colWeight || (needX && transposed == nil && !p.direct) {
-                                                    p.imagesToBlock(images, from: gp, into: gBlock)
-                                                }
-                                                // dU = (A dY A^T) V^T per position, dW = G^T dU G
-                                                if needW && p.winograd {
-                                                    let tiles = p.tiles(images.count)
-                                                    Scratch.with(T.self, count: 36 * p.c * tiles, zeroed: false) { v in
-                                                        Scratch.with(T.self, count: 36 * p.o * tiles, zeroed: false) {
-                                                            dm in
-                                                            Scratch.with(T.self, count: 36 * p.o * p.c, zeroed: false) {
-                                                                du in
-                                                                p.winogradInput(xs, images: images, into: v)
-                                                                p.winogradOutputGradient(gp, images: images, into: dm)
-                                                                p.winogradKernelProducts(
-                                                                    UnsafePointer(dm), UnsafePointer(v),
-                                                                    images: images.count, into: du)
-                                                                p.winogradKernelGradient(
-                                                                    UnsafePointer(du), into: gwp! + i * weight.count)
-                                                            }
-                                                        }
-                                                    }
-                                                } else if needW && p.direct {
-                                                    p.directWeightGradient(
-                                                        xs, gp, images: images, into: gwp! + i * weight.count)
-                                                    // per tap: g on the padded grid x shifted copy^T
-                                                } else if needW && p.shifted {
-                                                    Scratch.with(
-                                                        T.self, count: p.c * p.paddedStride(images.count), zeroed: false
-                                                    ) { padded in
-                                                        Scratch.with(
-                                                            T.self, count: p.o * images.count * p.paddedPlane,
-                                                            zeroed: false
-                                                        ) { gPadded in
-                                                            Scratch.with(T.self, count: weight.count, zeroed: false) {
-                                                                tapScratch in
-                                                                p.pad(xs, images: images, into: padded)
-                                                                p.padOutputs(gp, images: images, into: gPadded)
-                                                                p.shiftedWeightGradient(
-                                                                    UnsafePointer(gPadded), UnsafePointer(padded),
-                                                                    images: images.count,
-                                                                    tapScratch: tapScratch,
-                                                                    into: gwp! + i * weight.count)
-                                                            }
-                                                        }
-                                                    }
-                                                } else if needW {  // gW_i = g (O, width) x cols^T (width, CK)
-                                                    p.im2col(xs, images: images, into: cols)
-                                                    gemm(
-                                                        UnsafePointer(gBlock), UnsafePointer(cols),
-                                                        gwp! + i * weight.count, m: p.o, n: p.ck, k: width,
-                                                        transA: false, transB: true, beta: 0, parallel: false)
-                                                }
-                                                // gx = the transposed convolution, by its own path
-                                                if let t = transposed {
-                                                    flipped.withUnsafeBufferPointer {
-                                                        t.forwardBlock(
-                                                            gp, images: images, kernel: $0.baseAddress!, bias: nil,
-                                                            into: gxp!)
-                                                    }
-                                                } else if needX && p.direct {
-                                                    p.directInputGradient(gp, images: images, weight: w, into: gxp!)
-                                                    // columns' gradient W^T (CK, O) x g (O, width), scattered back
-                                                } else if needX {
-                                                    gemm(
-                                                        w, UnsafePointer(gBlock), cols, m: p.ck, n: width, k: p.o,
-                                                        transA: true, transB: false, beta: 0, parallel: false)
-                                                    p.col2im(UnsafePointer(cols), images: images, into: gxp!)
-                                                }
-                                            }
-                                        }
+                                        p.backwardBlock(
+                                            x: xs, weight: w, g: gp, images: blocks[i],
+                                            weightGradient: needW ? gwp! + i * weight.count : nil,
+                                            inputGradient: needX ? gxp! : nil, transposed: transposed,
+                                            flippedKernel: flipped)
                                     }
                                 }
                             }
