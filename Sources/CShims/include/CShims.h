@@ -23,7 +23,7 @@ void lethe_gelu_backward(const float *x, const float *g, float *dx, size_t n);
 void lethe_silu_forward(const float *x, float *y, size_t n);
 void lethe_silu_backward(const float *x, const float *g, float *dx, size_t n);
 
-/// Memory-bound kernels (kernels.c). Sums use eight interleaved partials in a fixed order, so their
+/// Memory-bound kernels (sums.c). Sums use eight interleaved partials in a fixed order, so their
 /// bits depend on neither the compiler's vectorisation nor the thread count.
 float lethe_sum(const float *x, size_t n);
 /// sum (a[i] - b[i])^2 over n elements, in lethe_sum's fixed order.
@@ -69,7 +69,7 @@ void lethe_winograd_output_gradient(const float *g, size_t images, size_t o, siz
 void lethe_winograd_kernel(const float *w, size_t pairs, float *u);
 void lethe_winograd_kernel_gradient(const float *du, size_t pairs, float *dw);
 
-/// Direct convolution (kernels.c), for few input channels or stride > 1. `lethe_direct_pack` writes a
+/// Direct convolution (direct.c), for few input channels or stride > 1. `lethe_direct_pack` writes a
 /// block's zero-padded, column-phase-split input xp (per image and channel: rows = (ho - 1) s + kh
 /// rows of s phases of roundup8(wo) + (kw - 1) / s columns); the forward pass writes out (images, o,
 /// ho, wo) = conv + bias (bias may be NULL); the weight gradient (o, c, kh, kw) is overwritten with

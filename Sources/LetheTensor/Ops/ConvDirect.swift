@@ -5,7 +5,7 @@ extension ConvPlan {
     //
     // Convolutions with few input channels make thin products (depth C k k of 9 or 18 for the image
     // input layers), and strided ones need an im2col copy 2.25 times their input; both run as a
-    // direct convolution instead (kernels.c): one padded copy of the input split into `stride` column
+    // direct convolution instead (CShims/direct.c): one padded copy of the input split into `stride` column
     // phases, so that every tap of 8 neighbouring outputs reads 8 neighbouring floats, and register
     // tiles of 4 output channels x 24 output pixels. 1x1 stride-1 convolutions are products as they
     // are and stay on im2col (a plain copy there).

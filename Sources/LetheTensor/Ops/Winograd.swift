@@ -17,7 +17,7 @@
 //          0  2 -1 -2  1  0             1/24 -1/12  1/6
 //          0  4  0 -5  0  1]            0     0     1  ]
 //
-// The Float transforms run in C (kernels.c), vectorised; the Double path runs here, by the matrices
+// The Float transforms run in C (CShims/winograd.c), vectorised; the Double path runs here, by the matrices
 // above.
 
 import CShims
