@@ -44,13 +44,16 @@ public struct ClassifierStage {
         var initRNG = rng.split("init")
         let model = FeatureClassifier<Float>(
             channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
-        let steps = plan.spec.evaluate.classifierSteps
-        let batch = 64
-        var batches = RunContext.Batches(pool: Array(0..<train.count), batch: batch, rng: rng.split("shuffle"))
+        let e = plan.spec.evaluate
+        let steps = e.classifierSteps
+        var batches = RunContext.Batches(
+            pool: Array(0..<train.count), batch: e.classifierBatchSize, rng: rng.split("shuffle"))
         let dir = try RunDirectory(finalPath: stage.runDirectory)
         var loop = TrainingLoop(
-            optimizer: AnyOptimizer(Adam(model.parameters, lr: 1e-3)),
-            schedule: LRSchedule(kind: .cosine, baseLR: 1e-3, warmupSteps: 0, totalSteps: steps, minLR: 1e-5),
+            optimizer: AnyOptimizer(Adam(model.parameters, lr: e.classifierLr)),
+            schedule: LRSchedule(
+                kind: Optimizers.scheduleKind(e.classifierSchedule), baseLR: e.classifierLr, warmupSteps: 0,
+                totalSteps: steps, minLR: e.classifierMinLr),
             clip: nil,
             steps: steps, module: model, progress: Progress(label: "feature classifier", total: steps, every: 100))
         try loop.run(into: dir) { _ in

@@ -78,12 +78,15 @@ enum Optimizers {
         }
     }
 
-    static func schedule(_ t: TrainSpec) -> LRSchedule {
-        let kind: LRSchedule.Kind
-        switch t.schedule.kind {
-        case .constant: kind = .constant
-        case .cosine: kind = .cosine
+    static func scheduleKind(_ kind: TrainSpec.Schedule.Kind) -> LRSchedule.Kind {
+        switch kind {
+        case .constant: return .constant
+        case .cosine: return .cosine
         }
+    }
+
+    static func schedule(_ t: TrainSpec) -> LRSchedule {
+        let kind = scheduleKind(t.schedule.kind)
         return LRSchedule(
             kind: kind, baseLR: t.optimizer.lr, warmupSteps: t.schedule.warmupSteps, totalSteps: t.steps,
             minLR: t.schedule.minLr)

@@ -247,7 +247,11 @@ public enum EmbeddedSchemas {
           "uniqueItems": true,
           "default": ["fid", "is", "cosine", "psnr", "ssim", "accuracy"]
         },
-        "classifier_steps": { "type": "integer", "minimum": 1, "default": 1500, "description": "Training steps of the Fashion-MNIST feature classifier (a cached stage)." },
+        "classifier_steps": { "type": "integer", "minimum": 1, "default": 1500, "description": "Training steps of the feature classifier (a cached stage whose features FID, IS, cosine and accuracy use)." },
+        "classifier_batch_size": { "type": "integer", "minimum": 1, "default": 64, "description": "Images per step of the feature classifier." },
+        "classifier_lr": { "type": "number", "exclusiveMinimum": 0, "default": 0.001, "description": "Adam learning rate of the feature classifier." },
+        "classifier_schedule": { "enum": ["cosine", "constant"], "default": "cosine", "description": "Learning-rate schedule of the feature classifier (cosine decays to classifier_min_lr)." },
+        "classifier_min_lr": { "type": "number", "minimum": 0, "default": 0.00001, "description": "Floor of the feature classifier's cosine schedule." },
         "grid_samples": { "type": "integer", "minimum": 1, "maximum": 64, "default": 8, "description": "Images per sample grid." },
         "embedding_plot": { "enum": ["pca", "tsne"], "default": "pca" }
       }

@@ -244,13 +244,18 @@ public struct Planner: Sendable {
     /// The classifier that gives FID, IS and accuracy their feature space is shared by every run on
     /// the same data, so metrics compare across runs: its identity has no seed of the run in it.
     public static func classifierIdentity(_ resolved: JSONValue, dataIdentity: String) -> JSONValue {
-        .object(
-            JSONObject(
-                [
-                    ("lethe", .string(LetheVersion.current)), ("stage", .string("classifier")),
-                    ("data", .string(dataIdentity)), ("image_size", resolved["data"]?["image_size"] ?? .null),
-                    ("steps", resolved["evaluate"]?["classifier_steps"] ?? .null),
-                ] + (resolved["data"]?["test_fraction"].map { [("test_fraction", $0)] } ?? [])))
+        let evaluate = resolved["evaluate"]
+        var members: [(String, JSONValue)] = [
+            ("lethe", .string(LetheVersion.current)), ("stage", .string("classifier")),
+            ("data", .string(dataIdentity)), ("image_size", resolved["data"]?["image_size"] ?? .null),
+        ]
+        let settings = [
+            ("steps", "classifier_steps"), ("batch_size", "classifier_batch_size"), ("lr", "classifier_lr"),
+            ("schedule", "classifier_schedule"), ("min_lr", "classifier_min_lr"),
+        ]
+        for (name, key) in settings { members.append((name, evaluate?[key] ?? .null)) }
+        if let fraction = resolved["data"]?["test_fraction"] { members.append(("test_fraction", fraction)) }
+        return .object(JSONObject(members))
     }
 
     static func classifierHash(_ resolved: JSONValue, dataIdentity: String) -> String {

@@ -203,6 +203,10 @@ public struct EvaluateSpec: Decodable, Sendable, Equatable {
     public var testPerClass: Int
     public var metrics: [Metric]
     public var classifierSteps: Int
+    public var classifierBatchSize: Int
+    public var classifierLr: Double
+    public var classifierSchedule: TrainSpec.Schedule.Kind
+    public var classifierMinLr: Double
     public var gridSamples: Int
     public var embeddingPlot: EmbeddingPlot
 }
