@@ -185,11 +185,11 @@ extension Double: TensorScalar {
 /// count, so every product goes through `call`, which gives it the count its caller wants and keeps
 /// anyone else from changing the count under it:
 ///
-/// - a product that wants one thread (strict mode, or inside `Parallel.blocksWithSerialBLAS`, whose
-///   blocks already use the threads) takes a shared lock; many run at once, each single-threaded,
-///   while OpenBLAS's count stays 1;
-/// - a product that wants more (fast mode at `Numerics.threads` > 1) takes the lock exclusively and
-///   sets the count for its call.
+/// - a product runs under a shared lock while OpenBLAS's count is the one it wants (one thread in
+///   strict mode and inside `Parallel.blocksWithSerialBLAS`, whose blocks already use the threads;
+///   `Numerics.threads` otherwise), so products wanting the same count run side by side;
+/// - a product that wants another count first changes it under the lock held exclusively, which waits
+///   until no product runs, so the count never changes under a running product.
 ///
 /// Two runs (or tests) in one process, or a block-parallel op beside a multi-threaded product, can then
 /// never change each other's bits. (Before, `blocksWithSerialBLAS` set the process-wide count to 1 and
@@ -206,19 +206,20 @@ public enum BLAS {
 
     @inline(__always) static func call(_ product: () -> Void) {
         let wanted = threads
-        if wanted == 1 {
+        // Products that want the count OpenBLAS has run side by side under the shared lock; one that
+        // wants another count changes it exclusively first (never while a product runs) and retries.
+        while true {
             gate.readLock()
-            if current == 1 {
+            if current == wanted {
                 product()
                 gate.unlock()
                 return
             }
-            gate.unlock()  // OpenBLAS was left multi-threaded: set it back exclusively below
+            gate.unlock()
+            gate.writeLock()
+            if current != wanted { setCount(wanted) }
+            gate.unlock()
         }
-        gate.writeLock()
-        if current != wanted { setCount(wanted) }
-        product()
-        gate.unlock()
     }
 
     private static func setCount(_ n: Int) {
