@@ -56,6 +56,7 @@ let package = Package(
             swiftSettings: numericSwiftSettings),
         .target(
             name: "LetheUnlearn", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels", "LetheRuns"],
+            exclude: ["ReportText"],
             swiftSettings: numericSwiftSettings),
         .target(name: "LetheFuzz", dependencies: ["LetheSpec", "LetheData", "LetheTensor", "LetheJSON"]),
         .executableTarget(name: "lethe-fuzz", dependencies: ["LetheFuzz"]),

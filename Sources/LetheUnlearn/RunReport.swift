@@ -13,13 +13,23 @@ struct RunReport {
     var models: [(name: String, result: ModelEvaluator.Result)]
     var curveKeys: [String]
 
+    /// A prose fragment of the report (`Sources/LetheUnlearn/ReportText/`), its `{{name}}` placeholders
+    /// filled with HTML-escaped values.
+    static func text(_ name: String, _ values: [String: String] = [:]) -> String {
+        guard var text = EmbeddedReportText.files.first(where: { $0.name == name })?.text else {
+            preconditionFailure("no report text \(name); run `make schemas`")
+        }
+        for (key, value) in values { text = text.replacingOccurrences(of: "{{\(key)}}", with: Report.escape(value)) }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     func write(into dir: RunDirectory) throws {
         var sections: [(String, String)] = []
         sections.append(
             (
                 "Metrics",
                 Report.metricsTable(eval, models: models.map(\.name) + ["mean_fill_baseline"])
-                    + "<p>Completions of the masked held-out test images against their ground truth. FID, IS, cosine and class accuracy are measured in the feature space of Lethe's own feature classifier (Inception and CLIP weights cannot be downloaded here). Good on D_R: close to the original. Good on D_F: far from it (FID up, cosine and accuracy down).</p>"
+                    + Self.text("metrics.html")
             ))
         let rows = curve.compactMap { try? JSONParser.parse($0) }
         if !rows.isEmpty, !curveKeys.isEmpty {
@@ -52,7 +62,10 @@ struct RunReport {
                     }
                 }
             }
-            let points = Metrics.pca2(groups.flatMap(\.features), d: d)
+            let points: [(Double, Double)]
+            switch plan.spec.evaluate.embeddingPlot {
+            case .pca: points = Metrics.pca2(groups.flatMap(\.features), d: d)
+            }
             var offset = 0
             let svg = Report.scatterSVG(
                 title: "completed images, feature-space PCA",
@@ -67,7 +80,12 @@ struct RunReport {
                 (
                     "Embeddings",
                     svg
-                        + "<p>Filled: \(Report.escape(withFeatures[0].name)); hollow: \(Report.escape(withFeatures.dropFirst().map(\.name).joined(separator: ", "))). Blue: retain classes; red: forget classes.</p>"
+                        + Self.text(
+                            "embeddings.html",
+                            [
+                                "filled": withFeatures[0].name,
+                                "hollow": withFeatures.dropFirst().map(\.name).joined(separator: ", "),
+                            ])
                 ))
         }
         if let png = FileManager.default.contents(atPath: dir.path("samples.png")) {
@@ -77,7 +95,7 @@ struct RunReport {
                 (
                     "Samples",
                     Report.pngImage([UInt8](png), alt: "sample grid", width: 2 * k * (size + 2))
-                        + "<p>Rows: masked input, ground truth, \(models.map(\.name).joined(separator: ", ")). Left half: retain classes; right half: forget classes.</p>"
+                        + Self.text("samples.html", ["models": models.map(\.name).joined(separator: ", ")])
                 ))
         }
         sections.append(("Evaluation (eval.json)", "<pre>\(Report.escape(JSONText.pretty(eval)))</pre>"))

@@ -85,3 +85,25 @@ import Testing
         #expect(a != nil && a != b, "the completions, and so the metrics, differ")
     }
 }
+
+@Suite struct ReportTextTests {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Sources/LetheUnlearn/ReportText").path
+
+    @Test func theEmbeddedProseMatchesItsFiles() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.folder).filter { $0.hasSuffix(".html") }
+            .sorted()
+        #expect(files == EmbeddedReportText.files.map(\.name).sorted(), "run `make schemas`")
+        for file in EmbeddedReportText.files {
+            let onDisk = try String(contentsOfFile: Self.folder + "/" + file.name, encoding: .utf8)
+            #expect(
+                onDisk.trimmingCharacters(in: .newlines) == file.text.trimmingCharacters(in: .newlines),
+                "\(file.name): run `make schemas`")
+        }
+    }
+
+    @Test func placeholdersAreFilledAndEscaped() {
+        let text = RunReport.text("samples.html", ["models": "original, <unlearned>"])
+        #expect(text.contains("original, &lt;unlearned&gt;") && !text.contains("{{"))
+    }
+}

@@ -198,7 +198,7 @@ public struct TrainSpec: Decodable, Sendable, Equatable {
 
 public struct EvaluateSpec: Decodable, Sendable, Equatable {
     public enum Metric: String, Decodable, Sendable, CaseIterable { case fid, `is`, cosine, psnr, ssim, accuracy }
-    public enum EmbeddingPlot: String, Decodable, Sendable, CaseIterable { case pca, tsne }
+    public enum EmbeddingPlot: String, Decodable, Sendable, CaseIterable { case pca }
 
     public var testPerClass: Int
     public var metrics: [Metric]
