@@ -44,16 +44,17 @@ public struct ClassifierStage {
         var initRNG = rng.split("init")
         let model = FeatureClassifier<Float>(
             channels: train.channels, imageSize: size, classes: train.classCount, rng: &initRNG)
-        let e = plan.spec.evaluate
-        let steps = e.classifierSteps
+        let settings = plan.spec.evaluate
+        let steps = settings.classifierSteps
         var batches = RunContext.Batches(
-            pool: Array(0..<train.count), batch: e.classifierBatchSize, rng: rng.split("shuffle"))
+            pool: Array(0..<train.count), batch: settings.classifierBatchSize, rng: rng.split("shuffle"))
         let dir = try RunDirectory(finalPath: stage.runDirectory)
         var loop = TrainingLoop(
-            optimizer: AnyOptimizer(Adam(model.parameters, lr: e.classifierLr)),
+            optimizer: AnyOptimizer(Adam(model.parameters, lr: settings.classifierLr)),
             schedule: LRSchedule(
-                kind: Optimizers.scheduleKind(e.classifierSchedule), baseLR: e.classifierLr, warmupSteps: 0,
-                totalSteps: steps, minLR: e.classifierMinLr),
+                kind: Optimizers.scheduleKind(settings.classifierSchedule), baseLR: settings.classifierLr,
+                warmupSteps: 0,
+                totalSteps: steps, minLR: settings.classifierMinLr),
             clip: nil,
             steps: steps, module: model, progress: Progress(label: "feature classifier", total: steps, every: 100))
         try loop.run(into: dir) { _ in

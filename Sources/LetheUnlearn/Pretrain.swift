@@ -37,16 +37,18 @@ public struct Pretrainer: StageExecutor {
         var noise = root0.split("noise")
         let family = context.family(rng: &initRNG)
 
-        let t = spec.train
+        let training = spec.train
         let dir = try RunDirectory(finalPath: plan.runDirectory)
         try dir.write(
             "splits.json",
             json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
-        var batches = RunContext.Batches(pool: trainIndices, batch: t.batchSize, rng: root0.split("shuffle"))
+        var batches = RunContext.Batches(pool: trainIndices, batch: training.batchSize, rng: root0.split("shuffle"))
         var loop = TrainingLoop(
-            optimizer: Optimizers.make(t.optimizer, parameters: family.module.parameters.filter(\.requiresGrad)),
-            schedule: Optimizers.schedule(t), clip: t.gradClip, steps: t.steps, module: family.module,
-            progress: Progress(label: "pretrain \(spec.model.architecture.rawValue)", total: t.steps, every: t.logEvery)
+            optimizer: Optimizers.make(training.optimizer, parameters: family.module.parameters.filter(\.requiresGrad)),
+            schedule: Optimizers.schedule(training), clip: training.gradClip, steps: training.steps,
+            module: family.module,
+            progress: Progress(
+                label: "pretrain \(spec.model.architecture.rawValue)", total: training.steps, every: training.logEvery)
         )
         try loop.run(into: dir) { _ in
             let x = train.tensor(batches.next(), size: size)

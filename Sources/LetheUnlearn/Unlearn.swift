@@ -25,11 +25,11 @@ public struct Unlearner: StageExecutor {
     public func execute() throws -> String {
         try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
-        guard let u = context.spec.unlearn else {
+        guard let settings = context.spec.unlearn else {
             throw RunError("unlearn is not set (the schema requires it for kind: unlearn)")
         }
-        let method = u.method
-        let proxy = u.proxyRetain
+        let method = settings.method
+        let proxy = settings.proxyRetain
 
         // Student and frozen teacher, both loaded strictly from the original checkpoint.
         var initRNG = context.seed.split("init")
@@ -42,11 +42,13 @@ public struct Unlearner: StageExecutor {
         let (train, size, task) = (context.train, context.size, context.task)
         let forgetPool = try context.split("forget", in: train)
         let retainPool = try context.split(proxy ? "proxy_retain" : "retain", in: train)
-        let t = context.spec.train
-        var retain = RunContext.Batches(pool: retainPool, batch: t.batchSize, rng: context.seed.split("retain"))
-        var forget = RunContext.Batches(pool: forgetPool, batch: t.forgetBatchSize, rng: context.seed.split("forget"))
-        let noiseModel = try NoiseModel(u.noise, forgetImages: { train.tensor(forgetPool, size: size) })
-        let objective = Objective(alpha: Float(u.alpha), distance: u.distance, normalize: u.normalizeEmbeddings)
+        let training = context.spec.train
+        var retain = RunContext.Batches(pool: retainPool, batch: training.batchSize, rng: context.seed.split("retain"))
+        var forget = RunContext.Batches(
+            pool: forgetPool, batch: training.forgetBatchSize, rng: context.seed.split("forget"))
+        let noiseModel = try NoiseModel(settings.noise, forgetImages: { train.tensor(forgetPool, size: size) })
+        let objective = Objective(
+            alpha: Float(settings.alpha), distance: settings.distance, normalize: settings.normalizeEmbeddings)
         var masks = context.seed.split("masks")
         var noise = context.seed.split("noise")
         let draws = context.seed.split("draws")
@@ -59,9 +61,11 @@ public struct Unlearner: StageExecutor {
                 train: [("forget", forgetPool), (proxy ? "proxy_retain" : "retain", retainPool)],
                 test: evaluator.splits.map { ("test_" + $0.name, $0.indices) }))
         var loop = TrainingLoop(
-            optimizer: Optimizers.make(t.optimizer, parameters: student.module.parameters.filter(\.requiresGrad)),
-            schedule: Optimizers.schedule(t), clip: t.gradClip, steps: t.steps, module: student.module,
-            progress: Progress(label: "unlearn (\(method.rawValue))", total: t.steps, every: t.logEvery))
+            optimizer: Optimizers.make(
+                training.optimizer, parameters: student.module.parameters.filter(\.requiresGrad)),
+            schedule: Optimizers.schedule(training), clip: training.gradClip, steps: training.steps,
+            module: student.module,
+            progress: Progress(label: "unlearn (\(method.rawValue))", total: training.steps, every: training.logEvery))
         try loop.run(into: dir) { step in
             let xr = train.tensor(retain.next(), size: size)
             let xf = train.tensor(forget.next(), size: size)
