@@ -37,7 +37,9 @@ public struct RunDirectory: Sendable {
         if FileKind.of(finalPath, followLinks: false) != nil {
             throw Failure(
                 path: finalPath,
-                message: "already exists; a finished run is never replaced (move it away to run the stage again)")
+                message:
+                    "already exists (a finished run, or a folder Lethe did not finish); it is never replaced or deleted: move it out of the runs folder to run the stage again"
+            )
         }
         let fm = FileManager.default
         do {
