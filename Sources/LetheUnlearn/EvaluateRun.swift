@@ -17,7 +17,6 @@ public struct EvaluationRun: StageExecutor {
     }
 
     public func execute() throws -> String {
-        try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
         var initRNG = context.seed.split("init")
         let model = try context.originalModel(plan, rng: &initRNG)

@@ -15,20 +15,19 @@ public enum Executor {
 
     static func run(_ plan: Plan, threads: Int, log: (String) -> Void) throws -> String {
         for dependency in plan.dependencies { _ = try run(dependency, threads: threads, log: log) }
-        try ClassifierStage(plan: plan, threads: threads).ensure(log: log)
         let executor: any StageExecutor
-        switch plan.kind {
-        case "pretrain": executor = Pretrainer(plan: plan, threads: threads)
-        case "unlearn": executor = Unlearner(plan: plan, threads: threads)
-        case "evaluate": executor = EvaluationRun(plan: plan, threads: threads)
-        default: throw RunError("kind \(plan.kind) has no executor")
+        switch plan.spec.kind {
+        case .pretrain: executor = Pretrainer(plan: plan, threads: threads)
+        case .unlearn: executor = Unlearner(plan: plan, threads: threads)
+        case .evaluate: executor = EvaluationRun(plan: plan, threads: threads)
         }
         return try executor.run(log: log)
     }
 }
 
 /// One stage's executor: `run()` holds the numeric core and the stage's lock for the whole stage,
-/// reuses the stage when it is finished (after verifying it), and otherwise builds it with
+/// reuses the stage when it is finished (after verifying it), and otherwise builds the feature
+/// classifier its metrics need (a stage of its own, locked in turn) and then the stage with
 /// `execute()`; it returns the run directory.
 public protocol StageExecutor {
     var plan: Plan { get }
@@ -46,6 +45,7 @@ extension StageExecutor {
                     log("\(label): done before, reusing \(plan.runDirectory)")
                     return plan.runDirectory
                 }
+                try ClassifierStage(plan: plan, threads: threads).ensure(log: log)
                 let dir = try execute()
                 log("\(label): finished, \(dir)")
                 return dir

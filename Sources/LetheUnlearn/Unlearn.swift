@@ -23,7 +23,6 @@ public struct Unlearner: StageExecutor {
     }
 
     public func execute() throws -> String {
-        try ClassifierStage(plan: plan, threads: threads).ensure()
         let context = try RunContext(plan, threads: threads)
         guard let settings = context.spec.unlearn else {
             throw RunError("unlearn is not set (the schema requires it for kind: unlearn)")
