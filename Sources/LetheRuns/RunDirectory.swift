@@ -27,9 +27,9 @@ public struct RunDirectory: Sendable {
         FileKind.of(path + "/manifest.json", followLinks: false) == .regular
     }
 
-    /// Starts a fresh staging folder for `finalPath`, taking the stage's lock if this process does not
-    /// hold it yet. A staging folder left by an interrupted attempt (whose process is gone: it held the
-    /// lock) is removed.
+    /// Starts a fresh staging folder for `finalPath`; this process must hold the stage's lock
+    /// (`StageLock.holding`), or the call fails. A staging folder left by an interrupted attempt (whose
+    /// process is gone: it held the lock) is removed.
     public init(finalPath: String) throws(Failure) {
         self.finalPath = finalPath
         self.stagingPath = finalPath + ".partial"

@@ -7,8 +7,9 @@ import LetheSpec
 /// waits (saying so) and then reuses what the first finished; a process that dies (even by `kill -9`)
 /// drops its lock with it, so the next one takes over and starts the stage again.
 ///
-/// Within one process the lock is re-entrant (a stage's executor and its `RunDirectory` both ask for
-/// it); runs inside one process are serialised anyway by `Numerics.exclusively`.
+/// Within one process the lock is re-entrant (nested `holding` calls for one stage take it once);
+/// runs inside one process are serialised anyway by `Numerics.exclusively`. `RunDirectory` only
+/// checks that it is held.
 public enum StageLock {
     private static let table = Mutex()
 
