@@ -76,3 +76,44 @@ public struct MaskTransform: Sendable, Equatable {
         return images * keepT + putT
     }
 }
+
+/// A mask drawn afresh for each unlearning step (spec: `unlearn.mask`): a share of the image drawn
+/// uniformly from `ratio`, hidden as random `patch` x `patch` cells (MAGE's random token masking) or
+/// as one square box at a random place (Palette's box masks).
+public struct RandomMask: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case patches(size: Int)
+        case box
+    }
+    public var kind: Kind
+    public var ratio: ClosedRange<Double>
+
+    public init(kind: Kind, ratio: ClosedRange<Double>) {
+        precondition(ratio.lowerBound > 0 && ratio.upperBound < 1, "mask ratio \(ratio) must be in (0, 1)")
+        self.kind = kind
+        self.ratio = ratio
+    }
+
+    /// Hidden pixels (true) of a `size` x `size` image, row-major; never none and never all.
+    public func hidden(size: Int, rng: inout Philox) -> [Bool] {
+        let share = ratio.lowerBound + (ratio.upperBound - ratio.lowerBound) * rng.uniform()
+        var out = [Bool](repeating: false, count: size * size)
+        switch kind {
+        case .patches(let p):
+            let grid = (size + p - 1) / p
+            let cells = grid * grid
+            let k = min(cells - 1, max(1, Int((Double(cells) * share).rounded())))
+            for cell in rng.permutation(cells).prefix(k) {
+                let (cy, cx) = (cell / grid, cell % grid)
+                for y in (cy * p)..<min(size, cy * p + p) { for x in (cx * p)..<min(size, cx * p + p) { out[y * size + x] = true } }
+            }
+            if cells == 1 { out[0] = true }
+        case .box:
+            let s = min(size - 1, max(1, Int((Double(size) * share.squareRoot()).rounded())))
+            let top = rng.int(below: size - s + 1)
+            let left = rng.int(below: size - s + 1)
+            for y in top..<(top + s) { for x in left..<(left + s) { out[y * size + x] = true } }
+        }
+        return out
+    }
+}

@@ -1,9 +1,27 @@
+import Foundation
 import LetheTensor
 
-/// The DDPM process the UNet learns to reverse, beside the network it drives: the linear beta
-/// schedule and its cumulative products alpha-bar, the forward draw q(x_t | x_0), and the reverse
-/// samplers (ancestral DDPM over every timestep, or deterministic DDIM, eta = 0, over a subset).
+/// The DDPM process the UNet learns to reverse, beside the network it drives: the beta schedule and
+/// its cumulative products alpha-bar, the forward draw q(x_t | x_0), and the reverse samplers
+/// (ancestral DDPM over every timestep, or deterministic DDIM, eta = 0, over a subset).
 public struct DiffusionProcess: Sendable {
+    /// How the betas follow from the spec's `beta_start`, `beta_end` and T.
+    public enum Schedule: String, Sendable, CaseIterable {
+        /// beta_start .. beta_end as given, linearly over T steps (DDPM's, meant for T = 1000).
+        case linear
+        /// DDPM's linear schedule rescaled to T steps: beta_start and beta_end are the values for
+        /// 1000 steps and are multiplied by 1000 / T (Nichol & Dhariwal's `get_named_beta_schedule`),
+        /// so x_T is pure noise for any T.
+        case scaledLinear = "scaled_linear"
+        /// Nichol & Dhariwal's cosine schedule, s = 0.008, betas clipped at 0.999 (beta_start and
+        /// beta_end unused).
+        case cosine
+    }
+
+    /// The largest alpha-bar_T a shipped or user schedule may leave: sampling starts from pure noise,
+    /// so x_T must be (almost) pure noise too.
+    public static let maximumFinalAlphaBar = 1e-3
+
     public enum Sampler: Sendable, Equatable {
         /// Ancestral sampling through every timestep.
         case ddpm
@@ -14,21 +32,37 @@ public struct DiffusionProcess: Sendable {
     /// alpha-bar_t = prod_{s <= t} (1 - beta_s), t = 0 ..< timesteps.
     public let alphaBar: [Double]
 
-    /// The linear schedule beta_t from `betaStart` to `betaEnd` over `timesteps` steps.
-    public init(timesteps: Int, betaStart: Double, betaEnd: Double) {
-        var out: [Double] = []
-        var prod = 1.0
-        for i in 0..<timesteps {
-            let beta = betaStart + (betaEnd - betaStart) * Double(i) / Double(max(1, timesteps - 1))
-            prod *= 1 - beta
-            out.append(prod)
-        }
-        alphaBar = out
+    /// The schedule's betas over `timesteps` steps.
+    public init(timesteps: Int, betaStart: Double, betaEnd: Double, schedule: Schedule = .linear) {
+        alphaBar = Self.betas(timesteps: timesteps, betaStart: betaStart, betaEnd: betaEnd, schedule: schedule)
+            .reduce(into: [Double]()) { out, beta in out.append((out.last ?? 1) * (1 - beta)) }
     }
 
     public init(_ config: DiffusionConfig) {
-        self.init(timesteps: config.timesteps, betaStart: config.betaStart, betaEnd: config.betaEnd)
+        self.init(
+            timesteps: config.timesteps, betaStart: config.betaStart, betaEnd: config.betaEnd,
+            schedule: config.schedule)
     }
+
+    /// beta_t, t = 0 ..< timesteps.
+    public static func betas(timesteps: Int, betaStart: Double, betaEnd: Double, schedule: Schedule) -> [Double] {
+        let t = Double(timesteps)
+        switch schedule {
+        case .linear, .scaledLinear:
+            let scale = schedule == .scaledLinear ? 1000 / t : 1
+            let (a, b) = (betaStart * scale, betaEnd * scale)
+            return (0..<timesteps).map { min(0.999, a + (b - a) * Double($0) / Double(max(1, timesteps - 1))) }
+        case .cosine:
+            func f(_ i: Double) -> Double {
+                let c = cos((i / t + 0.008) / 1.008 * Double.pi / 2)
+                return c * c
+            }
+            return (0..<timesteps).map { min(0.999, 1 - f(Double($0 + 1)) / f(Double($0))) }
+        }
+    }
+
+    /// alpha-bar_T, the share of x_0's variance left in x_T.
+    public var finalAlphaBar: Double { alphaBar.last ?? 1 }
 
     public var timesteps: Int { alphaBar.count }
 

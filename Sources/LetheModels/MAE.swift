@@ -61,10 +61,11 @@ public final class MAE<T: TensorScalar>: Module<T> {
         decoderNorm = LayerNorm(c.decoderWidth, eps: 1e-6)
         decoderPred = Linear(c.decoderWidth, c.patchDim, rng: &rng)
         super.init()
-        // The fixed position embeddings are frozen parameters, as in the reference MAE.
-        register("pos_embed", posEmbed)
+        // The fixed sin-cos position embeddings are buffers (saved, never trained), as in the reference
+        // MAE, where they are parameters with requires_grad=False.
+        registerBuffer("pos_embed", posEmbed)
         register("mask_token", maskToken)
-        register("decoder_pos_embed", decoderPosEmbed)
+        registerBuffer("decoder_pos_embed", decoderPosEmbed)
         register("patch_embed", patchEmbed)
         register("blocks", blocks)
         register("norm", norm)
@@ -87,7 +88,9 @@ public final class MAE<T: TensorScalar>: Module<T> {
         return x.reshaped([b * l, c]).gather(rows: flat).reshaped([b, indices[0].count, c])
     }
 
-    /// E(T(x)): (B, C, H, W) images and the visible patch indices of each -> (B, V, width).
+    /// E(T(x)): (B, C, H, W) images and the visible patch indices of each -> (B, V, width). The
+    /// patches listed are embedded as they are: pixels of a listed patch that the I2I mask hides must
+    /// be filled by the caller first (`MaskTransform.apply`), or the hole leaks into the encoder.
     public func encode(_ images: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
         precondition(
             visible.count == images.shape[0] && Set(visible.map(\.count)).count == 1,
@@ -127,10 +130,11 @@ public final class MAE<T: TensorScalar>: Module<T> {
         return patches.reshaped([b, g, g, p, p, c]).permuted([0, 5, 1, 3, 2, 4]).reshaped([b, c, g * p, g * p])
     }
 
-    /// Mean squared error over the hidden patches only, as MAE trains.
-    public func reconstructionLoss(_ images: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
-        let prediction = decode(encode(images, visible: visible), visible: visible)
+    /// Mean squared error over the hidden patches only, as MAE trains: `input` is encoded (the masked
+    /// image, hidden pixels filled), `target` (default: the input) is what the hidden patches should be.
+    public func reconstructionLoss(_ input: Tensor<T>, target: Tensor<T>? = nil, visible: [[Int]]) -> Tensor<T> {
+        let prediction = decode(encode(input, visible: visible), visible: visible)
         let hidden = visible.map { vis in (0..<config.patches).filter { !Set(vis).contains($0) } }
-        return MAE.gatherTokens(prediction, hidden).mseLoss(MAE.gatherTokens(patchify(images), hidden))
+        return MAE.gatherTokens(prediction, hidden).mseLoss(MAE.gatherTokens(patchify(target ?? input), hidden))
     }
 }

@@ -5,6 +5,9 @@ import LetheTensor
 open class Module<T: TensorScalar> {
     public private(set) var ownParameters: [(name: String, tensor: Tensor<T>)] = []
     public private(set) var children: [(name: String, module: Module<T>)] = []
+    /// Names of own tensors registered as buffers: saved and loaded with the parameters (PyTorch's
+    /// persistent buffers) but never trained, whatever `setTrainable` is asked.
+    public private(set) var bufferNames: Set<String> = []
 
     public init() {}
 
@@ -15,6 +18,23 @@ open class Module<T: TensorScalar> {
             "'\(name)' registered twice")
         ownParameters.append((name, tensor))
         return tensor
+    }
+
+    /// A fixed tensor of the state dict (MAE's sin-cos position embeddings): in `namedParameters`
+    /// so checkpoints carry it, excluded from `trainableCandidates`, so it is never trained.
+    @discardableResult
+    public func registerBuffer(_ name: String, _ tensor: Tensor<T>) -> Tensor<T> {
+        register(name, tensor)
+        bufferNames.insert(name)
+        tensor.requiresGrad = false
+        return tensor
+    }
+
+    /// Every parameter path that is a buffer, depth first.
+    public func namedBuffers(prefix: String = "") -> [(path: String, tensor: Tensor<T>)] {
+        var out = ownParameters.filter { bufferNames.contains($0.name) }.map { (prefix + $0.name, $0.tensor) }
+        for child in children { out += child.module.namedBuffers(prefix: prefix + child.name + ".") }
+        return out
     }
 
     @discardableResult
@@ -36,11 +56,13 @@ open class Module<T: TensorScalar> {
     public var parameters: [Tensor<T>] { namedParameters().map(\.tensor) }
     public var parameterCount: Int { parameters.reduce(0) { $0 + $1.count } }
 
-    /// Frozen parameters keep their values through `backward()` and optimiser steps.
+    /// Frozen parameters keep their values through `backward()` and optimiser steps. Buffers stay
+    /// frozen either way.
     public func setTrainable(_ trainable: Bool) {
+        let buffers = Set(namedBuffers().map { ObjectIdentifier($0.tensor) })
         for p in parameters {
-            p.requiresGrad = trainable
-            if !trainable { p.zeroGrad() }
+            p.requiresGrad = trainable && !buffers.contains(ObjectIdentifier(p))
+            if !p.requiresGrad { p.zeroGrad() }
         }
     }
 }

@@ -8,6 +8,7 @@ public struct DiffusionConfig: Sendable, Equatable {
     public var timeEmbedding = 128
     public var timesteps = 100
     public var betaStart = 1e-4, betaEnd = 0.02
+    public var schedule = DiffusionProcess.Schedule.scaledLinear
     public var groups = 8
     public init() {}
 }

@@ -68,7 +68,7 @@ public struct RunDiff {
     /// the truth is better (the point of unlearning: FID up, the rest down).
     static func metricDeltas(_ ea: JSONValue?, _ eb: JSONValue?) -> [MetricDelta] {
         var out: [MetricDelta] = []
-        for model in ["original", "unlearned", "mean_fill_baseline"] {
+        for model in ["original", "unlearned", "ground_truth", "mean_fill", "noise_fill"] {
             for split in ["retain", "forget", "all"] {
                 let ma = ea?[model]?[split]?.objectValue
                 let mb = eb?[model]?[split]?.objectValue

@@ -1,3 +1,5 @@
+import CBLAS
+import CShims
 import Foundation
 
 /// Dense symmetric linear algebra in Double, row-major `n x n`, for the statistics around training
@@ -123,5 +125,92 @@ public enum Linalg {
             }
         }
         return (mean, cov)
+    }
+
+    /// Eigenvalues (ascending) and, with `vectors`, the eigenvectors (columns, row-major) of a
+    /// symmetric matrix by LAPACK's divide and conquer (`dsyevd`), run on one thread so the bits do not
+    /// depend on the thread count. For the statistics that need thousands of decompositions (bootstrap
+    /// FID); `symmetricEigen` stays the reference.
+    public static func symmetricEigenLAPACK(_ a: [Double], n: Int, vectors: Bool) -> (values: [Double], vectors: [Double]) {
+        precondition(a.count == n * n, "symmetricEigenLAPACK: \(a.count) values for \(n) x \(n)")
+        var m = a  // symmetric: row- and column-major agree
+        var w = [Double](repeating: 0, count: n)
+        var nn = Int32(n)
+        var lda = Int32(max(1, n))
+        var info: Int32 = 0
+        var lwork: Int32 = -1
+        var liwork: Int32 = -1
+        var workQuery = 0.0
+        var iworkQuery: Int32 = 0
+        let job: CChar = vectors ? 0x56 : 0x4E  // "V" : "N"
+        var jobz = job
+        var uplo: CChar = 0x55  // "U"
+        lethe_serial_blas_enter()
+        defer { lethe_serial_blas_leave() }
+        dsyevd_(&jobz, &uplo, &nn, &m, &lda, &w, &workQuery, &lwork, &iworkQuery, &liwork, &info, 1, 1)
+        lwork = Int32(workQuery)
+        liwork = iworkQuery
+        var work = [Double](repeating: 0, count: Int(max(1, lwork)))
+        var iwork = [Int32](repeating: 0, count: Int(max(1, liwork)))
+        BLAS.call {
+            dsyevd_(&jobz, &uplo, &nn, &m, &lda, &w, &work, &lwork, &iwork, &liwork, &info, 1, 1)
+        }
+        precondition(info == 0, "dsyevd failed (info \(info))")
+        if !vectors { return (w, []) }
+        // LAPACK returns column-major eigenvectors: column k of the Fortran array is eigenvector k,
+        // which as a row-major array is row k; transpose to the row-major "columns" convention.
+        var v = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { for k in 0..<n { v[i * n + k] = m[k * n + i] } }
+        return (w, v)
+    }
+
+    /// C = A B for row-major n x n matrices through BLAS, on one thread (thread-count independent).
+    public static func product(_ a: [Double], _ b: [Double], n: Int) -> [Double] {
+        var c = [Double](repeating: 0, count: n * n)
+        lethe_serial_blas_enter()
+        defer { lethe_serial_blas_leave() }
+        BLAS.call {
+            cblas_dgemm(
+                CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0,
+                &c, Int32(n))
+        }
+        return c
+    }
+
+    /// sum_i w_i x_i x_i^T for rows x_i of `x` (rows x d) with weights w_i >= 0, through BLAS (syrk on
+    /// the rows scaled by sqrt(w_i)), on one thread. Full symmetric d x d result, row-major.
+    public static func weightedGram(_ x: [Double], rows: Int, d: Int, weights: [Double]) -> [Double] {
+        precondition(x.count == rows * d && weights.count == rows, "weightedGram: shapes")
+        var scaled: [Double] = []
+        scaled.reserveCapacity(rows * d)
+        var kept = 0
+        for r in 0..<rows where weights[r] > 0 {
+            let s = weights[r].squareRoot()
+            for j in 0..<d { scaled.append(x[r * d + j] * s) }
+            kept += 1
+        }
+        var c = [Double](repeating: 0, count: d * d)
+        if kept == 0 { return c }
+        lethe_serial_blas_enter()
+        defer { lethe_serial_blas_leave() }
+        BLAS.call {
+            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(kept), 1, scaled, Int32(d), 0, &c, Int32(d))
+        }
+        for i in 0..<d { for j in 0..<i { c[i * d + j] = c[j * d + i] } }
+        return c
+    }
+
+    /// A B^T for row-major A (rows x d) and B (rows x d), rows x rows, through BLAS on one thread.
+    public static func crossProduct(_ a: [Double], _ b: [Double], rows: Int, d: Int) -> [Double] {
+        precondition(a.count == rows * d && b.count == rows * d, "crossProduct: shapes")
+        var c = [Double](repeating: 0, count: rows * rows)
+        lethe_serial_blas_enter()
+        defer { lethe_serial_blas_leave() }
+        BLAS.call {
+            cblas_dgemm(
+                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(rows), Int32(d), 1, a, Int32(d), b, Int32(d),
+                0, &c, Int32(rows))
+        }
+        return c
     }
 }

@@ -51,7 +51,7 @@ public enum Numerics {
     }
 }
 
-enum Parallel {
+public enum Parallel {
     /// Runs `body(i)` for i in 0..<count, dealt round-robin to up to `Numerics.threads` threads.
     /// Tasks must write disjoint memory.
     static func run(_ count: Int, _ body: (Int) -> Void) {
@@ -85,6 +85,17 @@ enum Parallel {
             defer { lethe_serial_blas_leave() }
             body(i)
         }
+    }
+
+    /// `body(i)` for i in 0..<count over the numeric core's threads (each call on one thread, with
+    /// OpenBLAS single-threaded inside it), results in index order: the same values for any thread count.
+    public static func map<R>(count: Int, _ body: (Int) -> R) -> [R] {
+        var out = [R?](repeating: nil, count: count)
+        out.withUnsafeMutableBufferPointer { p in
+            let slots = UncheckedSendable(p.baseAddress!)
+            blocksWithSerialBLAS(count) { i in slots.value[i] = body(i) }
+        }
+        return out.map { $0! }
     }
 
     /// 0..<n in chunks of `grain` (the last may be shorter).

@@ -23,9 +23,7 @@ public struct EvaluationRun: StageExecutor {
         model.module.setTrainable(false)
         let evaluator = try context.evaluator(plan)
         let result = evaluator.evaluate(model)
-        var eval = context.evaluationHeader(evaluator, method: "Original")
-        eval["original"] = .object(result.metrics)
-        eval["mean_fill_baseline"] = evaluator.meanFill(result)
+        let eval = context.evaluationRecord(evaluator, method: "Original", models: [("original", result)])
         let dir = try RunDirectory(finalPath: plan.runDirectory)
         try dir.write(
             "splits.json",

@@ -51,8 +51,8 @@ extension UnlearnSpec.Method {
             let forgetTarget: [Tensor<Float>] = GradMode.withoutGrad {
                 if self == .ours {
                     // E0(T(n)): the original encoder's embedding of noise through the same mask.
-                    return teacher.embed(
-                        student.forgetTargetImage(forget: xf, noise: n, hidden: hidden), hidden: hidden, rng: &fTeacher)
+                    return teacher.noiseEmbedding(
+                        forget: xf, noise: n, hidden: hidden, target: objective.noiseTarget, rng: &fTeacher)
                 }
                 // A Gaussian with each teacher feature map's mean and std, drawn afresh each step.
                 var g = draws.split("gaussian")
@@ -66,14 +66,28 @@ extension UnlearnSpec.Method {
             return Terms(retain: retain, forget: forget, total: retain + forget * alpha)
         case .maxLoss:
             let retain = student.taskPrediction(xr, hidden: hidden, rng: &r).loss()
-            let forget = student.taskPrediction(xf, hidden: hidden, rng: &f).loss()
+            // Ascend the I2I term only: ascending a VQ loss would push codes and encoder apart.
+            let forget = student.taskPrediction(xf, hidden: hidden, rng: &f).loss(auxiliary: false)
             return Terms(retain: retain, forget: forget, total: retain - forget * alpha)
         case .noisyLabel:
             let retain = student.taskPrediction(xr, hidden: hidden, rng: &r).loss()
             let forget = student.noisyPrediction(forget: xf, noise: n, hidden: hidden, rng: &f).loss()
             return Terms(retain: retain, forget: forget, total: retain + forget * alpha)
         case .retainLabel:
-            let retain = student.taskPrediction(xr, hidden: hidden, rng: &r).loss()
+            // The retain term distils to the frozen teacher's output for the same draws (both
+            // authors' codebases), or regresses onto the model's own label (`ground_truth`).
+            let retainPrediction = student.taskPrediction(xr, hidden: hidden, rng: &r)
+            let retain: Tensor<Float>
+            switch objective.retainTerm ?? .teacher {
+            case .groundTruth:
+                retain = retainPrediction.loss()
+            case .teacher:
+                var same = draws.split("retain")
+                let teacherOutput = GradMode.withoutGrad {
+                    teacher.taskPrediction(xr, hidden: hidden, rng: &same).prediction.detached()
+                }
+                retain = retainPrediction.loss(label: teacherOutput)
+            }
             // The forget images' outputs are regressed onto the teacher's outputs for the retain
             // images of the same batch (pairs up to the shorter batch).
             let k = min(xr.shape[0], xf.shape[0])

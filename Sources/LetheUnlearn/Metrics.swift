@@ -9,41 +9,17 @@ enum Metrics {
     static func fid(_ a: [Float], _ b: [Float], d: Int) -> Double {
         let (ma, sa) = Linalg.meanAndCovariance(a, rows: a.count / d, d: d)
         let (mb, sb) = Linalg.meanAndCovariance(b, rows: b.count / d, d: d)
-        let meanTerm = zip(ma, mb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
-        let root = Linalg.symmetricSqrt(sa, n: d)
-        var middle = Linalg.multiply(Linalg.multiply(root, sb, n: d), root, n: d)
-        for i in 0..<d {
-            for j in 0..<i {
-                let s = (middle[i * d + j] + middle[j * d + i]) / 2
-                middle[i * d + j] = s
-                middle[j * d + i] = s
-            }
-        }
-        let traceRoot = Linalg.symmetricEigen(middle, n: d).values.reduce(0) { $0 + max(0, $1).squareRoot() }
-        let traces = (0..<d).reduce(0) { $0 + sa[$1 * d + $1] + sb[$1 * d + $1] }
-        return max(0, meanTerm + traces - 2 * traceRoot)
+        return Statistics.frechet(ma, sa, mb, sb, d: d)
     }
 
     /// Inception score exp(E_x KL(p(y|x) || p(y))) for rows of class probabilities.
     static func inceptionScore(_ p: [Float], classes: Int) -> Double {
-        let n = p.count / classes
-        var marginal = [Double](repeating: 0, count: classes)
-        for i in 0..<n { for c in 0..<classes { marginal[c] += Double(p[i * classes + c]) / Double(n) } }
-        var kl = 0.0
-        for i in 0..<n {
-            for c in 0..<classes {
-                let q = Double(p[i * classes + c])
-                if q > 0 { kl += q * (log(q) - log(max(marginal[c], 1e-300))) }
-            }
-        }
-        return exp(kl / Double(n))
+        Statistics.inceptionScore(p, classes: classes, weights: [Double](repeating: 1, count: p.count / classes))
     }
 
-    /// Mean cosine similarity of matching rows.
-    static func meanCosine(_ a: [Float], _ b: [Float], d: Int) -> Double {
-        let n = a.count / d
-        var total = 0.0
-        for i in 0..<n {
+    /// Cosine similarity of matching rows (1 for two zero rows, 0 for one).
+    static func cosines(_ a: [Float], _ b: [Float], d: Int) -> [Double] {
+        (0..<(a.count / d)).map { i in
             var dot = 0.0
             var na = 0.0
             var nb = 0.0
@@ -54,28 +30,50 @@ enum Metrics {
                 na += x * x
                 nb += y * y
             }
-            total += na > 0 && nb > 0 ? dot / (na * nb).squareRoot() : (na == nb ? 1 : 0)
+            return na > 0 && nb > 0 ? dot / (na * nb).squareRoot() : (na == nb ? 1 : 0)
         }
-        return total / Double(max(1, n))
+    }
+
+    /// Mean cosine similarity of matching rows.
+    static func meanCosine(_ a: [Float], _ b: [Float], d: Int) -> Double {
+        let c = cosines(a, b, d: d)
+        return c.reduce(0, +) / Double(max(1, c.count))
+    }
+
+    /// 1 where a row's arg-max (the first on ties) is its label, else 0.
+    static func correct(_ p: [Float], classes: Int, labels: [Int]) -> [Double] {
+        labels.enumerated().map { i, label in
+            var best = 0
+            for c in 1..<classes where p[i * classes + c] > p[i * classes + best] { best = c }
+            return best == label ? 1 : 0
+        }
     }
 
     /// Share of rows whose arg-max is the label.
     static func accuracy(_ p: [Float], classes: Int, labels: [Int]) -> Double {
-        var hits = 0
-        for (i, label) in labels.enumerated() {
-            let row = p[(i * classes)..<((i + 1) * classes)]
-            if row.indices.max(by: { row[$0] < row[$1] || (row[$0] == row[$1] && $0 > $1) }).map({ $0 - i * classes })
-                == label
-            {
-                hits += 1
-            }
+        correct(p, classes: classes, labels: labels).reduce(0, +) / Double(max(1, labels.count))
+    }
+
+    /// Share of positions whose code differs between two code lists of the same images.
+    static func changedShare(_ a: [[Int]], _ b: [[Int]]) -> Double {
+        var changed = 0
+        var total = 0
+        for (x, y) in zip(a, b) {
+            for (p, q) in zip(x, y) where p != q { changed += 1 }
+            total += min(x.count, y.count)
         }
-        return Double(hits) / Double(max(1, labels.count))
+        return Double(changed) / Double(max(1, total))
     }
 
     /// Structural similarity (Wang et al. 2004) with an 11x11 Gaussian window (sigma 1.5) over the
     /// valid region, data range 1, averaged over channels and images. x, y: (N, C, H, W).
     static func ssim(_ x: Tensor<Float>, _ y: Tensor<Float>) -> Double {
+        let perImage = ssimPerImage(x, y)
+        return perImage.reduce(0, +) / Double(max(1, perImage.count))
+    }
+
+    /// SSIM of each image (averaged over its channels).
+    static func ssimPerImage(_ x: Tensor<Float>, _ y: Tensor<Float>) -> [Double] {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let k = min(11, h, w)
         let sigma = 1.5
@@ -105,7 +103,7 @@ enum Metrics {
             }
             return out
         }
-        var total = 0.0
+        var perImage = [Double](repeating: 0, count: n)
         for p in 0..<(n * c) {
             let a = (0..<(h * w)).map { Double(x.storage[p * h * w + $0]) }
             let b = (0..<(h * w)).map { Double(y.storage[p * h * w + $0]) }
@@ -123,9 +121,9 @@ enum Metrics {
                     ((2 * ma[i] * mb[i] + c1) * (2 * cov + c2))
                     / ((ma[i] * ma[i] + mb[i] * mb[i] + c1) * (va + vb + c2))
             }
-            total += s / Double(oh * ow)
+            perImage[p / c] += s / Double(oh * ow) / Double(c)
         }
-        return total / Double(n * c)
+        return perImage
     }
 
     /// The first two principal components of rows of `d` (for the embedding plot).

@@ -19,9 +19,17 @@ protocol ModelFamily {
     /// what the family needs (a timestep and noise for diffusion); callers pass equal copies to the
     /// student and the teacher so both see the same draws.
     func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>]
-    /// The image whose teacher embedding is the forget target: the noise through T for MAE and
-    /// VQ-GAN; for diffusion the noise fills only the hole and the forget image's context is kept.
-    func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float>
+    /// The forget target of "ours", called on the frozen teacher: its embedding of the noise n through
+    /// the same mask T. MAE and VQ-GAN embed T(n). Diffusion keeps the forget image's context and puts
+    /// the noise in the hole: as x_t itself at the student's timestep (`target: xt`, the authors'), or
+    /// as a clean image diffused to x_t (`x0`). `rng` is a copy of the student's forget draws.
+    func noiseEmbedding(
+        forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], target: UnlearnSpec.Noise.Target?,
+        rng: inout Philox
+    ) -> [Tensor<Float>]
+    /// The codebook index of every latent cell the hole touches, per image (VQ-GAN); nil for a family
+    /// without codes.
+    func holeCodes(_ x: Tensor<Float>, hidden: [Bool]) -> [[Int]]?
     /// The whole model's output for T(x) and the label its I2I training regresses it onto: what the
     /// baselines (which train the whole model) push towards or away from.
     func taskPrediction(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> TaskPrediction
@@ -31,7 +39,14 @@ protocol ModelFamily {
 }
 
 extension ModelFamily {
-    func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> { noise }
+    func noiseEmbedding(
+        forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], target: UnlearnSpec.Noise.Target?,
+        rng: inout Philox
+    ) -> [Tensor<Float>] {
+        embed(noise, hidden: hidden, rng: &rng)
+    }
+
+    func holeCodes(_ x: Tensor<Float>, hidden: [Bool]) -> [[Int]]? { nil }
 
     func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
         -> TaskPrediction
@@ -52,8 +67,9 @@ struct TaskPrediction {
     /// Maps an image batch into label space (MAE: patches); identity otherwise.
     var labelLike: (Tensor<Float>) -> Tensor<Float> = { $0 }
 
-    /// Mean squared error over the counted elements, plus the auxiliary term.
-    func loss(label override: Tensor<Float>? = nil) -> Tensor<Float> {
+    /// Mean squared error over the counted elements, plus the auxiliary term unless `auxiliary` is
+    /// false (MAX LOSS ascends the I2I term alone, never the VQ loss).
+    func loss(label override: Tensor<Float>? = nil, auxiliary includeAuxiliary: Bool = true) -> Tensor<Float> {
         let diff = (prediction - (override ?? label)).square()
         var l: Tensor<Float>
         if let weight {
@@ -62,7 +78,7 @@ struct TaskPrediction {
         } else {
             l = diff.mean()
         }
-        if let auxiliary { l = l + auxiliary }
+        if includeAuxiliary, let auxiliary { l = l + auxiliary }
         return l
     }
 }
@@ -70,7 +86,10 @@ struct TaskPrediction {
 enum Families {
     /// The model a resolved spec describes. The schema fills the section of the chosen architecture,
     /// so a missing one is a defect, reported as such.
-    static func make(model: ModelSpec, imageSize: Int, channels: Int, rng: inout Philox) -> any ModelFamily {
+    static func make(
+        model: ModelSpec, imageSize: Int, channels: Int, vqganEmbedding: UnlearnSpec.VQGANEmbedding? = nil,
+        rng: inout Philox
+    ) -> any ModelFamily {
         switch model.architecture {
         case .vqgan:
             guard let p = model.vqgan else { preconditionFailure("model.vqgan is filled by the schema") }
@@ -84,7 +103,7 @@ enum Families {
             c.codebookSize = p.codebookSize
             c.codebookDim = p.codebookDim
             c.commitment = p.commitment
-            return VQGANFamily(model: VQGAN(c, rng: &rng))
+            return VQGANFamily(model: VQGAN(c, rng: &rng), embedding: vqganEmbedding ?? .continuous)
         case .diffusion:
             guard let p = model.diffusion else { preconditionFailure("model.diffusion is filled by the schema") }
             var c = DiffusionConfig()
@@ -95,6 +114,7 @@ enum Families {
             c.timesteps = p.timesteps
             c.betaStart = p.betaStart
             c.betaEnd = p.betaEnd
+            c.schedule = diffusionSchedule(p.betaSchedule)
             return DiffusionFamily(model: UNet(c, rng: &rng), sampler: p.sampler, samplingSteps: p.samplingSteps)
         case .mae:
             guard let p = model.mae else { preconditionFailure("model.mae is filled by the schema") }
@@ -113,6 +133,14 @@ enum Families {
         }
     }
 
+    static func diffusionSchedule(_ s: ModelSpec.Diffusion.BetaSchedule) -> DiffusionProcess.Schedule {
+        switch s {
+        case .scaledLinear: return .scaledLinear
+        case .linear: return .linear
+        case .cosine: return .cosine
+        }
+    }
+
     /// The masked image plus the model's output in the hidden pixels only.
     static func composite(_ x: Tensor<Float>, _ output: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
         let m = Tensor<Float>(hidden.map { $0 ? 1 : 0 }, shape: [1, 1, x.shape[2], x.shape[3]])
@@ -127,8 +155,10 @@ struct MAEFamily: ModelFamily {
     var module: Module<Float> { model }
     var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
 
+    /// E(T(x)): every hidden pixel is filled (0) before the patch embedding, so no hole pixel reaches
+    /// the encoder through a patch that counts as visible.
     func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
-        [model.encode(x, visible: visible(hidden, batch: x.shape[0]))]
+        [model.encode(MaskTransform.apply(x, hidden: [hidden]), visible: visible(hidden, batch: x.shape[0]))]
     }
 
     func visible(_ hidden: [Bool], batch: Int) -> [[Int]] {
@@ -145,7 +175,8 @@ struct MAEFamily: ModelFamily {
             let vis = (0..<n).map { _ in Array(rng.permutation(patches).prefix(keep)).sorted() }
             return model.reconstructionLoss(x, visible: vis)
         }
-        return model.reconstructionLoss(x, visible: visible(hidden, batch: n))
+        return model.reconstructionLoss(
+            MaskTransform.apply(x, hidden: [hidden]), target: x, visible: visible(hidden, batch: n))
     }
 
     /// The decoder's patches against the image's, counted on the hidden patches (MAE's loss).
@@ -154,14 +185,15 @@ struct MAEFamily: ModelFamily {
         let shown = Set(vis[0])
         let weight = Tensor<Float>(
             (0..<model.config.patches).map { shown.contains($0) ? 0 : 1 }, shape: [1, model.config.patches, 1])
+        let latent = embed(x, hidden: hidden, rng: &rng)[0]
         return TaskPrediction(
-            prediction: model.decode(model.encode(x, visible: vis), visible: vis), label: model.patchify(x),
+            prediction: model.decode(latent, visible: vis), label: model.patchify(x),
             weight: weight, labelLike: { [model] in model.patchify($0) })
     }
 
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
         let vis = visible(hidden, batch: x.shape[0])
-        let prediction = model.unpatchify(model.decode(model.encode(x, visible: vis), visible: vis))
+        let prediction = model.unpatchify(model.decode(embed(x, hidden: hidden, rng: &rng)[0], visible: vis))
         return Families.composite(x, prediction.clamped(0, 1), hidden: hidden)
     }
 }
@@ -169,11 +201,33 @@ struct MAEFamily: ModelFamily {
 /// VQ-GAN autoencoder: reconstruct the whole image from T(x).
 struct VQGANFamily: ModelFamily {
     let model: VQGAN<Float>
+    /// Where the unlearning objective compares the encoder's output (`unlearn.vqgan_embedding`).
+    var embedding: UnlearnSpec.VQGANEmbedding = .continuous
     var module: Module<Float> { model }
     var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
 
+    /// E(T(x)): the encoder's output before quantisation, or the quantised latent with the
+    /// straight-through gradient (`quantized`).
     func embed(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> [Tensor<Float>] {
-        [model.encoder(MaskTransform.apply(x, hidden: [hidden]))]
+        let z = model.encoder(MaskTransform.apply(x, hidden: [hidden]))
+        switch embedding {
+        case .continuous: return [z]
+        case .quantized: return [model.quantize(z).quantized]
+        }
+    }
+
+    /// The code of every latent cell whose image block holds a hidden pixel.
+    func holeCodes(_ x: Tensor<Float>, hidden: [Bool]) -> [[Int]]? {
+        let (_, indices, _) = model.quantize(model.encoder(MaskTransform.apply(x, hidden: [hidden])))
+        let size = x.shape[2]
+        let cells = indices.count / x.shape[0]
+        let grid = Int(Double(cells).squareRoot().rounded())
+        let f = size / grid
+        let touched = (0..<cells).filter { c in
+            let (cy, cx) = (c / grid, c % grid)
+            return (0..<f).contains { dy in (0..<f).contains { dx in hidden[(cy * f + dy) * size + cx * f + dx] } }
+        }
+        return (0..<x.shape[0]).map { b in touched.map { indices[b * cells + $0] } }
     }
 
     func trainingLoss(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
@@ -242,8 +296,20 @@ struct DiffusionFamily: ModelFamily {
         return Draw(input: yt * m + y0 * (1 - m), condition: y0 * (1 - m), timesteps: t, noise: eps, hole: m)
     }
 
-    func forgetTargetImage(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
-        Families.composite(forget, noise, hidden: hidden)
+    func noiseEmbedding(
+        forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], target: UnlearnSpec.Noise.Target?,
+        rng: inout Philox
+    ) -> [Tensor<Float>] {
+        switch target ?? .xt {
+        case .x0:
+            return embed(Families.composite(forget, noise, hidden: hidden), hidden: hidden, rng: &rng)
+        case .xt:
+            // The same draws as the student's forget embedding (timestep and all), but the hole's x_t
+            // is the noise itself, N(0, I) in the model's [-1, 1] space (the authors' Palette code).
+            let d = draw(forget, hidden: hidden, rng: &rng)
+            let input = noise * d.hole + d.input * (1 - d.hole)
+            return model.encode(input, condition: d.condition, emb: model.timestepEmbedding(d.timesteps))
+        }
     }
 
     /// Predicted noise against the drawn noise, counted in the hole (Palette's loss).

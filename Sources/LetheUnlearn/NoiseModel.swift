@@ -18,13 +18,25 @@ struct NoiseModel {
     /// A constant, or one value per pixel; nil for per_batch.
     let mean: [Float]?
     let clamp: (Float, Float)?
+    /// per_batch: also take the retain images of the step into the statistics (`per_batch_over: mixed`).
+    let mixedBatch: Bool
+    /// `space: standardized`: per-channel mean and std of the training images; the draw is mapped to
+    /// pixels as mean + std * n.
+    let standardization: (mean: [Float], std: [Float])?
 
-    /// `forgetImages` is called only when something is estimated: (N, C, H, W) images of the forget set.
+    /// `forgetImages` is called only when something is estimated: (N, C, H, W) images of the forget set;
+    /// `trainingImages` only for `space: standardized`.
     init(
         _ spec: UnlearnSpec.Noise,
-        forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") }
+        forgetImages: () throws -> Tensor<Float> = { throw RunError("no forget images to estimate the noise from") },
+        trainingImages: () throws -> Tensor<Float> = { throw RunError("no training images to standardise with") }
     ) throws {
         clamp = spec.clamp.flatMap { $0.count == 2 ? (Float($0[0]), Float($0[1])) : nil }
+        mixedBatch = spec.perBatchOver == .mixed
+        switch spec.space {
+        case .pixel: standardization = nil
+        case .standardized: standardization = Self.channelStatistics(try trainingImages())
+        }
         let shrinkage = spec.shrinkage
         let estimateMean = spec.mean == .estimate
         let needsData =
@@ -111,7 +123,33 @@ struct NoiseModel {
         }
     }
 
-    func sample(like x: Tensor<Float>, rng: inout Philox) throws -> Tensor<Float> {
+    /// Per-channel mean and (sample) standard deviation of (N, C, H, W) images.
+    static func channelStatistics(_ x: Tensor<Float>) -> (mean: [Float], std: [Float]) {
+        let (n, c) = (x.shape[0], x.shape[1])
+        let plane = x.count / max(1, n * c)
+        var mean: [Float] = []
+        var std: [Float] = []
+        for ch in 0..<c {
+            var sum = 0.0
+            var squares = 0.0
+            for b in 0..<n {
+                for i in 0..<plane {
+                    let v = Double(x.storage[(b * c + ch) * plane + i])
+                    sum += v
+                    squares += v * v
+                }
+            }
+            let count = Double(n * plane)
+            let m = sum / count
+            mean.append(Float(m))
+            std.append(Float(max(0, (squares - count * m * m) / max(1, count - 1)).squareRoot()))
+        }
+        return (mean, std)
+    }
+
+    /// A noise batch shaped like the forget batch `x`; `retain` joins the per_batch statistics when
+    /// they are taken over the mixed batch.
+    func sample(like x: Tensor<Float>, retain: Tensor<Float>? = nil, rng: inout Philox) throws -> Tensor<Float> {
         let n = x.shape[0]
         let d = x.count / max(1, n)
         if let need = dimension, need != d {
@@ -128,13 +166,19 @@ struct NoiseModel {
             // n = mu + L z per image: rows z (N, d) times L^T.
             out = z.reshaped([n, d]).matmul(l.transposed()).reshaped(x.shape)
         case .perBatch:
-            // The authors' VQ-GAN code: one scalar mean and std over the whole forget batch.
-            let m = x.storage.reduce(0, +) / Float(x.count)
-            let std = (x.storage.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Float(max(1, x.count - 1))).squareRoot()
+            // The authors' code: one scalar mean and std over the step's batch (retain and forget
+            // images together), or over the forget images alone.
+            let values = mixedBatch && retain != nil ? retain!.storage + x.storage : x.storage
+            let m = values.reduce(0, +) / Float(values.count)
+            let std = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / Float(max(1, values.count - 1))).squareRoot()
             out = z * std + m
         }
         if let mean {
             out = mean.count == 1 ? out + mean[0] : out + Tensor(mean, shape: [1] + Array(x.shape.dropFirst()))
+        }
+        if let (m, s) = standardization {
+            let channels = x.shape[1]
+            out = out * Tensor(s, shape: [1, channels, 1, 1]) + Tensor(m, shape: [1, channels, 1, 1])
         }
         if let (lo, hi) = clamp { out = out.clamped(lo, hi) }
         return GradMode.withoutGrad { out.detached() }

@@ -50,21 +50,126 @@ public struct Pretrainer: StageExecutor {
             progress: Progress(
                 label: "pretrain \(spec.model.architecture.rawValue)", total: training.steps, every: training.logEvery)
         )
-        try loop.run(into: dir) { _ in
+        // The budget probe: the hole PSNR of a fixed set of held-out images under the headline
+        // evaluation mask, every tenth of the run, so eval.json can say whether training had converged.
+        let probe = BudgetProbe(
+            test: test, indices: Array(testIndices.prefix(BudgetProbe.images)), size: size,
+            mask: context.evaluationMasks[0].transform, rng: root0.split("probe"), steps: training.steps)
+        var probes: [(step: Int, psnr: Double)] = []
+        try loop.run(into: dir) { step in
+            if probe.due(step) { probes.append((step, probe.measure(family))) }
             let x = train.tensor(batches.next(), size: size)
             let hidden = task.hidden(size: size, rng: &masks)
             let loss = family.trainingLoss(x, hidden: hidden, rng: &noise)
             return TrainingLoop.Step(loss: loss, terms: [("loss", Double(loss.scalar))], images: x.shape[0])
         }
 
-        let evaluation = GradMode.withoutGrad {
-            Evaluation.completion(
-                family, test: test, indices: testIndices, size: size, task: task, rng: root0.split("eval"))
-        }
+        probes.append((training.steps, probe.measure(family)))
+
+        // Completion of every held-out image under every evaluation mask: PSNR of the hole, with the
+        // mean-fill floor beside it.
+        let eval = root0.split("eval")
         let gridCount = spec.evaluate.gridSamples
+        var perMask: [JSONValue] = []
+        var samples: [Tensor<Float>] = []
+        for mask in context.evaluationMasks {
+            var draws = eval.split("complete").split(mask.name)
+            let m = Evaluation.measure(
+                test: test, indices: testIndices, size: size, mask: mask.transform,
+                maskRNG: eval.split("masks").split(mask.name), classifier: nil, keep: gridCount
+            ) { x, hidden in family.complete(x, hidden: hidden, rng: &draws) }
+            let stream = eval.split("bootstrap").split(mask.name)
+            let resamples = spec.evaluate.bootstrap
+            perMask.append(
+                .object(
+                    JSONObject([
+                        ("name", .string(mask.name)),
+                        (
+                            "psnr_hidden_region",
+                            .object(
+                                JSONObject([
+                                    ("model", Statistics.mean(m.psnr, resamples: resamples, rng: stream).json),
+                                    (
+                                        "mean_fill_baseline",
+                                        Statistics.mean(m.meanFillPSNR, resamples: resamples, rng: stream).json
+                                    ),
+                                ]))
+                        ),
+                    ])))
+            if samples.isEmpty { samples = [\Measured.masked, \.truth, \.completed].map { m.sample($0, count: gridCount) } }
+        }
+        let headline = perMask[0]["psnr_hidden_region"]
+        let record = JSONValue.object(
+            JSONObject([
+                ("images", .integer(testIndices.count)),
+                ("headline_mask", .string(context.evaluationMasks[0].name)),
+                (
+                    "psnr_hidden_region",
+                    .object(
+                        JSONObject([
+                            ("model", headline?["model"]?["value"] ?? .null),
+                            ("mean_fill_baseline", headline?["mean_fill_baseline"]?["value"] ?? .null),
+                        ]))
+                ),
+                ("per_mask", .array(perMask)),
+                ("budget", BudgetProbe.json(probes, steps: training.steps)),
+            ]))
         return try Training.finish(
-            dir, plan: plan, module: family.module, curve: loop.curve, timing: loop.timing, eval: evaluation.json,
-            samples: evaluation.samples(gridCount), threads: threads, mode: context.mode)
+            dir, plan: plan, module: family.module, curve: loop.curve, timing: loop.timing, eval: record,
+            samples: samples, threads: threads, mode: context.mode)
+    }
+}
+
+/// Whether a pretraining budget sufficed: the hole PSNR of a fixed set of held-out images, measured
+/// every tenth of the run; converged when it gains less than `threshold` dB over the last fifth.
+struct BudgetProbe {
+    static let images = 128
+    static let threshold = 0.1
+    let test: LabeledImages
+    let indices: [Int]
+    let size: Int
+    let mask: MaskTransform
+    let rng: Philox
+    let steps: Int
+
+    var every: Int { max(1, steps / 10) }
+    func due(_ step: Int) -> Bool { step % every == 0 }
+
+    func measure(_ family: any ModelFamily) -> Double {
+        var draws = rng.split("complete")
+        let m = Evaluation.measure(
+            test: test, indices: indices, size: size, mask: mask, maskRNG: rng.split("masks"), classifier: nil,
+            keep: 0
+        ) { x, hidden in family.complete(x, hidden: hidden, rng: &draws) }
+        return m.psnr.reduce(0, +) / Double(max(1, m.psnr.count))
+    }
+
+    /// The probe curve, the gain over the last fifth of the steps and the verdict.
+    static func json(_ probes: [(step: Int, psnr: Double)], steps: Int) -> JSONValue {
+        let last = probes.last!
+        let start = probes.min { abs(Double($0.step) - 0.8 * Double(steps)) < abs(Double($1.step) - 0.8 * Double(steps)) }!
+        let gain = last.psnr - start.psnr
+        return .object(
+            JSONObject([
+                ("steps", .integer(steps)),
+                ("probe_images", .integer(images)),
+                (
+                    "hole_psnr_probe",
+                    .array(probes.map { .object(JSONObject([("step", .integer($0.step)), ("psnr", .number($0.psnr))])) })
+                ),
+                ("gain_last_fifth_db", .number(gain)),
+                ("converged", .bool(gain < threshold)),
+                ("criterion", .string("hole PSNR gains less than \(threshold) dB from step \(start.step) to \(last.step)")),
+            ]))
+    }
+}
+
+extension Statistics.Estimate {
+    /// {"value": v, "ci95": [lo, hi]} (no interval without resamples).
+    var json: JSONValue {
+        var o = JSONObject([("value", .number(value))])
+        if let i = interval { o["ci95"] = .array([.number(i.lo), .number(i.hi)]) }
+        return .object(o)
     }
 }
 

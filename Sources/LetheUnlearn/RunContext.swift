@@ -38,6 +38,22 @@ struct RunContext {
         size = data.imageSize
         task = MaskTransform(kind: Self.maskKind(spec.task.mask), ratio: spec.task.ratio)
         seed = Philox(seed: spec.seed)
+        if let d = spec.model.diffusion {
+            try Self.checkSchedule(d)
+        }
+    }
+
+    /// Sampling starts from pure noise, so the schedule must leave (almost) none of x_0 in x_T.
+    static func checkSchedule(_ d: ModelSpec.Diffusion) throws {
+        let process = DiffusionProcess(
+            timesteps: d.timesteps, betaStart: d.betaStart, betaEnd: d.betaEnd,
+            schedule: Families.diffusionSchedule(d.betaSchedule))
+        let last = process.finalAlphaBar
+        guard last < DiffusionProcess.maximumFinalAlphaBar else {
+            throw RunError(
+                "model.diffusion: the \(d.betaSchedule.rawValue) schedule over \(d.timesteps) steps leaves alpha-bar_T = \(String(format: "%.3g", last)), so x_T keeps \(String(format: "%.0f", 100 * last.squareRoot()))% of the image while sampling starts from pure noise; it must be below \(DiffusionProcess.maximumFinalAlphaBar) (use beta_schedule: scaled_linear or cosine, or raise beta_end or timesteps)"
+            )
+        }
     }
 
     static func mode(_ mode: NumericsSpec.Mode) -> Numerics.Mode {
@@ -64,7 +80,7 @@ struct RunContext {
     }
 
     var perClassLimit: Int? { spec.data.perClassLimit }
-    var testPerClass: Int { spec.evaluate.testPerClass }
+    var testPerClass: Int? { spec.evaluate.testPerClass }
 
     /// The training samples of split `data.<name>`: its classes (at most `per_class_limit` each), or
     /// the indices its index file lists.
@@ -117,7 +133,6 @@ struct RunContext {
     /// Held-out test images of the retain and the forget classes, with the feature classifier of the
     /// plan's classifier stage when metrics need it.
     func evaluator(_ plan: Plan) throws -> ModelEvaluator {
-        let metrics = spec.evaluate.metrics.map(\.rawValue)
         let classifier = try plan.stages.first { $0.name == "classifier" }.map {
             try ClassifierStage.load(
                 $0.runDirectory, channels: train.channels, imageSize: size, classes: train.classCount)
@@ -137,8 +152,27 @@ struct RunContext {
             )
         }
         return ModelEvaluator(
-            test: test, size: size, task: task, rng: seed.split("eval"), splits: splits, classifier: classifier,
-            metrics: metrics)
+            test: test, size: size, masks: evaluationMasks, rng: seed.split("eval"), splits: splits,
+            classifier: classifier, settings: spec.evaluate, keep: max(1, spec.evaluate.gridSamples / 2))
+    }
+
+    /// The evaluation masks (`evaluate.masks`), the headline one first.
+    var evaluationMasks: [EvaluationMask] {
+        spec.evaluate.masks.map { EvaluationMask(transform: MaskTransform(kind: Self.maskKind($0.mask), ratio: $0.ratio)) }
+    }
+
+    /// eval.json of an unlearn or evaluate run: the header, each model's and each reference's headline
+    /// metrics (`original`, `unlearned`, `ground_truth`, `mean_fill`, `noise_fill`: split -> metric ->
+    /// value), every mask's metrics with intervals (`per_mask`), and how the statistics were computed.
+    func evaluationRecord(
+        _ evaluator: ModelEvaluator, method: String, models: [(name: String, result: ModelEvaluator.Result)]
+    ) -> JSONObject {
+        var eval = evaluationHeader(evaluator, method: method)
+        let all = models + ModelEvaluator.references.map { ($0, evaluator.reference($0)) }
+        for (name, result) in all { eval[name] = .object(result.metrics) }
+        eval["per_mask"] = evaluator.perMaskJSON(all)
+        eval["statistics"] = evaluator.statisticsJSON
+        return eval
     }
 
     /// What every eval.json starts with: the images measured and the feature network.
@@ -147,6 +181,8 @@ struct RunContext {
         o["method"] = .string(method)
         o["images"] = .object(JSONObject(evaluator.splits.map { ($0.name, .integer($0.indices.count)) }))
         o["task"] = .object(JSONObject([("mask", .string(task.kind.rawValue)), ("ratio", .number(task.ratio))]))
+        o["evaluation_masks"] = .array(evaluator.masks.map { .string($0.name) })
+        o["headline_mask"] = .string(evaluator.masks[0].name)
         if let c = evaluator.classifier {
             o["feature_network"] = .object(
                 JSONObject([
@@ -165,11 +201,10 @@ struct RunContext {
     /// first `grid_samples / 2` retain and forget test images.
     func sampleRows(_ results: [ModelEvaluator.Result]) -> [Tensor<Float>] {
         let k = max(1, spec.evaluate.gridSamples / 2)
-        func row(_ pick: (CompletionEvaluation) -> Tensor<Float>, _ r: ModelEvaluator.Result) -> Tensor<Float> {
+        func row(_ pick: KeyPath<Measured, [Tensor<Float>]>, _ r: ModelEvaluator.Result) -> Tensor<Float> {
             Tensor.concat(
-                ["retain", "forget", "all"].compactMap { r.completions[$0] }.map { c in
-                    pick(c).slice(axis: 0, 0..<min(k, c.images))
-                }, axis: 0)
+                ["retain", "forget", "all"].compactMap { r.measured.first?[$0] }.map { $0.sample(pick, count: k) },
+                axis: 0)
         }
         return [row(\.masked, results[0]), row(\.truth, results[0])] + results.map { row(\.completed, $0) }
     }
@@ -200,7 +235,9 @@ struct RunContext {
     }
 
     func family(rng: inout Philox) -> any ModelFamily {
-        Families.make(model: spec.model, imageSize: size, channels: train.channels, rng: &rng)
+        Families.make(
+            model: spec.model, imageSize: size, channels: train.channels, vqganEmbedding: spec.unlearn?.vqganEmbedding,
+            rng: &rng)
     }
 
     /// Draws batches of `batch` indices from `pool`, reshuffling with `rng` after each pass.

@@ -28,7 +28,7 @@ struct RunReport {
         sections.append(
             (
                 "Metrics",
-                Report.metricsTable(eval, models: models.map(\.name) + ["mean_fill_baseline"])
+                Report.metricsTable(eval, models: models.map(\.name) + ModelEvaluator.references)
                     + Self.text("metrics.html")
             ))
         let rows = curve.compactMap { try? JSONParser.parse($0) }

@@ -45,9 +45,11 @@ public struct Unlearner: StageExecutor {
         var retain = RunContext.Batches(pool: retainPool, batch: training.batchSize, rng: context.seed.split("retain"))
         var forget = RunContext.Batches(
             pool: forgetPool, batch: training.forgetBatchSize, rng: context.seed.split("forget"))
-        let noiseModel = try NoiseModel(settings.noise, forgetImages: { train.tensor(forgetPool, size: size) })
-        let objective = Objective(
-            alpha: Float(settings.alpha), distance: settings.distance, normalize: settings.normalizeEmbeddings)
+        let noiseModel = try NoiseModel(
+            settings.noise, forgetImages: { train.tensor(forgetPool, size: size) },
+            trainingImages: { train.tensor(Array(0..<train.count), size: size) })
+        let objective = Objective(settings)
+        let stepMask = UnlearningMask(settings.mask, task: task)
         var masks = context.seed.split("masks")
         var noise = context.seed.split("noise")
         let draws = context.seed.split("draws")
@@ -68,8 +70,8 @@ public struct Unlearner: StageExecutor {
         try loop.run(into: dir) { step in
             let xr = train.tensor(retain.next(), size: size)
             let xf = train.tensor(forget.next(), size: size)
-            let n = try noiseModel.sample(like: xf, rng: &noise)
-            let hidden = task.hidden(size: size, rng: &masks)
+            let n = try noiseModel.sample(like: xf, retain: xr, rng: &noise)
+            let hidden = stepMask.hidden(size: size, rng: &masks)
             let terms = method.terms(
                 student: student, teacher: teacher, retain: xr, forget: xf, noise: n, hidden: hidden,
                 draws: draws.split(UInt64(step)), objective: objective)
@@ -84,10 +86,17 @@ public struct Unlearner: StageExecutor {
 
         let original = evaluator.evaluate(teacher)
         let unlearned = evaluator.evaluate(student)
-        var eval = context.evaluationHeader(evaluator, method: method.tableRow(proxy: proxy))
-        eval["original"] = .object(original.metrics)
-        eval["unlearned"] = .object(unlearned.metrics)
-        eval["mean_fill_baseline"] = evaluator.meanFill(original)
+        var eval = context.evaluationRecord(
+            evaluator, method: method.tableRow(proxy: proxy), models: [("original", original), ("unlearned", unlearned)])
+        eval["budget"] = .object(
+            JSONObject([
+                ("steps", .integer(training.steps)),
+                (
+                    "forget_epochs",
+                    .number(Double(training.steps * training.forgetBatchSize) / Double(max(1, forgetPool.count)))
+                ),
+                ("forget_images", .integer(forgetPool.count)),
+            ]))
         let samples = context.sampleRows([original, unlearned])
         let report = RunReport(
             plan: plan, eval: JSONValue.object(eval), curve: loop.curve,
@@ -99,11 +108,44 @@ public struct Unlearner: StageExecutor {
     }
 }
 
-/// The distance between student and teacher embeddings, summed over feature maps.
+/// The mask of each unlearning step (`unlearn.mask`): a random one drawn per step, or the task's T.
+struct UnlearningMask {
+    let random: RandomMask?
+    let task: MaskTransform
+
+    init(_ spec: UnlearnSpec.Mask, task: MaskTransform) {
+        self.task = task
+        let range = spec.ratio[0]...max(spec.ratio[0], spec.ratio[1])
+        switch spec.kind {
+        case .task: random = nil
+        case .randomBox: random = RandomMask(kind: .box, ratio: range)
+        case .randomPatches: random = RandomMask(kind: .patches(size: spec.patchSize), ratio: range)
+        }
+    }
+
+    func hidden(size: Int, rng: inout Philox) -> [Bool] {
+        random?.hidden(size: size, rng: &rng) ?? task.hidden(size: size, rng: &rng)
+    }
+}
+
+/// The distance between student and teacher embeddings, summed over feature maps, and the method
+/// settings the terms read.
 struct Objective {
     let alpha: Float
     let distance: UnlearnSpec.Distance
     let normalize: Bool
+    var noiseTarget: UnlearnSpec.Noise.Target? = nil
+    var retainTerm: UnlearnSpec.RetainTerm? = nil
+
+    init(alpha: Float, distance: UnlearnSpec.Distance, normalize: Bool) {
+        (self.alpha, self.distance, self.normalize) = (alpha, distance, normalize)
+    }
+
+    init(_ settings: UnlearnSpec) {
+        self.init(alpha: Float(settings.alpha), distance: settings.distance, normalize: settings.normalizeEmbeddings)
+        noiseTarget = settings.noise.target
+        retainTerm = settings.retainTerm
+    }
 
     func distance(_ a: [Tensor<Float>], _ b: [Tensor<Float>]) -> Tensor<Float> {
         zip(a.dropFirst(), b.dropFirst()).reduce(one(a[0], b[0])) { $0 + one($1.0, $1.1) }

@@ -74,7 +74,7 @@ enum EvaluationTable {
     /// One row per model (original, unlearned, mean fill), a column per split and metric.
     static func models(_ eval: JSONValue) -> TextTable {
         let splits = ["retain", "forget", "all"].filter { eval["images"]?[$0] != nil }
-        let models = ["original", "unlearned", "mean_fill_baseline"].filter { eval[$0] != nil }
+        let models = ["original", "unlearned", "ground_truth", "mean_fill", "noise_fill"].filter { eval[$0] != nil }
         var metrics: [String] = []
         for m in models {
             for s in splits {

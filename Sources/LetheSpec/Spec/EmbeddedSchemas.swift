@@ -134,8 +134,9 @@ public enum EmbeddedSchemas {
         "channels": { "type": "array", "items": { "type": "integer", "minimum": 4 }, "minItems": 1, "maxItems": 4, "default": [32, 64] },
         "time_embedding": { "type": "integer", "minimum": 4, "default": 128 },
         "timesteps": { "type": "integer", "minimum": 2, "maximum": 100000, "default": 100, "description": "Diffusion steps T (Palette uses 2000; DDPM sampling walks every one)." },
-        "beta_start": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.0001 },
+        "beta_start": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.0001, "description": "beta_1 (for 1000 steps under scaled_linear)." },
         "beta_end": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.02 },
+        "beta_schedule": { "enum": ["scaled_linear", "linear", "cosine"], "default": "scaled_linear", "description": "scaled_linear: beta_start..beta_end are the values for 1000 steps, multiplied by 1000/T (Nichol & Dhariwal), so x_T is pure noise for any T. linear: beta_start..beta_end as given. cosine: Nichol & Dhariwal's cosine schedule (beta_start, beta_end unused). A schedule leaving alpha-bar_T >= 1e-3 is refused: sampling starts from pure noise." },
         "sampler": { "enum": ["ddpm", "ddim"], "default": "ddim" },
         "sampling_steps": { "type": "integer", "minimum": 1, "maximum": 100000, "default": 20, "description": "DDIM steps (DDPM always walks every timestep)." }
       }
@@ -194,6 +195,16 @@ public enum EmbeddedSchemas {
       "if": { "properties": { "kind": { "const": "unlearn" } }, "required": ["kind"] },
       "then": { "required": ["unlearn"] },
       "else": { "properties": { "unlearn": false } }
+    },
+    {
+      "if": { "properties": { "model": { "properties": { "architecture": { "const": "diffusion" } }, "required": ["architecture"] } }, "required": ["model"] },
+      "then": { "properties": { "unlearn": { "properties": { "noise": { "properties": { "target": { "default": "xt" } } } } } } },
+      "else": { "properties": { "unlearn": { "properties": { "noise": { "properties": { "target": false } } } } } }
+    },
+    {
+      "if": { "properties": { "model": { "properties": { "architecture": { "const": "vqgan" } }, "required": ["architecture"] } }, "required": ["model"] },
+      "then": { "properties": { "unlearn": { "properties": { "vqgan_embedding": { "default": "continuous" } } } } },
+      "else": { "properties": { "unlearn": { "properties": { "vqgan_embedding": false } } } }
     }
   ]
 }
@@ -240,12 +251,30 @@ public enum EmbeddedSchemas {
       "type": "object",
       "additionalProperties": false,
       "properties": {
-        "test_per_class": { "type": "integer", "minimum": 1, "default": 100, "description": "Held-out test images per class for D_R and D_F metrics." },
+        "test_per_class": { "type": ["integer", "null"], "minimum": 1, "default": null, "description": "Held-out test images per class for D_R and D_F metrics (the first ones in file order); null: every test image of the class (Fashion-MNIST: 1,000)." },
+        "masks": {
+          "type": "array",
+          "minItems": 1,
+          "items": {
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["mask", "ratio"],
+            "properties": {
+              "mask": { "enum": ["center_crop", "outpaint", "random_box"], "description": "As task.mask." },
+              "ratio": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "Share of the image area hidden." }
+            }
+          },
+          "default": [{ "mask": "center_crop", "ratio": 0.25 }, { "mask": "center_crop", "ratio": 0.0625 }, { "mask": "outpaint", "ratio": 0.75 }],
+          "description": "Every model is evaluated on each of these masks, reported per mask; the first is the headline mask of tables and listings."
+        },
+        "bootstrap": { "type": "integer", "minimum": 0, "maximum": 100000, "default": 1000, "description": "Seeded bootstrap resamples (paired over test images) for the 95% intervals of every metric; 0: no intervals." },
+        "kid_subsets": { "type": "integer", "minimum": 1, "default": 100, "description": "KID: subsets drawn (seeded, without replacement) whose unbiased MMD^2 estimates are averaged (Binkowski et al.); their standard deviation is reported beside the mean." },
+        "kid_subset_size": { "type": "integer", "minimum": 2, "default": 1000, "description": "KID: images per subset (at most the split's size)." },
         "metrics": {
           "type": "array",
-          "items": { "enum": ["fid", "is", "cosine", "psnr", "ssim", "accuracy"] },
+          "items": { "enum": ["fid", "kid", "is", "cosine", "psnr", "ssim", "accuracy"] },
           "uniqueItems": true,
-          "default": ["fid", "is", "cosine", "psnr", "ssim", "accuracy"]
+          "default": ["fid", "kid", "is", "cosine", "psnr", "ssim", "accuracy"]
         },
         "classifier_steps": { "type": "integer", "minimum": 1, "default": 1500, "description": "Training steps of the feature classifier (a cached stage whose features FID, IS, cosine and accuracy use)." },
         "classifier_batch_size": { "type": "integer", "minimum": 1, "default": 64, "description": "Images per step of the feature classifier." },
@@ -276,9 +305,25 @@ public enum EmbeddedSchemas {
     "distance": { "enum": ["mse", "l2"], "default": "mse", "description": "mse: mean squared error over embedding elements (the authors' code). l2: per-sample L2 norm, averaged (the paper's text)." },
     "normalize_embeddings": { "type": "boolean", "default": false, "description": "L2-normalise embeddings before the distance (the bound's assumption)." },
     "proxy_retain": { "type": "boolean", "default": false, "description": "Use data.proxy_retain in place of the retain set (Ours (proxy D_R))." },
-    "noise": { "$ref": "#/$defs/noise", "default": {} }
+    "noise": { "$ref": "#/$defs/noise", "default": {} },
+    "mask": { "$ref": "#/$defs/mask", "default": {} },
+    "retain_term": { "enum": ["teacher", "ground_truth"], "description": "RETAIN LABEL only: the retain term regresses the student's output for T(x_r) onto the frozen teacher's output (teacher: both authors' codebases) or onto the model's own training label (ground_truth). Default teacher." },
+    "vqgan_embedding": { "enum": ["continuous", "quantized"], "description": "VQ-GAN only: where the encoder's embedding is compared. continuous: the encoder output before quantisation. quantized: the quantised latent, with the straight-through gradient, so the loss falls only as codes move. Default continuous." }
   },
+  "allOf": [
+    { "if": { "properties": { "method": { "const": "retain-label" } }, "required": ["method"] }, "then": { "properties": { "retain_term": { "default": "teacher" } } }, "else": { "properties": { "retain_term": false } } }
+  ],
   "$defs": {
+    "mask": {
+      "type": "object",
+      "additionalProperties": false,
+      "description": "The mask T of each unlearning step, apart from the evaluation masks (evaluate.masks): the authors unlearn with random masks and evaluate on fixed ones.",
+      "properties": {
+        "kind": { "enum": ["random_patches", "random_box", "task"], "default": "random_patches", "description": "random_patches: a random share of the patch_size x patch_size cells is hidden (MAGE's random token masking). random_box: one square box of a random share of the area at a random place (Palette's box masks). task: the task's mask T (task.mask, task.ratio), as before these settings existed." },
+        "ratio": { "type": "array", "prefixItems": [{ "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 }, { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1 }], "minItems": 2, "maxItems": 2, "default": [0.25, 0.75], "description": "[lo, hi]: each step hides a share of the image drawn uniformly from this range (random_patches, random_box)." },
+        "patch_size": { "type": "integer", "minimum": 1, "default": 4, "description": "random_patches: side of a masked cell in pixels (the MAE's patch size by default)." }
+      }
+    },
     "noise": {
       "type": "object",
       "additionalProperties": false,
@@ -294,6 +339,9 @@ public enum EmbeddedSchemas {
         "diagonal": { "type": "array", "items": { "type": "number", "minimum": 0 }, "description": "Explicit per-pixel variances (C*H*W of them); omit to estimate." },
         "matrix": { "type": "array", "items": { "type": "array", "items": { "type": "number" } }, "description": "Explicit full covariance (C*H*W square, symmetric PSD); omit to estimate." },
         "shrinkage": { "type": "number", "minimum": 0, "maximum": 1, "default": 0.001, "description": "Estimated covariances are shrunk toward their mean variance times I by this share, so the Cholesky factor exists." },
+        "target": { "enum": ["xt", "x0"], "description": "Diffusion only: how the noise enters the teacher. xt (the authors' Palette code): the draw is N(0, I) in the model's [-1, 1] space and is the hole's x_t itself, at the student's timestep. x0: the draw is a pixel-space image in the hole, mapped to [-1, 1] and diffused to x_t like a clean image. Default xt." },
+        "space": { "enum": ["pixel", "standardized"], "default": "pixel", "description": "identity and isotropic: where N(mean, sigma^2 I) is drawn. pixel: in the model's [0, 1] input space, as the paper writes it (N(0, I) there has about 3x the images' spread and is half negative). standardized: in the space of images standardised by the training set's per-channel mean and std, mapped back to pixels (the authors' MAE and MAGE code, whose inputs are normalised)." },
+        "per_batch_over": { "enum": ["mixed", "forget"], "description": "per_batch only: the batch whose scalar mean and std the noise takes. mixed: the retain and forget images of the step together (the authors' code). forget: the forget images only. Default mixed." },
         "clamp": { "type": ["array", "null"], "prefixItems": [{ "type": "number" }, { "type": "number" }], "minItems": 2, "maxItems": 2, "description": "Clamp noise to [lo, hi] in pixel space. Default: [0, 1] for per_batch, null otherwise." }
       },
       "allOf": [
@@ -301,7 +349,8 @@ public enum EmbeddedSchemas {
         { "if": { "properties": { "covariance": { "enum": ["isotropic", "identity"] } } }, "then": { "properties": { "mean": { "type": "number", "default": 0 } } }, "else": { "properties": { "mean": { "default": "estimate" } } } },
         { "if": { "properties": { "covariance": { "const": "diagonal" } }, "required": ["covariance"] }, "else": { "properties": { "diagonal": false } } },
         { "if": { "properties": { "covariance": { "const": "full" } }, "required": ["covariance"] }, "else": { "properties": { "matrix": false } } },
-        { "if": { "properties": { "covariance": { "const": "per_batch" } }, "required": ["covariance"] }, "then": { "properties": { "clamp": { "default": [0, 1] } } }, "else": { "properties": { "clamp": { "default": null } } } },
+        { "if": { "properties": { "covariance": { "const": "per_batch" } }, "required": ["covariance"] }, "then": { "properties": { "clamp": { "default": [0, 1] }, "per_batch_over": { "default": "mixed" } } }, "else": { "properties": { "clamp": { "default": null }, "per_batch_over": false } } },
+        { "if": { "properties": { "covariance": { "enum": ["identity", "isotropic"] } } }, "else": { "properties": { "space": { "const": "pixel" } } } },
         { "properties": { "mean": { "anyOf": [{ "type": "number" }, { "const": "estimate" }] } } }
       ]
     }

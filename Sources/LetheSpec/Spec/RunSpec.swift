@@ -109,6 +109,11 @@ public struct ModelSpec: Decodable, Sendable, Equatable {
         public var betaEnd: Double
         public var sampler: Sampler
         public var samplingSteps: Int
+        public enum BetaSchedule: String, Decodable, Sendable, CaseIterable {
+            case scaledLinear = "scaled_linear"
+            case linear, cosine
+        }
+        public var betaSchedule: BetaSchedule
     }
 
     public var architecture: Architecture
@@ -159,7 +164,33 @@ public struct UnlearnSpec: Decodable, Sendable, Equatable {
         public var matrix: [[Double]]?
         public var shrinkage: Double
         public var clamp: [Double]?
+        public enum Target: String, Decodable, Sendable, CaseIterable { case xt, x0 }
+        /// Diffusion only.
+        public var target: Target?
+        public enum Space: String, Decodable, Sendable, CaseIterable { case pixel, standardized }
+        public var space: Space
+        public enum BatchStatistics: String, Decodable, Sendable, CaseIterable { case mixed, forget }
+        /// per_batch only.
+        public var perBatchOver: BatchStatistics?
     }
+
+    /// The mask of each unlearning step.
+    public struct Mask: Decodable, Sendable, Equatable {
+        public enum Kind: String, Decodable, Sendable, CaseIterable {
+            case randomPatches = "random_patches"
+            case randomBox = "random_box"
+            case task
+        }
+        public var kind: Kind
+        public var ratio: [Double]
+        public var patchSize: Int
+    }
+
+    public enum RetainTerm: String, Decodable, Sendable, CaseIterable {
+        case teacher
+        case groundTruth = "ground_truth"
+    }
+    public enum VQGANEmbedding: String, Decodable, Sendable, CaseIterable { case continuous, quantized }
 
     public var method: Method
     public var alpha: Double
@@ -167,6 +198,11 @@ public struct UnlearnSpec: Decodable, Sendable, Equatable {
     public var normalizeEmbeddings: Bool
     public var proxyRetain: Bool
     public var noise: Noise
+    public var mask: Mask
+    /// retain-label only.
+    public var retainTerm: RetainTerm?
+    /// VQ-GAN only.
+    public var vqganEmbedding: VQGANEmbedding?
 }
 
 public struct TrainSpec: Decodable, Sendable, Equatable {
@@ -197,11 +233,22 @@ public struct TrainSpec: Decodable, Sendable, Equatable {
 }
 
 public struct EvaluateSpec: Decodable, Sendable, Equatable {
-    public enum Metric: String, Decodable, Sendable, CaseIterable { case fid, `is`, cosine, psnr, ssim, accuracy }
+    public enum Metric: String, Decodable, Sendable, CaseIterable { case fid, kid, `is`, cosine, psnr, ssim, accuracy }
     public enum EmbeddingPlot: String, Decodable, Sendable, CaseIterable { case pca }
 
-    public var testPerClass: Int
+    /// One evaluation mask.
+    public struct Mask: Decodable, Sendable, Equatable {
+        public var mask: TaskSpec.Mask
+        public var ratio: Double
+    }
+
+    /// nil: every test image of the class.
+    public var testPerClass: Int?
     public var metrics: [Metric]
+    public var masks: [Mask]
+    public var bootstrap: Int
+    public var kidSubsets: Int
+    public var kidSubsetSize: Int
     public var classifierSteps: Int
     public var classifierBatchSize: Int
     public var classifierLr: Double
