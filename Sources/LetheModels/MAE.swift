@@ -105,7 +105,8 @@ public final class MAE<T: TensorScalar>: Module<T> {
         let (b, v) = (latent.shape[0], latent.shape[1])
         let l = config.patches
         let x = decoderEmbed(latent)
-        let masks = maskToken + Tensor(zeros: [b, l - v, config.decoderWidth])
+        // Every patch visible (a hole smaller than half of any patch): no mask tokens to append.
+        let tokens = v == l ? x : Tensor.concat([x, maskToken + Tensor(zeros: [b, l - v, config.decoderWidth])], axis: 1)
         // Visible tokens first, then mask tokens; `restore` puts each back at its patch (MAE's ids_restore).
         let restore: [[Int]] = visible.map { vis in
             let hidden = (0..<l).filter { !Set(vis).contains($0) }
@@ -113,7 +114,7 @@ public final class MAE<T: TensorScalar>: Module<T> {
             for (i, p) in (vis + hidden).enumerated() { position[p] = i }
             return position
         }
-        var h = MAE.gatherTokens(Tensor.concat([x, masks], axis: 1), restore) + decoderPosEmbed
+        var h = MAE.gatherTokens(tokens, restore) + decoderPosEmbed
         for block in decoderBlocks.items { h = block(h) }
         return decoderPred(decoderNorm(h))
     }

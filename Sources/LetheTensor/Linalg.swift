@@ -177,39 +177,60 @@ public enum Linalg {
         return c
     }
 
-    /// sum_i w_i x_i x_i^T for rows x_i of `x` (rows x d) with weights w_i >= 0, through BLAS (syrk on
-    /// the rows scaled by sqrt(w_i)), on one thread. Full symmetric d x d result, row-major.
-    public static func weightedGram(_ x: [Double], rows: Int, d: Int, weights: [Double]) -> [Double] {
+    /// sum_i w_i x_i x_i^T for rows x_i of `x` (rows x d, Float) with weights w_i >= 0, through BLAS
+    /// (ssyrk on the rows scaled by sqrt(w_i); rows of weight 0 skipped), on one thread. Full symmetric
+    /// d x d result in Double, row-major. Float products: for bootstrap statistics of features, where
+    /// speed matters and 1e-6 relative error does not.
+    public static func weightedGram(_ x: [Float], rows: Int, d: Int, weights: [Double]) -> [Double] {
         precondition(x.count == rows * d && weights.count == rows, "weightedGram: shapes")
-        var scaled: [Double] = []
-        scaled.reserveCapacity(rows * d)
-        var kept = 0
-        for r in 0..<rows where weights[r] > 0 {
-            let s = weights[r].squareRoot()
-            for j in 0..<d { scaled.append(x[r * d + j] * s) }
-            kept += 1
+        let kept = weights.reduce(0) { $0 + ($1 > 0 ? 1 : 0) }
+        var c = [Float](repeating: 0, count: d * d)
+        if kept == 0 { return [Double](repeating: 0, count: d * d) }
+        var scaled = [Float](repeating: 0, count: kept * d)
+        scaled.withUnsafeMutableBufferPointer { out in
+            x.withUnsafeBufferPointer { src in
+                var k = 0
+                for r in 0..<rows where weights[r] > 0 {
+                    let s = Float(weights[r].squareRoot())
+                    for j in 0..<d { out[k * d + j] = src[r * d + j] * s }
+                    k += 1
+                }
+            }
         }
-        var c = [Double](repeating: 0, count: d * d)
-        if kept == 0 { return c }
         lethe_serial_blas_enter()
         defer { lethe_serial_blas_leave() }
         BLAS.call {
-            cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(kept), 1, scaled, Int32(d), 0, &c, Int32(d))
+            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(kept), 1, scaled, Int32(d), 0, &c, Int32(d))
         }
-        for i in 0..<d { for j in 0..<i { c[i * d + j] = c[j * d + i] } }
-        return c
+        var out = [Double](repeating: 0, count: d * d)
+        for i in 0..<d {
+            for j in i..<d {
+                out[i * d + j] = Double(c[i * d + j])
+                out[j * d + i] = Double(c[i * d + j])
+            }
+        }
+        return out
     }
 
-    /// A B^T for row-major A (rows x d) and B (rows x d), rows x rows, through BLAS on one thread.
-    public static func crossProduct(_ a: [Double], _ b: [Double], rows: Int, d: Int) -> [Double] {
-        precondition(a.count == rows * d && b.count == rows * d, "crossProduct: shapes")
-        var c = [Double](repeating: 0, count: rows * rows)
-        lethe_serial_blas_enter()
-        defer { lethe_serial_blas_leave() }
-        BLAS.call {
-            cblas_dgemm(
-                CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(rows), Int32(d), 1, a, Int32(d), b, Int32(d),
-                0, &c, Int32(rows))
+    /// A B^T for row-major A (ra x d) and B (rb x d): ra x rb, through BLAS (single precision),
+    /// split into row blocks over the numeric core's threads, each product on one thread.
+    public static func crossProduct(_ a: [Float], rows ra: Int, _ b: [Float], rows rb: Int, d: Int) -> [Float] {
+        precondition(a.count == ra * d && b.count == rb * d, "crossProduct: shapes")
+        var c = [Float](repeating: 0, count: ra * rb)
+        let block = 256
+        c.withUnsafeMutableBufferPointer { out in
+            let base = UncheckedSendable(out.baseAddress!)
+            Parallel.blocksWithSerialBLAS((ra + block - 1) / block) { k in
+                let r0 = k * block
+                let rows = min(block, ra - r0)
+                a.withUnsafeBufferPointer { pa in
+                    BLAS.call {
+                        cblas_sgemm(
+                            CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(rb), Int32(d), 1,
+                            pa.baseAddress! + r0 * d, Int32(d), b, Int32(d), 0, base.value + r0 * rb, Int32(rb))
+                    }
+                }
+            }
         }
         return c
     }

@@ -217,6 +217,22 @@ struct ModelEvaluator {
     /// `mean_fill` (the hole filled with the mean of the visible pixels: what the context alone
     /// gives, so its accuracy is the context-only accuracy) or `noise_fill` (uniform noise in the hole).
     func reference(_ name: String) -> Result {
+        ReferenceCache.shared.value(for: cacheKey(name)) { computeReference(name) }
+    }
+
+    /// What a reference result depends on: the test images of each split, the masks, the seeded
+    /// streams, the feature classifier and the statistics settings (none of it on the model).
+    func cacheKey(_ name: String) -> String {
+        var fingerprint = rng.split("cache key")
+        let stream = (0..<4).map { _ in String(fingerprint.next(), radix: 16) }.joined()
+        let weights = classifier.map { c in "\(c.parameters.map { $0.storage.hashValue })" } ?? "-"
+        var parts = [name, "\(size)", stream, "\(test.count)", "\(test.pixels.hashValue)", "\(test.labels.hashValue)"]
+        parts += ["\(metrics.map(\.rawValue).sorted())", "\(resamples)", "\(kidSubsets)", "\(kidSubsetSize)", "\(keep)", weights]
+        parts += masks.map(\.name) + splits.map { "\($0.name):\($0.indices.hashValue)" }
+        return parts.joined(separator: "|")
+    }
+
+    private func computeReference(_ name: String) -> Result {
         run { mask, split, maskRNG in
             var noise = rng.split("noise_fill").split(mask.name).split(split.name)
             return Evaluation.measure(
@@ -255,11 +271,7 @@ struct ModelEvaluator {
     func summarize(_ m: Measured, split: Split, mask: EvaluationMask) -> JSONObject {
         let stream = rng.split("bootstrap").split(mask.name).split(split.name)
         var out = JSONObject()
-        func put(_ metric: EvaluateSpec.Metric, _ e: Statistics.Estimate) {
-            var o = JSONObject([("value", .number(e.value))])
-            if let i = e.interval { o["ci95"] = .array([.number(i.lo), .number(i.hi)]) }
-            out[metric.rawValue] = .object(o)
-        }
+        func put(_ metric: EvaluateSpec.Metric, _ e: Statistics.Estimate) { out[metric.rawValue] = e.json }
         if metrics.contains(.psnr) { put(.psnr, Statistics.mean(m.psnr, resamples: resamples, rng: stream)) }
         if metrics.contains(.ssim) { put(.ssim, Statistics.mean(m.ssim, resamples: resamples, rng: stream)) }
         guard let classifier, let truth = truthFeatures[split.name], let moments = truthMoments[split.name],
@@ -270,7 +282,16 @@ struct ModelEvaluator {
         let n = m.images
         if metrics.contains(.fid) {
             let generated = Statistics.Features(m.features, d: d)
-            put(.fid, Statistics.bootstrap(n: n, resamples: resamples, rng: stream) { Statistics.fid(generated, moments, weights: $0) })
+            if m.features == truth {
+                // The ground truth itself: zero in every resample.
+                put(.fid, Statistics.Estimate(value: 0, interval: resamples > 0 ? (0, 0) : nil))
+            } else {
+                put(
+                    .fid,
+                    Statistics.bootstrap(n: n, resamples: resamples, rng: stream) {
+                        Statistics.fid(generated, moments, weights: $0)
+                    })
+            }
         }
         if metrics.contains(.kid) {
             let kid = Statistics.kid(
@@ -330,5 +351,27 @@ struct ModelEvaluator {
                 ("kid_subsets", .integer(kidSubsets)), ("kid_subset_size", .integer(kidSubsetSize)),
                 ("kid_kernel", .string("(x.y / d + 1)^3, unbiased MMD^2; std over subsets")),
             ]))
+    }
+}
+
+/// Reference results of this process, by what they depend on: `lethe table` evaluates many runs of
+/// the same data, masks and seed, and the references do not depend on the model.
+final class ReferenceCache: @unchecked Sendable {
+    static let shared = ReferenceCache()
+    private let lock = NSLock()
+    private var results: [String: ModelEvaluator.Result] = [:]
+
+    func value(for key: String, _ compute: () -> ModelEvaluator.Result) -> ModelEvaluator.Result {
+        lock.lock()
+        if let r = results[key] {
+            lock.unlock()
+            return r
+        }
+        lock.unlock()
+        let r = compute()
+        lock.lock()
+        results[key] = r
+        lock.unlock()
+        return r
     }
 }

@@ -76,12 +76,13 @@ enum Statistics {
         return exp(kl / total)
     }
 
-    /// Rows of `d` features in Double, centred on their (unweighted) mean: the weighted moments below
-    /// then subtract small numbers.
+    /// Rows of `d` features centred on their (unweighted) mean: the weighted moments below then
+    /// subtract small numbers.
     struct Features: Sendable {
         let rows: Int
         let d: Int
-        let centred: [Double]
+        let centred: [Float]
+        let mean: [Double]
 
         init(_ x: [Float], d: Int) {
             self.d = d
@@ -89,18 +90,17 @@ enum Statistics {
             var mean = [Double](repeating: 0, count: d)
             for r in 0..<rows { for j in 0..<d { mean[j] += Double(x[r * d + j]) } }
             for j in 0..<d { mean[j] /= Double(max(1, rows)) }
-            var c = [Double](repeating: 0, count: x.count)
-            for r in 0..<rows { for j in 0..<d { c[r * d + j] = Double(x[r * d + j]) - mean[j] } }
+            var c = [Float](repeating: 0, count: x.count)
+            for r in 0..<rows { for j in 0..<d { c[r * d + j] = Float(Double(x[r * d + j]) - mean[j]) } }
             centred = c
             self.mean = mean
         }
-        let mean: [Double]
 
         /// Weighted mean and sample covariance ((sum w x x^T - N m m^T) / (N - 1), N = sum w).
         func moments(_ w: [Double]) -> (mean: [Double], covariance: [Double]) {
             let total = w.reduce(0, +)
             var m = [Double](repeating: 0, count: d)
-            for r in 0..<rows where w[r] > 0 { for j in 0..<d { m[j] += w[r] * centred[r * d + j] } }
+            for r in 0..<rows where w[r] > 0 { for j in 0..<d { m[j] += w[r] * Double(centred[r * d + j]) } }
             for j in 0..<d { m[j] /= total }
             var s = Linalg.weightedGram(centred, rows: rows, d: d, weights: w)
             for i in 0..<d { for j in 0..<d { s[i * d + j] = (s[i * d + j] - total * m[i] * m[j]) / max(1, total - 1) } }
@@ -143,7 +143,8 @@ enum Statistics {
     /// Kernel inception distance (Binkowski et al. 2018): the unbiased MMD^2 with the kernel
     /// k(x, y) = (x.y / d + 1)^3, averaged over `subsets` subsets of `size` rows of each set drawn
     /// without replacement; the standard deviation of the subset estimates beside it (as
-    /// torch-fidelity reports `kid_std`).
+    /// torch-fidelity reports `kid_std`). The kernel matrices are computed once (single-precision
+    /// products, summed in Double) and each subset sums its entries.
     static func kid(_ a: [Float], _ b: [Float], d: Int, subsets: Int, size: Int, rng: Philox) -> (
         mean: Double, std: Double
     ) {
@@ -151,27 +152,39 @@ enum Statistics {
         let nb = b.count / d
         let m = min(size, na, nb)
         guard m > 1 else { return (.nan, .nan) }
+        func kernel(_ p: [Float], _ rp: Int, _ q: [Float], _ rq: Int) -> [Float] {
+            var k = Linalg.crossProduct(p, rows: rp, q, rows: rq, d: d)
+            let scale = 1 / Float(d)
+            for i in k.indices {
+                let v = k[i] * scale + 1
+                k[i] = v * v * v
+            }
+            return k
+        }
+        let kaa = kernel(a, na, a, na)
+        let kbb = kernel(b, nb, b, nb)
+        let kab = kernel(a, na, b, nb)
         let estimates = Parallel.map(count: subsets) { s -> Double in
             var g = rng.split(UInt64(s))
             let ia = Array(g.permutation(na).prefix(m))
             let ib = Array(g.permutation(nb).prefix(m))
-            let x = ia.flatMap { i in (0..<d).map { Double(a[i * d + $0]) } }
-            let y = ib.flatMap { i in (0..<d).map { Double(b[i * d + $0]) } }
-            func kernelSum(_ p: [Double], _ q: [Double], offDiagonal: Bool) -> Double {
-                let dots = Linalg.crossProduct(p, q, rows: m, d: d)
-                var total = 0.0
-                for i in 0..<m {
-                    for j in 0..<m where !(offDiagonal && i == j) {
-                        let k = dots[i * m + j] / Double(d) + 1
-                        total += k * k * k
+            var within = 0.0
+            var across = 0.0
+            for i in 0..<m {
+                var rowA = 0.0
+                var rowB = 0.0
+                var rowAB = 0.0
+                for j in 0..<m {
+                    if i != j {
+                        rowA += Double(kaa[ia[i] * na + ia[j]])
+                        rowB += Double(kbb[ib[i] * nb + ib[j]])
                     }
+                    rowAB += Double(kab[ia[i] * nb + ib[j]])
                 }
-                return total
+                within += rowA + rowB
+                across += rowAB
             }
-            let pairs = Double(m * (m - 1))
-            let within: Double = (kernelSum(x, x, offDiagonal: true) + kernelSum(y, y, offDiagonal: true)) / pairs
-            let across: Double = kernelSum(x, y, offDiagonal: false) / Double(m * m)
-            return within - 2 * across
+            return within / Double(m * (m - 1)) - 2 * across / Double(m * m)
         }
         let mean = estimates.reduce(0, +) / Double(estimates.count)
         let variance = estimates.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(max(1, estimates.count - 1))

@@ -16,10 +16,13 @@ struct SpecOptions: ParsableArguments {
     }
 
     /// Plans `spec`, printing its warnings; a spec with errors becomes their report and exit code 1.
-    func plan(_ spec: String) throws -> Plan {
+    /// `extra` overrides apply after the command line's (`lethe table --seeds` sets `seed=N`).
+    func plan(_ spec: String, extra: [String] = []) throws -> Plan {
         let plan: Plan
         do throws(SpecError) {
-            plan = try Planner().plan(specPath: spec, overrides: try parsedOverrides())
+            var all = try parsedOverrides()
+            for text in extra { all.append(try Override(parsing: text)) }
+            plan = try Planner().plan(specPath: spec, overrides: all)
         } catch {
             throw report(error)
         }

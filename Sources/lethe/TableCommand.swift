@@ -11,9 +11,13 @@ struct Table: ParsableCommand {
         discussion: """
             One table per model family: rows Original, MAX LOSS, NOISY LABEL, RETAIN LABEL, RANDOM ENCODER, \
             Ours, Ours (proxy D_R) (whichever the specs cover); columns the chosen metrics on D_R (retain) \
-            and D_F (forget). The Original row is the first run's original model. Specs whose run is \
-            finished are reused; with --no-run a missing run is an error instead.
-            Example: lethe table configs/mae-*.yaml --format md
+            and D_F (forget), each `value [95% interval]`; below them the reference rows (ground truth, \
+            mean fill, noise fill) that bound every metric. The Original and reference rows are the first \
+            spec's. With --seeds every spec runs once per seed and a cell is the mean over seeds with its \
+            t interval; with one seed the interval is the run's bootstrap interval over test images. A cell \
+            whose interval overlaps the Original row's is marked ≈. Specs whose run is finished are \
+            reused; with --no-run a missing run is an error instead.
+            Example: lethe table configs/mae-*.yaml --seeds 0,1,2 --format md
             """
     )
 
@@ -25,8 +29,14 @@ struct Table: ParsableCommand {
     @Option(help: "Output format: text, md or csv.")
     var format: TableFormat = .text
 
-    @Option(help: "Comma-separated metrics (fid, is, cosine, psnr, ssim, accuracy).")
+    @Option(help: "Comma-separated metrics (fid, kid, is, cosine, psnr, ssim, accuracy).")
     var metrics = "fid,is,cosine"
+
+    @Option(help: "Comma-separated seeds: each spec runs (or is reused) once per seed and its cells aggregate them.")
+    var seeds: String?
+
+    @Option(help: "The evaluation mask whose metrics fill the table (a name from eval.json's evaluation_masks, e.g. outpaint_0.75); default the headline (first) mask.")
+    var mask: String?
 
     @Flag(help: "Only collect finished runs; do not execute anything.")
     var noRun = false
@@ -40,11 +50,21 @@ struct Table: ParsableCommand {
 
     func run() throws {
         let wanted = metrics.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-        let known = ["fid", "is", "cosine", "psnr", "ssim", "accuracy"]
+        let known = ["fid", "kid", "is", "cosine", "psnr", "ssim", "accuracy"]
         if let bad = wanted.first(where: { !known.contains($0) }) {
             throw ValidationError("unknown metric '\(bad)'; choose from \(known.joined(separator: ", "))")
         }
-        var families: [(architecture: String, rows: [(name: String, eval: JSONValue, original: Bool)])] = []
+        let seedList: [UInt64?]
+        if let seeds {
+            let parsed = seeds.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--seeds takes comma-separated non-negative integers, e.g. 0,1,2; found '\(seeds)'")
+            }
+            seedList = parsed
+        } else {
+            seedList = [nil]
+        }
+        var families: [(architecture: String, methods: [(name: String, evals: [JSONValue])])] = []
         for path in specs {
             // Other kinds (a glob like configs/mae-*.yaml also picks the pretrain spec) are skipped
             // before planning, so --set overrides meant for the unlearning specs never touch them.
@@ -52,43 +72,78 @@ struct Table: ParsableCommand {
                 printError("\(path): kind \(kind), skipped")
                 continue
             }
-            let plan = try options.plan(path)
-            let dir: String
-            if noRun {
-                guard RunDirectory.finished(plan.runDirectory) else {
-                    throw failure("\(path): no finished run (\(plan.runDirectory)); run it, or leave out --no-run")
+            var evals: [JSONValue] = []
+            var name = "?"
+            var arch = "?"
+            for seed in seedList {
+                let plan = try options.plan(path, extra: seed.map { ["seed=\($0)"] } ?? [])
+                let dir: String
+                if noRun {
+                    guard RunDirectory.finished(plan.runDirectory) else {
+                        throw failure("\(path): no finished run (\(plan.runDirectory)); run it, or leave out --no-run")
+                    }
+                    dir = plan.runDirectory
+                } else {
+                    dir = try execute(plan, threads: threads)
                 }
-                dir = plan.runDirectory
+                do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
+                guard let eval = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
+                if let mask, eval["per_mask"]?.arrayValue?.contains(where: { $0["name"]?.stringValue == mask }) != true {
+                    let names = eval["per_mask"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
+                    throw failure(
+                        "\(dir): no evaluation mask '\(mask)' (the run has \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+                }
+                evals.append(eval)
+                name = eval["method"]?.stringValue ?? "?"
+                arch = plan.spec.model.architecture.rawValue
+            }
+            if let i = families.firstIndex(where: { $0.architecture == arch }) {
+                families[i].methods.append((name, evals))
             } else {
-                dir = try execute(plan, threads: threads)
+                families.append((arch, [(name, evals)]))
             }
-            do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
-            guard let eval = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
-            let arch = plan.spec.model.architecture.rawValue
-            if !families.contains(where: { $0.architecture == arch }) {
-                families.append((arch, [("Original", eval, true)]))
-            }
-            let i = families.firstIndex { $0.architecture == arch }!
-            families[i].rows.append((eval["method"]?.stringValue ?? "?", eval, false))
         }
         for (k, family) in families.enumerated() {
-            let rows = family.rows.sorted {
+            let methods = family.methods.sorted {
                 (Self.rowOrder.firstIndex(of: $0.name) ?? 99) < (Self.rowOrder.firstIndex(of: $1.name) ?? 99)
             }
-            let table = TextTable(
+            let columns = ["retain", "forget"].flatMap { s in wanted.map { (split: s, metric: $0) } }
+            let table = ResultTable(methods: methods, columns: columns, mask: mask)
+            if format == .csv {
+                print(Self.csv(table, architecture: family.architecture))
+                continue
+            }
+            let text = TextTable(
                 headers: ["\(family.architecture)"]
-                    + ["retain", "forget"].flatMap { s in
-                        wanted.map { "\(EvaluationTable.splitLabels[s]!) \(Self.label($0))" }
-                    },
-                rows: rows.map { row in
-                    let model = row.original ? "original" : "unlearned"
-                    return [row.name]
-                        + ["retain", "forget"].flatMap { s in wanted.map { cell(row.eval[model]?[s]?[$0]?.doubleValue) }
-                        }
+                    + columns.map { "\(EvaluationTable.splitLabels[$0.split]!) \(Self.label($0.metric))" },
+                rows: table.rows.map { row in
+                    [row.name]
+                        + columns.map { ResultTable.text(row.cells["\($0.split).\($0.metric)"], format: { cell($0) }) }
                 })
             if k > 0 { print("") }
-            print(table.render(format))
+            print(text.render(format))
+            let counts = Set(table.rows.flatMap { $0.cells.values.map(\.seeds) }).sorted()
+            print("")
+            print(
+                "\(counts == [1] ? "1 seed: [95% bootstrap interval over test images]" : "seeds per cell \(counts.map(String.init).joined(separator: "/")): [95% t interval over seeds]"); KID: +- its std over subsets; ≈: the interval overlaps the Original row's, so that difference is not claimed."
+            )
         }
+    }
+
+    /// One line per cell: row, split, metric, value, interval, seeds, whether it overlaps the Original row.
+    static func csv(_ table: ResultTable, architecture: String) -> String {
+        var lines = ["family,row,split,metric,value,lo,hi,seeds,overlaps_original"]
+        for row in table.rows {
+            for (split, metric) in table.columns {
+                guard let c = row.cells["\(split).\(metric)"] else { continue }
+                let fields = [
+                    architecture, row.name, split, metric, "\(c.value)", c.lo.map { "\($0)" } ?? "",
+                    c.hi.map { "\($0)" } ?? "", "\(c.seeds)", c.overlapsOriginal.map { "\($0)" } ?? "",
+                ]
+                lines.append(fields.map { $0.contains(",") || $0.contains("\"") ? "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"" : $0 }.joined(separator: ","))
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// The `kind` a spec file declares, without planning it (nil when it cannot be read; planning
@@ -101,7 +156,7 @@ struct Table: ParsableCommand {
     }
 
     static func label(_ metric: String) -> String {
-        ["fid": "FID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "acc"][metric]
+        ["fid": "FID", "kid": "KID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "acc"][metric]
             ?? metric
     }
 }

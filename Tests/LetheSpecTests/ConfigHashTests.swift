@@ -109,7 +109,7 @@ import Testing
               schedule: {kind: constant, warmup_steps: 0, min_lr: 0}
               grad_clip: ~
             evaluate:
-              test_per_class: 100
+              test_per_class: null
             numerics: {mode: fast}
             output: {dir: elsewhere}
             """
@@ -217,36 +217,14 @@ import Testing
 
 /// The shipped configs' hashes, pinned: a change of the typed-spec boundary, of a default or of an
 /// identity must not move them unless it is deliberate, and then this list says so. `before`: the
-/// hashes until 2026-12-03; `hashes`: since the feature classifier's batch size, learning rate and
-/// schedule entered the schema (`evaluate.classifier_*`, defaults equal to the values that had been
-/// hard-coded), which puts them in every run's identity and in the classifier's. The classifier's
-/// identity also gained `test_fraction`, for data sets that have one (Fashion-MNIST has none).
+/// hashes from the classifier settings' entry into the schema (2026-12-03, morning) until issue 15;
+/// `hashes`: since issue 15's method and evaluation settings entered the schema (`unlearn.mask`,
+/// `unlearn.noise.space`/`target`/`per_batch_over`, `unlearn.retain_term`, `unlearn.vqgan_embedding`,
+/// `model.diffusion.beta_schedule`, `evaluate.masks`/`bootstrap`/`kid_*`, `test_per_class: null`) and the
+/// shipped budgets grew (unlearning 600 steps, one epoch of the forget set; MAE pretraining 2,000).
+/// The feature classifier's identity did not move.
 @Suite struct ShippedConfigHashTests {
     static let before: [String: String] = [
-        "diffusion-max-loss.yaml": "2e5d06eaa73768ab4298d45bdb1b2ca4cc74e7516904a6e35d06e0880f7d8d41",
-        "diffusion-noisy-label.yaml": "3e10469973fa58f7c6f56437f6149a8db39a257f33f721621266587170ce41b7",
-        "diffusion-ours-proxy.yaml": "77dbbc74567fad1e913a2e619c98012e6bf9b555ea8aeed25e087bf02994bf5a",
-        "diffusion-ours.yaml": "738e56163e46778b94d75bffe93e9b7e5e20e7923c35ce43d2be686a1ba09e48",
-        "diffusion-pretrain.yaml": "d3b24a1f97b84b2188c26e3bbd9dd60b40e200456e3b4ab11bdda80ba2dc0872",
-        "diffusion-random-encoder.yaml": "7bafcb3a11f4d1ca4629ccc012f25e888018cf4cf4a1cf7e3b27f7c198a1e032",
-        "diffusion-retain-label.yaml": "e0136c67cbba186f5862f5efc2fd4d2bc0f8559eb7801a09c296ed41da99ec69",
-        "mae-evaluate.yaml": "7ddd97926c884f9f102b0089da19d6da15eff26178b57f5f76ace0bd371927c4",
-        "mae-max-loss.yaml": "e70f2d6f475d9a13e9b58f40e091317cbfb549fa52d041e3ea38d6950b723fea",
-        "mae-noisy-label.yaml": "b345a3860b688c4e0fd382774e457ebea209b9ac7ccde423edc86ddf7ff639da",
-        "mae-ours-proxy.yaml": "56a0d376a947da62e61c001f52221b79464f3adee9e04036e189a2fd562e7c68",
-        "mae-ours.yaml": "b61dc4305dc8f774af86a2fc1a3b66abace6cae86aa1f93236c6c4661fa55c2f",
-        "mae-pretrain.yaml": "bef6161ca3158fc44842eabf9cfe7931c02e01780434e89332a9bfb69dc8e9b8",
-        "mae-random-encoder.yaml": "ad4e7959bd742abe7cfe06cc37c3b8b83a4dedffd5b4c4dae7a07e14f212a7bc",
-        "mae-retain-label.yaml": "47689f5e524aaa68f9d01e9c1498afb61b6ab30a8d141426157e1af66eb1c559",
-        "vqgan-max-loss.yaml": "88ed38f476f2b460500fdf1e6b358cbcb638ceb44a14e4821f204151adeb96ab",
-        "vqgan-noisy-label.yaml": "17a1bb5b5d8d07c801bb2637a9ca93410e6bd73e5162205c8d13df47f92324b7",
-        "vqgan-ours-proxy.yaml": "22014695cea7c4969e9fac3c96c944b5411a454da01215080ab887d046d8e11e",
-        "vqgan-ours.yaml": "f3470a4a6ba34ece237a022a135e764f02abf2c9bccad21a305a4adb541792c3",
-        "vqgan-pretrain.yaml": "12f3b0dc5bba4977bebfc819204928b512d6a4f1737734c538ee4aaba2f718bc",
-        "vqgan-random-encoder.yaml": "5a714fded3e543d0e7610981865c469096078094d11f5053fbf5286c906e467a",
-        "vqgan-retain-label.yaml": "6c2e2fbb48256355637bc7b3add107ff28511d57b092b506058c60f1f88571c6",
-    ]
-    static let hashes: [String: String] = [
         "diffusion-max-loss.yaml": "6579e7c0ef2c5d341f78acf26b703c7a29a80aeed77953a4f10be695e1fd44da",
         "diffusion-noisy-label.yaml": "3c2f57f77dd35c5812c03b76aeef1656f7c7f9a8692aa945174776218918ee8b",
         "diffusion-ours-proxy.yaml": "7637478d0cccfeac70b1b1afd4b96d932e8ca2be1af225f42c283d379060976c",
@@ -269,6 +247,30 @@ import Testing
         "vqgan-pretrain.yaml": "a420b7605cce3667f62c6a499c0da77ebd9d07d172884786b7c37b7ae0c76103",
         "vqgan-random-encoder.yaml": "38152f4b98a5fe0f413b579bc944cf50be34d6dda3e66898b7a44be200019f4d",
         "vqgan-retain-label.yaml": "b8e622f1b3ae259d5ebebe0adf23ab4c170febaf7142c22cda52cc6bdf882384",
+    ]
+    static let hashes: [String: String] = [
+        "diffusion-max-loss.yaml": "44d670cf9b23bf218e4294eb3e59f42a5ce61fa2e8a74eae56e547fa1d22cbe5",
+        "diffusion-noisy-label.yaml": "6fbd05b4a61f2d1672f8c8b098c711b17dda8da2037c0e1fc689d720258afd8f",
+        "diffusion-ours-proxy.yaml": "057b7d76878496a13bccc4e134ad10a8919587510a995f4cfce1b35dbc141a58",
+        "diffusion-ours.yaml": "85f825b166db52981a4e46dde4a3158e7b204a93b8d4d43048625a6b24e295c7",
+        "diffusion-pretrain.yaml": "0438199dbb49be9fd51005ea2f13fd7bc2d1f009fc1033321b4e9091e8dd5e6b",
+        "diffusion-random-encoder.yaml": "b3e25f4d0745c737bccac5eeedcee156dfafca2bf4d5654476c7b307cee00309",
+        "diffusion-retain-label.yaml": "65f50e94cae9f44cefc6ba0fe615fb13dc0d6e8e1d0e0aceda0c2f4891b6e8f5",
+        "mae-evaluate.yaml": "9339e354a1f5f94aa1ba75642a8101bbdb834c7794837de7e35e870f80be6e8a",
+        "mae-max-loss.yaml": "e743bff5fdacf83790bd6bb1fde3f1051c40229988d41a5fe7db9ca4723b98a3",
+        "mae-noisy-label.yaml": "c6317a1303424ee0d873edb72d3cb951aabf525770ba3b2a1f3f94c488aff290",
+        "mae-ours-proxy.yaml": "49d70d6029925f1027c7c9cf732472777b6b058b718fda9b1912af39d926a452",
+        "mae-ours.yaml": "9842449eb66ac361048435bb885f47d1c75784a8fbf27e766b3030d4ad25cfa5",
+        "mae-pretrain.yaml": "c63370aca0481f05aa4d8c1e0b28bee02e82902bf24472773cfbe9236cca4904",
+        "mae-random-encoder.yaml": "ac6885d835208bae50c79ded4dfea01a108471a67dfdbd387ad7c9ee5bd9419d",
+        "mae-retain-label.yaml": "83fb88cf3a9c4c5d9829db40a0f0d6c31dedeb869916d4c14efbdced754fa39e",
+        "vqgan-max-loss.yaml": "98593a340b0e015578ef31ba3451a75fe019c920ffa0752e66ba4b52c83c5bde",
+        "vqgan-noisy-label.yaml": "138ef70daffc8d2a8c7eb8c10b696a364a1f9f01cb1639df7047f163acfd3463",
+        "vqgan-ours-proxy.yaml": "57418b10ad4ba47b78333680b58de85ad1347b89dc1f5f7db2469459b7ff7dfe",
+        "vqgan-ours.yaml": "993096b37f2bcade8b6b1930321061410c5ead2f085153b420be0402bb9def6f",
+        "vqgan-pretrain.yaml": "009ef55f725443133650428b26479fa8471f477e5b41d8b00b77bbdf0ad3f345",
+        "vqgan-random-encoder.yaml": "78be20487b5e76753ae439ae1f9e053937d13a9bca257fcb5e4d43dad0f12ff5",
+        "vqgan-retain-label.yaml": "9511b3e79e1e47d3a64b9bec466f4b211259f39f31a1fdbcb3892b08bda40cfe",
     ]
     static let fashionClassifierBefore = "50ead0e68530910a636d181236382de6e91ee3e6d4d7952a7c6bba56b573669f"
     static let fashionClassifier = "c57533872ea22df334d8b59a5e73e79dd8a8ec8d46a8833c065b6c5a324e5f85"

@@ -27,6 +27,17 @@ import Testing
         #expect(plan.configHash.count == 64)
     }
 
+    /// Every shipped unlearning config runs at least one epoch of its forget set (Fashion-MNIST has
+    /// 6,000 training images per class, or `per_class_limit`).
+    @Test(arguments: configs)
+    func unlearningCoversAnEpochOfTheForgetSet(name: String) throws {
+        let plan = try Planner(workingDirectory: NSTemporaryDirectory()).plan(specPath: Repo.path("configs/\(name)"))
+        guard plan.spec.kind == .unlearn, let classes = plan.spec.data.forget?.classes else { return }
+        let images = classes.count * min(6000, plan.spec.data.perClassLimit ?? 6000)
+        let seen = plan.spec.train.steps * plan.spec.train.forgetBatchSize
+        #expect(seen >= images, "\(name): \(seen) forget images seen, the forget set has \(images)")
+    }
+
     /// A mutation of a config's text and what the error must say about it.
     struct Breakage: Sendable, CustomStringConvertible {
         var what: String

@@ -70,6 +70,11 @@ import Testing
                 guard let wrapped = optional.children.first?.value else { continue }
                 v = wrapped
             }
+            if Mirror(reflecting: v).displayStyle == .collection, let first = Mirror(reflecting: v).children.first?.value,
+                Mirror(reflecting: first).displayStyle == .struct
+            {
+                v = first
+            }
             if Mirror(reflecting: v).displayStyle == .struct { typedPaths(v, path: p, into: &out) }
         }
     }
@@ -84,6 +89,70 @@ import Testing
         #expect(schemaPaths.subtracting(typed).sorted() == [], "schema properties no typed field reads")
         #expect(typed.subtracting(schemaPaths).sorted() == [], "typed fields the schema does not define")
         #expect(schemaPaths.count > 60, "the walk reached the nested schemas (\(schemaPaths.count) paths)")
+    }
+
+    /// Every `enum` of the schemas, by property path, with its values.
+    func enums(_ s: JSONValue, base: String, path: String, into out: inout [(String, [String])]) {
+        if let values = s["enum"]?.arrayValue?.compactMap(\.stringValue), !values.isEmpty {
+            out.append((path, values))
+        }
+        if let items = s["items"] {
+            let (r, b) = resolved(items, base: base)
+            enums(r, base: b, path: path, into: &out)
+        }
+        for (name, sub, b) in properties(s, base: base) where name != "$schema" {
+            enums(sub, base: b, path: path.isEmpty ? name : path + "." + name, into: &out)
+        }
+    }
+
+    /// `value` with the member at dotted `path` replaced by `new` (through the first item of arrays;
+    /// an array of enum values becomes `[new]`).
+    func setting(_ value: JSONValue, _ path: ArraySlice<String>, to new: JSONValue) -> JSONValue {
+        if case .array(let items) = value {
+            if path.isEmpty { return .array([new]) }
+            return .array([setting(items.first ?? .object(JSONObject()), path, to: new)])
+        }
+        guard let key = path.first else { return new }
+        var o = value.objectValue ?? JSONObject()
+        o[key] = setting(o[key] ?? .object(JSONObject()), path.dropFirst(), to: new)
+        return .object(o)
+    }
+
+    /// The raw values of every enum member (`RawRepresentable` with a String raw value) found under
+    /// the typed path.
+    func typedRawValues(_ value: Any, path: ArraySlice<String>) -> [String] {
+        var v: Any = value
+        let optional = Mirror(reflecting: v)
+        if optional.displayStyle == .optional {
+            guard let wrapped = optional.children.first?.value else { return [] }
+            v = wrapped
+        }
+        if let raw = v as? any RawRepresentable, path.isEmpty, let s = raw.rawValue as? String { return [s] }
+        let mirror = Mirror(reflecting: v)
+        if mirror.displayStyle == .collection { return mirror.children.flatMap { typedRawValues($0.value, path: path) } }
+        guard let key = path.first else { return [] }
+        let camel = key.split(separator: "_").enumerated().map { $0 == 0 ? String($1) : $1.capitalized }.joined()
+        return mirror.children.filter { $0.label == camel }.flatMap { typedRawValues($0.value, path: path.dropFirst()) }
+    }
+
+    /// Every value of every schema enum reaches its own typed case: set into a spec, it decodes, and
+    /// the typed field holds exactly that value. A value the code does not know (or maps onto another
+    /// value's case, as an ignored option would be) fails here; the executors switch exhaustively on
+    /// the typed enums, so every case is handled.
+    @Test func everyEnumValueOfTheSchemasIsHonoured() throws {
+        let root = try #require(schema.registry.resolve(RunSpecSchema.rootURI, base: RunSpecSchema.rootURI))
+        var paths = Set<String>()
+        let sample = walk(root.schema, base: root.base, path: "", paths: &paths)
+        var found: [(String, [String])] = []
+        enums(root.schema, base: root.base, path: "", into: &found)
+        #expect(found.count > 15, "the walk reached the enums (\(found.count))")
+        for (path, values) in found {
+            for value in values {
+                let keys = ArraySlice(path.split(separator: ".").map(String.init))
+                let spec = try RunSpec.decode(setting(sample, keys, to: .string(value)))
+                #expect(typedRawValues(spec, path: keys).contains(value), "\(path): \(value) is not read as its own case")
+            }
+        }
     }
 
     /// Every shipped config decodes, and the typed values are the resolved JSON's.
