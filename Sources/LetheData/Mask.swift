@@ -105,7 +105,9 @@ public struct RandomMask: Sendable, Equatable {
             let k = min(cells - 1, max(1, Int((Double(cells) * share).rounded())))
             for cell in rng.permutation(cells).prefix(k) {
                 let (cy, cx) = (cell / grid, cell % grid)
-                for y in (cy * p)..<min(size, cy * p + p) { for x in (cx * p)..<min(size, cx * p + p) { out[y * size + x] = true } }
+                for y in (cy * p)..<min(size, cy * p + p) {
+                    for x in (cx * p)..<min(size, cx * p + p) { out[y * size + x] = true }
+                }
             }
             if cells == 1 { out[0] = true }
         case .box:

@@ -106,7 +106,8 @@ public final class MAE<T: TensorScalar>: Module<T> {
         let l = config.patches
         let x = decoderEmbed(latent)
         // Every patch visible (a hole smaller than half of any patch): no mask tokens to append.
-        let tokens = v == l ? x : Tensor.concat([x, maskToken + Tensor(zeros: [b, l - v, config.decoderWidth])], axis: 1)
+        let tokens =
+            v == l ? x : Tensor.concat([x, maskToken + Tensor(zeros: [b, l - v, config.decoderWidth])], axis: 1)
         // Visible tokens first, then mask tokens; `restore` puts each back at its patch (MAE's ids_restore).
         let restore: [[Int]] = visible.map { vis in
             let hidden = (0..<l).filter { !Set(vis).contains($0) }

@@ -34,7 +34,9 @@ public struct ResultTable {
     public var mask: String?
 
     /// eval.json's reference completions and their row names.
-    public static let references = [("ground_truth", "ground truth"), ("mean_fill", "mean fill"), ("noise_fill", "noise fill")]
+    public static let references = [
+        ("ground_truth", "ground truth"), ("mean_fill", "mean fill"), ("noise_fill", "noise fill"),
+    ]
 
     /// `methods`: each row's name and its runs' eval.json files (one per seed). The Original row and
     /// the reference rows come from the first method's runs.

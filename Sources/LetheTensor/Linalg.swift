@@ -131,7 +131,9 @@ public enum Linalg {
     /// symmetric matrix by LAPACK's divide and conquer (`dsyevd`), run on one thread so the bits do not
     /// depend on the thread count. For the statistics that need thousands of decompositions (bootstrap
     /// FID); `symmetricEigen` stays the reference.
-    public static func symmetricEigenLAPACK(_ a: [Double], n: Int, vectors: Bool) -> (values: [Double], vectors: [Double]) {
+    public static func symmetricEigenLAPACK(_ a: [Double], n: Int, vectors: Bool) -> (
+        values: [Double], vectors: [Double]
+    ) {
         precondition(a.count == n * n, "symmetricEigenLAPACK: \(a.count) values for \(n) x \(n)")
         var m = a  // symmetric: row- and column-major agree
         var w = [Double](repeating: 0, count: n)
@@ -200,7 +202,8 @@ public enum Linalg {
         lethe_serial_blas_enter()
         defer { lethe_serial_blas_leave() }
         BLAS.call {
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(kept), 1, scaled, Int32(d), 0, &c, Int32(d))
+            cblas_ssyrk(
+                CblasRowMajor, CblasUpper, CblasTrans, Int32(d), Int32(kept), 1, scaled, Int32(d), 0, &c, Int32(d))
         }
         var out = [Double](repeating: 0, count: d * d)
         for i in 0..<d {

@@ -83,16 +83,10 @@ enum Evaluation {
     ) {
         let pixels = x.shape[2] * x.shape[3]
         let plane = x.shape[1] * pixels
+        let fills = visibleMeans(x, hidden: hidden)
         var model: [Double] = []
         var meanFill: [Double] = []
         for i in 0..<x.shape[0] {
-            var visibleSum = 0.0
-            var visibleCount = 0.0
-            for p in 0..<plane where !hidden[p % pixels] {
-                visibleSum += Double(x.storage[i * plane + p])
-                visibleCount += 1
-            }
-            let fill = visibleCount > 0 ? visibleSum / visibleCount : 0.5
             var errModel = 0.0
             var errMean = 0.0
             var hiddenCount = 0.0
@@ -100,13 +94,28 @@ enum Evaluation {
                 let t = Double(x.storage[i * plane + p])
                 let e = Double(y.storage[i * plane + p]) - t
                 errModel += e * e
-                errMean += (fill - t) * (fill - t)
+                errMean += (fills[i] - t) * (fills[i] - t)
                 hiddenCount += 1
             }
             model.append(psnr(errModel / max(1, hiddenCount)))
             meanFill.append(psnr(errMean / max(1, hiddenCount)))
         }
         return (model, meanFill)
+    }
+
+    /// The mean of each image's visible pixels (0.5 when nothing is visible).
+    static func visibleMeans(_ x: Tensor<Float>, hidden: [Bool]) -> [Double] {
+        let pixels = x.shape[2] * x.shape[3]
+        let plane = x.shape[1] * pixels
+        return (0..<x.shape[0]).map { i in
+            var sum = 0.0
+            var count = 0.0
+            for p in 0..<plane where !hidden[p % pixels] {
+                sum += Double(x.storage[i * plane + p])
+                count += 1
+            }
+            return count > 0 ? sum / count : 0.5
+        }
     }
 
     /// Peak signal-to-noise ratio for images in [0, 1], capped at 100 dB for a perfect match.
@@ -116,16 +125,10 @@ enum Evaluation {
     static func meanFill(_ x: Tensor<Float>, hidden: [Bool]) -> Tensor<Float> {
         let pixels = x.shape[2] * x.shape[3]
         let plane = x.shape[1] * pixels
+        let fills = visibleMeans(x, hidden: hidden)
         var out = x.storage
         for i in 0..<x.shape[0] {
-            var sum = 0.0
-            var count = 0.0
-            for p in 0..<plane where !hidden[p % pixels] {
-                sum += Double(x.storage[i * plane + p])
-                count += 1
-            }
-            let fill = Float(count > 0 ? sum / count : 0.5)
-            for p in 0..<plane where hidden[p % pixels] { out[i * plane + p] = fill }
+            for p in 0..<plane where hidden[p % pixels] { out[i * plane + p] = Float(fills[i]) }
         }
         return Tensor(out, shape: x.shape)
     }
@@ -227,7 +230,10 @@ struct ModelEvaluator {
         let stream = (0..<4).map { _ in String(fingerprint.next(), radix: 16) }.joined()
         let weights = classifier.map { c in "\(c.parameters.map { $0.storage.hashValue })" } ?? "-"
         var parts = [name, "\(size)", stream, "\(test.count)", "\(test.pixels.hashValue)", "\(test.labels.hashValue)"]
-        parts += ["\(metrics.map(\.rawValue).sorted())", "\(resamples)", "\(kidSubsets)", "\(kidSubsetSize)", "\(keep)", weights]
+        parts += [
+            "\(metrics.map(\.rawValue).sorted())", "\(resamples)", "\(kidSubsets)", "\(kidSubsetSize)", "\(keep)",
+            weights,
+        ]
         parts += masks.map(\.name) + splits.map { "\($0.name):\($0.indices.hashValue)" }
         return parts.joined(separator: "|")
     }
@@ -301,7 +307,11 @@ struct ModelEvaluator {
         }
         if metrics.contains(.is) {
             let p = m.probabilities
-            put(.is, Statistics.bootstrap(n: n, resamples: resamples, rng: stream) { Statistics.inceptionScore(p, classes: classes, weights: $0) })
+            put(
+                .is,
+                Statistics.bootstrap(n: n, resamples: resamples, rng: stream) {
+                    Statistics.inceptionScore(p, classes: classes, weights: $0)
+                })
         }
         if metrics.contains(.cosine) {
             put(.cosine, Statistics.mean(Metrics.cosines(m.features, truth, d: d), resamples: resamples, rng: stream))
@@ -311,7 +321,8 @@ struct ModelEvaluator {
             put(
                 .accuracy,
                 Statistics.mean(
-                    Metrics.correct(m.probabilities, classes: classes, labels: labels), resamples: resamples, rng: stream))
+                    Metrics.correct(m.probabilities, classes: classes, labels: labels), resamples: resamples,
+                    rng: stream))
         }
         return out
     }

@@ -96,7 +96,9 @@ public struct Pretrainer: StageExecutor {
                                 ]))
                         ),
                     ])))
-            if samples.isEmpty { samples = [\Measured.masked, \.truth, \.completed].map { m.sample($0, count: gridCount) } }
+            if samples.isEmpty {
+                samples = [\Measured.masked, \.truth, \.completed].map { m.sample($0, count: gridCount) }
+            }
         }
         let headline = perMask[0]["psnr_hidden_region"]
         let record = JSONValue.object(
@@ -147,7 +149,9 @@ struct BudgetProbe {
     /// The probe curve, the gain over the last fifth of the steps and the verdict.
     static func json(_ probes: [(step: Int, psnr: Double)], steps: Int) -> JSONValue {
         let last = probes.last!
-        let start = probes.min { abs(Double($0.step) - 0.8 * Double(steps)) < abs(Double($1.step) - 0.8 * Double(steps)) }!
+        let start = probes.min {
+            abs(Double($0.step) - 0.8 * Double(steps)) < abs(Double($1.step) - 0.8 * Double(steps))
+        }!
         let gain = last.psnr - start.psnr
         return .object(
             JSONObject([
@@ -155,11 +159,15 @@ struct BudgetProbe {
                 ("probe_images", .integer(images)),
                 (
                     "hole_psnr_probe",
-                    .array(probes.map { .object(JSONObject([("step", .integer($0.step)), ("psnr", .number($0.psnr))])) })
+                    .array(
+                        probes.map { .object(JSONObject([("step", .integer($0.step)), ("psnr", .number($0.psnr))])) })
                 ),
                 ("gain_last_fifth_db", .number(gain)),
                 ("converged", .bool(gain < threshold)),
-                ("criterion", .string("hole PSNR gains less than \(threshold) dB from step \(start.step) to \(last.step)")),
+                (
+                    "criterion",
+                    .string("hole PSNR gains less than \(threshold) dB from step \(start.step) to \(last.step)")
+                ),
             ]))
     }
 }

@@ -158,7 +158,9 @@ struct RunContext {
 
     /// The evaluation masks (`evaluate.masks`), the headline one first.
     var evaluationMasks: [EvaluationMask] {
-        spec.evaluate.masks.map { EvaluationMask(transform: MaskTransform(kind: Self.maskKind($0.mask), ratio: $0.ratio)) }
+        spec.evaluate.masks.map {
+            EvaluationMask(transform: MaskTransform(kind: Self.maskKind($0.mask), ratio: $0.ratio))
+        }
     }
 
     /// eval.json of an unlearn or evaluate run: the header, each model's and each reference's headline

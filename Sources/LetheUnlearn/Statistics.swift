@@ -103,7 +103,9 @@ enum Statistics {
             for r in 0..<rows where w[r] > 0 { for j in 0..<d { m[j] += w[r] * Double(centred[r * d + j]) } }
             for j in 0..<d { m[j] /= total }
             var s = Linalg.weightedGram(centred, rows: rows, d: d, weights: w)
-            for i in 0..<d { for j in 0..<d { s[i * d + j] = (s[i * d + j] - total * m[i] * m[j]) / max(1, total - 1) } }
+            for i in 0..<d {
+                for j in 0..<d { s[i * d + j] = (s[i * d + j] - total * m[i] * m[j]) / max(1, total - 1) }
+            }
             return (zip(m, mean).map { $0 + $1 }, s)
         }
     }

@@ -87,7 +87,8 @@ public struct Unlearner: StageExecutor {
         let original = evaluator.evaluate(teacher)
         let unlearned = evaluator.evaluate(student)
         var eval = context.evaluationRecord(
-            evaluator, method: method.tableRow(proxy: proxy), models: [("original", original), ("unlearned", unlearned)])
+            evaluator, method: method.tableRow(proxy: proxy),
+            models: [("original", original), ("unlearned", unlearned)])
         eval["budget"] = .object(
             JSONObject([
                 ("steps", .integer(training.steps)),

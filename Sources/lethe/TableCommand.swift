@@ -35,7 +35,10 @@ struct Table: ParsableCommand {
     @Option(help: "Comma-separated seeds: each spec runs (or is reused) once per seed and its cells aggregate them.")
     var seeds: String?
 
-    @Option(help: "The evaluation mask whose metrics fill the table (a name from eval.json's evaluation_masks, e.g. outpaint_0.75); default the headline (first) mask.")
+    @Option(
+        help:
+            "The evaluation mask whose metrics fill the table (a name from eval.json's evaluation_masks, e.g. outpaint_0.75); default the headline (first) mask."
+    )
     var mask: String?
 
     @Flag(help: "Only collect finished runs; do not execute anything.")
@@ -58,7 +61,8 @@ struct Table: ParsableCommand {
         if let seeds {
             let parsed = seeds.split(separator: ",").map { UInt64($0.trimmingCharacters(in: .whitespaces)) }
             guard !parsed.isEmpty, parsed.allSatisfy({ $0 != nil }) else {
-                throw ValidationError("--seeds takes comma-separated non-negative integers, e.g. 0,1,2; found '\(seeds)'")
+                throw ValidationError(
+                    "--seeds takes comma-separated non-negative integers, e.g. 0,1,2; found '\(seeds)'")
             }
             seedList = parsed
         } else {
@@ -88,10 +92,12 @@ struct Table: ParsableCommand {
                 }
                 do { try RunRecord(dir).requireIntact() } catch { throw failure("\(error)", Exit.no) }
                 guard let eval = try RunStore.json(dir, "eval.json") else { throw failure("\(dir) has no eval.json") }
-                if let mask, eval["per_mask"]?.arrayValue?.contains(where: { $0["name"]?.stringValue == mask }) != true {
+                if let mask, eval["per_mask"]?.arrayValue?.contains(where: { $0["name"]?.stringValue == mask }) != true
+                {
                     let names = eval["per_mask"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
                     throw failure(
-                        "\(dir): no evaluation mask '\(mask)' (the run has \(names.isEmpty ? "none" : names.joined(separator: ", ")))")
+                        "\(dir): no evaluation mask '\(mask)' (the run has \(names.isEmpty ? "none" : names.joined(separator: ", ")))"
+                    )
                 }
                 evals.append(eval)
                 name = eval["method"]?.stringValue ?? "?"
@@ -140,7 +146,11 @@ struct Table: ParsableCommand {
                     architecture, row.name, split, metric, "\(c.value)", c.lo.map { "\($0)" } ?? "",
                     c.hi.map { "\($0)" } ?? "", "\(c.seeds)", c.overlapsOriginal.map { "\($0)" } ?? "",
                 ]
-                lines.append(fields.map { $0.contains(",") || $0.contains("\"") ? "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"" : $0 }.joined(separator: ","))
+                lines.append(
+                    fields.map {
+                        $0.contains(",") || $0.contains("\"")
+                            ? "\"\($0.replacingOccurrences(of: "\"", with: "\"\""))\"" : $0
+                    }.joined(separator: ","))
             }
         }
         return lines.joined(separator: "\n")
@@ -156,7 +166,10 @@ struct Table: ParsableCommand {
     }
 
     static func label(_ metric: String) -> String {
-        ["fid": "FID", "kid": "KID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM", "accuracy": "acc"][metric]
+        [
+            "fid": "FID", "kid": "KID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM",
+            "accuracy": "acc",
+        ][metric]
             ?? metric
     }
 }

@@ -189,6 +189,8 @@ extension ConcurrentRunTests {
             (["reproduce", "abcd", "--tolerance", "nan"], "--tolerance must be a finite number >= 0; found nan"),
             (["diff", "a", "b", "--layers", "-3"], "--layers must be at least 0; found -3"),
             (["run", "un.yaml", "--no-such-flag"], "Unknown option '--no-such-flag'"),
+            (["table", "un.yaml", "--seeds", "0,x"], "--seeds takes comma-separated non-negative integers"),
+            (["table", "un.yaml", "--metrics", "fid,bogus"], "unknown metric 'bogus'"),
         ] {
             let r = try CLI.run(args, in: folder)
             #expect(r.code == 2, "\(args)")

@@ -65,9 +65,12 @@ import Testing
     @Test func kidUsesItsStdAndMissingMasksGiveNoCell() {
         let table = ResultTable(
             methods: [("Ours", [eval(original: 50, unlearned: 120)])], columns: [("forget", "kid")], mask: nil)
-        #expect(table.rows[1].cells["forget.kid"] == ResultTable.Cell(value: 12, lo: 11.5, hi: 12.5, seeds: 1, overlapsOriginal: false))
+        #expect(
+            table.rows[1].cells["forget.kid"]
+                == ResultTable.Cell(value: 12, lo: 11.5, hi: 12.5, seeds: 1, overlapsOriginal: false))
         let other = ResultTable(
-            methods: [("Ours", [eval(original: 50, unlearned: 120)])], columns: [("forget", "fid")], mask: "outpaint_0.75")
+            methods: [("Ours", [eval(original: 50, unlearned: 120)])], columns: [("forget", "fid")],
+            mask: "outpaint_0.75")
         #expect(other.rows.isEmpty)
     }
 

@@ -70,7 +70,8 @@ import Testing
                 guard let wrapped = optional.children.first?.value else { continue }
                 v = wrapped
             }
-            if Mirror(reflecting: v).displayStyle == .collection, let first = Mirror(reflecting: v).children.first?.value,
+            if Mirror(reflecting: v).displayStyle == .collection,
+                let first = Mirror(reflecting: v).children.first?.value,
                 Mirror(reflecting: first).displayStyle == .struct
             {
                 v = first
@@ -129,7 +130,9 @@ import Testing
         }
         if let raw = v as? any RawRepresentable, path.isEmpty, let s = raw.rawValue as? String { return [s] }
         let mirror = Mirror(reflecting: v)
-        if mirror.displayStyle == .collection { return mirror.children.flatMap { typedRawValues($0.value, path: path) } }
+        if mirror.displayStyle == .collection {
+            return mirror.children.flatMap { typedRawValues($0.value, path: path) }
+        }
         guard let key = path.first else { return [] }
         let camel = key.split(separator: "_").enumerated().map { $0 == 0 ? String($1) : $1.capitalized }.joined()
         return mirror.children.filter { $0.label == camel }.flatMap { typedRawValues($0.value, path: path.dropFirst()) }
@@ -150,7 +153,8 @@ import Testing
             for value in values {
                 let keys = ArraySlice(path.split(separator: ".").map(String.init))
                 let spec = try RunSpec.decode(setting(sample, keys, to: .string(value)))
-                #expect(typedRawValues(spec, path: keys).contains(value), "\(path): \(value) is not read as its own case")
+                #expect(
+                    typedRawValues(spec, path: keys).contains(value), "\(path): \(value) is not read as its own case")
             }
         }
     }

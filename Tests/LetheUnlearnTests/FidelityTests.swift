@@ -22,7 +22,8 @@ import Testing
         var rng = Philox(seed: 11)
         var out: [(String, [Bool])] = []
         for ratio in [0.0625, 0.1, 0.25, 0.3, 0.5] {
-            out.append(("center_crop \(ratio)", MaskTransform(kind: .centerCrop, ratio: ratio).hidden(size: 32, rng: &rng)))
+            out.append(
+                ("center_crop \(ratio)", MaskTransform(kind: .centerCrop, ratio: ratio).hidden(size: 32, rng: &rng)))
         }
         for ratio in [0.3, 0.75] {
             out.append(("outpaint \(ratio)", MaskTransform(kind: .outpaint, ratio: ratio).hidden(size: 32, rng: &rng)))
@@ -30,7 +31,8 @@ import Testing
         for k in 0..<4 {
             out.append(
                 ("random_box \(k)", MaskTransform(kind: .randomBox, ratio: 0.2).hidden(size: 32, rng: &rng)))
-            out.append(("random box of a range \(k)", RandomMask(kind: .box, ratio: 0.1...0.6).hidden(size: 32, rng: &rng)))
+            out.append(
+                ("random box of a range \(k)", RandomMask(kind: .box, ratio: 0.1...0.6).hidden(size: 32, rng: &rng)))
         }
         return out
     }()
@@ -54,7 +56,9 @@ import Testing
             let c2 = family.complete(changed, hidden: hidden, rng: &r2)
             let pixels = 32 * 32
             let hiddenOnly = (0..<c1.count).filter { hidden[$0 % pixels] }
-            #expect(hiddenOnly.allSatisfy { c1.storage[$0] == c2.storage[$0] }, "\(name): the completion reads hidden pixels")
+            #expect(
+                hiddenOnly.allSatisfy { c1.storage[$0] == c2.storage[$0] },
+                "\(name): the completion reads hidden pixels")
             let visibleOnly = (0..<c1.count).filter { !hidden[$0 % pixels] }
             #expect(visibleOnly.allSatisfy { c1.storage[$0] == x.storage[$0] }, "\(name): a visible pixel changed")
         }
@@ -325,7 +329,8 @@ import Testing
         let middle = Linalg.multiply(Linalg.multiply(root, sb, n: d), root, n: d)
         let trace = Linalg.symmetricEigen(middle, n: d).values.reduce(0) { $0 + max(0, $1).squareRoot() }
         let expected =
-            zip(ma, mb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } + (0..<d).reduce(0) {
+            zip(ma, mb).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
+            + (0..<d).reduce(0) {
                 $0 + sa[$1 * d + $1] + sb[$1 * d + $1]
             } - 2 * trace
         #expect(abs(Metrics.fid(a, b, d: d) - expected) < 1e-9)
@@ -344,9 +349,12 @@ import Testing
         // 200 rows of d = 2 each: two draws of one Gaussian, and one shifted by 1 in both coordinates.
         let same = (0..<800).map { _ in Float(rng.normal()) }
         let other = (0..<400).map { _ in Float(rng.normal()) + 1 }
-        let near = Statistics.kid(Array(same[0..<400]), Array(same[400..<800]), d: 2, subsets: 20, size: 50, rng: Philox(seed: 3))
+        let near = Statistics.kid(
+            Array(same[0..<400]), Array(same[400..<800]), d: 2, subsets: 20, size: 50, rng: Philox(seed: 3))
         let far = Statistics.kid(Array(same[0..<400]), other, d: 2, subsets: 20, size: 50, rng: Philox(seed: 3))
-        #expect(abs(near.mean) < 3 * near.std + 1e-3 && far.mean > 2 * far.std && far.mean > 10 * abs(near.mean), "\(near) \(far)")
+        #expect(
+            abs(near.mean) < 3 * near.std + 1e-3 && far.mean > 2 * far.std && far.mean > 10 * abs(near.mean),
+            "\(near) \(far)")
     }
 
     @Test func budgetProbeVerdict() {
