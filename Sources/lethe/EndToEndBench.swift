@@ -44,12 +44,15 @@ extension Bench {
             defer { try? FileManager.default.removeItem(atPath: dir) }
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             let common = "output: {dir: \(dir)/runs}\nnumerics: {mode: \(mode.rawValue)}\n"
+            // The work bench/torch/bench_run.py does: unlearn on the task's mask, evaluate one mask
+            // without bootstrap intervals.
+            let sameWork = "masks: [{mask: center_crop, ratio: 0.25}], bootstrap: 0"
             try """
             version: 1
             kind: pretrain
             model: {architecture: \(arch)}
             train: {steps: 1, batch_size: 8, log_every: 1000}
-            evaluate: {test_per_class: 1}
+            evaluate: {test_per_class: 1, \(sameWork)}
             \(common)
             """.write(toFile: dir + "/pre.yaml", atomically: true, encoding: .utf8)
             try """
@@ -58,9 +61,9 @@ extension Bench {
             data: {forget: {classes: [5, 7, 9]}, retain: {classes: [0, 1, 2, 3]}}
             task: {mask: center_crop, ratio: 0.25}
             model: {architecture: \(arch), pretrain: pre.yaml}
-            unlearn: {method: ours, alpha: 0.25}
+            unlearn: {method: ours, alpha: 0.25, mask: {kind: task}}
             train: {steps: \(steps), batch_size: 32, forget_batch_size: 32, log_every: 1000, optimizer: {name: adam, lr: 1.0e-4}}
-            evaluate: {metrics: [psnr], test_per_class: 1}
+            evaluate: {metrics: [psnr], test_per_class: 1, \(sameWork)}
             \(common)
             """.write(toFile: dir + "/un.yaml", atomically: true, encoding: .utf8)
             let pre = try runProcess(executable, ["run", dir + "/pre.yaml", "--threads", String(threads)])
