@@ -144,16 +144,18 @@ enum Statistics {
 
     /// Kernel inception distance (Binkowski et al. 2018): the unbiased MMD^2 with the kernel
     /// k(x, y) = (x.y / d + 1)^3, averaged over `subsets` subsets of `size` rows of each set drawn
-    /// without replacement; the standard deviation of the subset estimates beside it (as
-    /// torch-fidelity reports `kid_std`). The kernel matrices are computed once (single-precision
+    /// without replacement (at most half the smaller set); the standard deviation of the subset
+    /// estimates beside it (as torch-fidelity reports `kid_std`). The kernel matrices are computed once (single-precision
     /// products, summed in Double) and each subset sums its entries.
     static func kid(_ a: [Float], _ b: [Float], d: Int, subsets: Int, size: Int, rng: Philox) -> (
         mean: Double, std: Double
     ) {
         let na = a.count / d
         let nb = b.count / d
-        let m = min(size, na, nb)
-        guard m > 1 else { return (.nan, .nan) }
+        // Subsets of at most half of the smaller set, so that they differ and their spread means
+        // something (a subset as large as the set is the same subset every time).
+        let m = min(size, na, nb) < min(na, nb) ? min(size, na, nb) : max(2, min(na, nb) / 2)
+        guard min(na, nb) > 1 else { return (.nan, .nan) }
         func kernel(_ p: [Float], _ rp: Int, _ q: [Float], _ rq: Int) -> [Float] {
             var k = Linalg.crossProduct(p, rows: rp, q, rows: rq, d: d)
             let scale = 1 / Float(d)

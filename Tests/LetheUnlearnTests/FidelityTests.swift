@@ -345,6 +345,11 @@ import Testing
         // within x: 2 k(0,1) / 2 = 1; within y: k(1,2) = 27; across: (k(0,1) + k(0,2) + k(1,1) + k(1,2)) / 4 = (1 + 1 + 8 + 27) / 4
         let (mean, std) = Statistics.kid([0, 1], [1, 2], d: 1, subsets: 3, size: 2, rng: Philox(seed: 1))
         #expect(abs(mean - (1 + 27 - 2 * 37.0 / 4)) < 1e-12 && std == 0)
+        // A subset size as large as the sets is cut to half of them, so the subsets differ.
+        var r = Philox(seed: 4)
+        let x = (0..<40).map { _ in Float(r.normal()) }
+        let y = (0..<40).map { _ in Float(r.normal()) + 0.5 }
+        #expect(Statistics.kid(x, y, d: 1, subsets: 10, size: 1000, rng: Philox(seed: 1)).std > 0)
         var rng = Philox(seed: 2)
         // 200 rows of d = 2 each: two draws of one Gaussian, and one shifted by 1 in both coordinates.
         let same = (0..<800).map { _ in Float(rng.normal()) }

@@ -269,7 +269,7 @@ public enum EmbeddedSchemas {
         },
         "bootstrap": { "type": "integer", "minimum": 0, "maximum": 100000, "default": 1000, "description": "Seeded bootstrap resamples (paired over test images) for the 95% intervals of every metric; 0: no intervals." },
         "kid_subsets": { "type": "integer", "minimum": 1, "default": 100, "description": "KID: subsets drawn (seeded, without replacement) whose unbiased MMD^2 estimates are averaged (Binkowski et al.); their standard deviation is reported beside the mean." },
-        "kid_subset_size": { "type": "integer", "minimum": 2, "default": 1000, "description": "KID: images per subset (at most the split's size)." },
+        "kid_subset_size": { "type": "integer", "minimum": 2, "default": 1000, "description": "KID: images per subset (at most half the split when the split is not larger than this)." },
         "metrics": {
           "type": "array",
           "items": { "enum": ["fid", "kid", "is", "cosine", "psnr", "ssim", "accuracy"] },
