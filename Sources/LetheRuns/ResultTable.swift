@@ -94,8 +94,11 @@ public struct ResultTable {
         return (v, nil, nil)
     }
 
-    /// Several seeds: the mean and its t interval over seeds (mean +- t_{k-1} s / sqrt(k)); one seed:
-    /// its value and bootstrap interval.
+    /// One seed: its value and bootstrap interval. Several seeds: the mean, with a half width that
+    /// joins the spread over seeds (t_{k-1} s / sqrt(k)) and the test-set uncertainty (the mean of the
+    /// seeds' bootstrap half widths), sqrt(h_seeds^2 + h_test^2): every seed is measured on the same test
+    /// images, so more seeds do not shrink the second part, and a model that does not change with the
+    /// seed (the Original row) keeps its bootstrap interval instead of a zero-width one.
     public static func aggregate(_ evals: [JSONValue], model: String, mask: String?, split: String, metric: String)
         -> Cell?
     {
@@ -107,7 +110,10 @@ public struct ResultTable {
         let k = Double(values.count)
         let mean = values.reduce(0) { $0 + $1.value } / k
         let s = (values.reduce(0) { $0 + ($1.value - mean) * ($1.value - mean) } / (k - 1)).squareRoot()
-        let half = tQuantile975(degreesOfFreedom: values.count - 1) * s / k.squareRoot()
+        let seedHalf = tQuantile975(degreesOfFreedom: values.count - 1) * s / k.squareRoot()
+        let testHalves = values.compactMap { v in v.lo.flatMap { lo in v.hi.map { ($0 - lo) / 2 } } }
+        let testHalf = testHalves.isEmpty ? 0 : testHalves.reduce(0, +) / Double(testHalves.count)
+        let half = (seedHalf * seedHalf + testHalf * testHalf).squareRoot()
         return Cell(value: mean, lo: mean - half, hi: mean + half, seeds: values.count)
     }
 

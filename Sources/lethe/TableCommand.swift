@@ -13,8 +13,8 @@ struct Table: ParsableCommand {
             Ours, Ours (proxy D_R) (whichever the specs cover); columns the chosen metrics on D_R (retain) \
             and D_F (forget), each `value [95% interval]`; below them the reference rows (ground truth, \
             mean fill, noise fill) that bound every metric. The Original and reference rows are the first \
-            spec's. With --seeds every spec runs once per seed and a cell is the mean over seeds with its \
-            t interval; with one seed the interval is the run's bootstrap interval over test images. A cell \
+            spec's. With --seeds every spec runs once per seed and a cell is the mean over seeds, its \
+            interval joining the t interval over seeds and the test-set bootstrap; with one seed the interval is the run's bootstrap interval over test images. A cell \
             whose interval overlaps the Original row's is marked ≈. Specs whose run is finished are \
             reused; with --no-run a missing run is an error instead.
             Example: lethe table configs/mae-*.yaml --seeds 0,1,2 --format md
@@ -131,7 +131,7 @@ struct Table: ParsableCommand {
             let counts = Set(table.rows.flatMap { $0.cells.values.map(\.seeds) }).sorted()
             print("")
             print(
-                "\(counts == [1] ? "1 seed: [95% bootstrap interval over test images]" : "seeds per cell \(counts.map(String.init).joined(separator: "/")): [95% t interval over seeds]"); KID: +- its std over subsets; ≈: the interval overlaps the Original row's, so that difference is not claimed."
+                "\(counts == [1] ? "1 seed: [95% bootstrap interval over test images]" : "seeds per cell \(counts.map(String.init).joined(separator: "/")): [mean over seeds +- sqrt(t half width over seeds^2 + mean bootstrap half width^2)]"); KID: +- its std over subsets; ≈: the interval overlaps the Original row's, so that difference is not claimed."
             )
         }
     }

@@ -43,11 +43,15 @@ import Testing
     }
 
     @Test func seedsAggregateToTheMeanAndATInterval() throws {
-        // Three seeds 10, 12, 14: mean 12, s = 2, half width t_2 * 2 / sqrt(3) = 4.303 * 1.1547.
+        // Three seeds 10, 12, 14: mean 12, s = 2, seed half width t_2 * 2 / sqrt(3) = 4.303 * 1.1547,
+        // joined with the bootstrap half width 1: sqrt(4.969^2 + 1).
         let evals = [10.0, 12, 14].map { eval(original: 13, unlearned: $0) }
         let table = ResultTable(methods: [("Ours", evals)], columns: [("forget", "fid")], mask: nil)
         let c = try #require(table.rows[1].cells["forget.fid"])
-        let half = 4.303 * 2 / 3.0.squareRoot()
+        let seedHalf = 4.303 * 2 / 3.0.squareRoot()
+        let half = (seedHalf * seedHalf + 1).squareRoot()
+        // The original does not change with the seed: its interval stays the bootstrap one.
+        #expect(table.rows[0].cells["forget.fid"] == ResultTable.Cell(value: 13, lo: 12, hi: 14, seeds: 3))
         #expect(c.seeds == 3 && c.value == 12 && abs(c.lo! - (12 - half)) < 1e-12 && abs(c.hi! - (12 + half)) < 1e-12)
         #expect(c.overlapsOriginal == true, "13 lies inside")
         #expect(ResultTable.text(c, format: { String(format: "%.1f", $0) }).hasSuffix(" ≈"))
