@@ -57,6 +57,18 @@ public struct MaskTransform: Sendable, Equatable {
         }
     }
 
+    /// Patches (row-major, `size / patch` per side) holding at least one hidden pixel: the latent cells
+    /// a hole touches.
+    public static func touchedPatches(_ hidden: [Bool], size: Int, patch: Int) -> [Int] {
+        let grid = size / patch
+        return (0..<(grid * grid)).filter { p in
+            let (py, px) = (p / grid, p % grid)
+            return (0..<patch).contains { y in
+                (0..<patch).contains { x in hidden[(py * patch + y) * size + px * patch + x] }
+            }
+        }
+    }
+
     /// The masked images T(x): hidden pixels replaced by `fill`. `hidden` holds one mask per image
     /// (or one for all).
     public static func apply(_ images: Tensor<Float>, hidden: [[Bool]], fill: Float = 0) -> Tensor<Float> {

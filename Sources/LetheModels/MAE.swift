@@ -81,13 +81,6 @@ public final class MAE<T: TensorScalar>: Module<T> {
             + norm.namedParameters(prefix: "norm.")
     }
 
-    /// Rows `indices[b]` of each batch item of (B, L, C) -> (B, K, C).
-    static func gatherTokens(_ x: Tensor<T>, _ indices: [[Int]]) -> Tensor<T> {
-        let (b, l, c) = (x.shape[0], x.shape[1], x.shape[2])
-        let flat = indices.enumerated().flatMap { item in item.element.map { item.offset * l + $0 } }
-        return x.reshaped([b * l, c]).gather(rows: flat).reshaped([b, indices[0].count, c])
-    }
-
     /// E(T(x)): (B, C, H, W) images and the visible patch indices of each -> (B, V, width). The
     /// patches listed are embedded as they are: pixels of a listed patch that the I2I mask hides must
     /// be filled by the caller first (`MaskTransform.apply`), or the hole leaks into the encoder.
@@ -95,27 +88,15 @@ public final class MAE<T: TensorScalar>: Module<T> {
         precondition(
             visible.count == images.shape[0] && Set(visible.map(\.count)).count == 1,
             "one equally long visible list per image")
-        var h = MAE.gatherTokens(patchEmbed(images) + posEmbed, visible)
+        var h = TokenOrder.gather(patchEmbed(images) + posEmbed, visible)
         for block in blocks.items { h = block(h) }
         return norm(h)
     }
 
     /// D: latent (B, V, width) of the visible patches -> every patch predicted, (B, L, p*p*C).
     public func decode(_ latent: Tensor<T>, visible: [[Int]]) -> Tensor<T> {
-        let (b, v) = (latent.shape[0], latent.shape[1])
-        let l = config.patches
-        let x = decoderEmbed(latent)
-        // Every patch visible (a hole smaller than half of any patch): no mask tokens to append.
-        let tokens =
-            v == l ? x : Tensor.concat([x, maskToken + Tensor(zeros: [b, l - v, config.decoderWidth])], axis: 1)
-        // Visible tokens first, then mask tokens; `restore` puts each back at its patch (MAE's ids_restore).
-        let restore: [[Int]] = visible.map { vis in
-            let hidden = (0..<l).filter { !Set(vis).contains($0) }
-            var position = [Int](repeating: 0, count: l)
-            for (i, p) in (vis + hidden).enumerated() { position[p] = i }
-            return position
-        }
-        var h = MAE.gatherTokens(tokens, restore) + decoderPosEmbed
+        var h = TokenOrder.restore(decoderEmbed(latent), maskToken: maskToken, visible: visible, count: config.patches)
+        h = h + decoderPosEmbed
         for block in decoderBlocks.items { h = block(h) }
         return decoderPred(decoderNorm(h))
     }
@@ -137,6 +118,6 @@ public final class MAE<T: TensorScalar>: Module<T> {
     public func reconstructionLoss(_ input: Tensor<T>, target: Tensor<T>? = nil, visible: [[Int]]) -> Tensor<T> {
         let prediction = decode(encode(input, visible: visible), visible: visible)
         let hidden = visible.map { vis in (0..<config.patches).filter { !Set(vis).contains($0) } }
-        return MAE.gatherTokens(prediction, hidden).mseLoss(MAE.gatherTokens(patchify(target ?? input), hidden))
+        return TokenOrder.gather(prediction, hidden).mseLoss(TokenOrder.gather(patchify(target ?? input), hidden))
     }
 }

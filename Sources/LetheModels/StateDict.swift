@@ -22,18 +22,23 @@ public struct StateDictError: Error, Sendable, CustomStringConvertible {
 
 extension Module {
     /// The parameters as a safetensors file (F32 unless `dtype` says otherwise).
-    public func stateDict(dtype: Safetensors.DType = .F32, metadata: [String: String]? = nil) -> Safetensors.File {
+    /// Every path starts with `prefix` (a part of a larger model saved alone: MAGE's `tokenizer.`).
+    public func stateDict(dtype: Safetensors.DType = .F32, prefix: String = "", metadata: [String: String]? = nil)
+        -> Safetensors.File
+    {
         Safetensors.File(
-            tensors: namedParameters().map { ($0.path, Safetensors.Entry($0.tensor, dtype: dtype)) }, metadata: metadata
+            tensors: namedParameters(prefix: prefix).map { ($0.path, Safetensors.Entry($0.tensor, dtype: dtype)) },
+            metadata: metadata
         )
     }
 
     /// Loads every parameter from `file`. Strict: a missing, unexpected or mis-shaped key, or a tensor
     /// holding NaN or infinity, is an error that names each path, and nothing is changed unless
     /// everything fits.
-    public func load(_ file: Safetensors.File) throws(StateDictError) {
+    /// `prefix`: the file's paths carry it (see `stateDict(prefix:)`).
+    public func load(_ file: Safetensors.File, prefix: String = "") throws(StateDictError) {
         var problems = StateDictError()
-        let params = namedParameters()
+        let params = namedParameters(prefix: prefix)
         let wanted = Set(params.map(\.path))
         problems.unexpected = file.tensors.map(\.name).filter { !wanted.contains($0) }
         var staged: [(Tensor<T>, [T])] = []

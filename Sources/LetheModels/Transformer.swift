@@ -88,3 +88,34 @@ public func sinCosPositionEmbedding<T: TensorScalar>(dim: Int, grid: Int) -> Ten
     }
     return Tensor(out, shape: [grid * grid, dim])
 }
+
+/// Token bookkeeping of the masked transformers (MAE, MAGE): the encoder sees the visible tokens
+/// only, the decoder every position again.
+public enum TokenOrder {
+    /// Rows `indices[b]` of each batch item of (B, L, C) -> (B, K, C).
+    public static func gather<T: TensorScalar>(_ x: Tensor<T>, _ indices: [[Int]]) -> Tensor<T> {
+        let (b, l, c) = (x.shape[0], x.shape[1], x.shape[2])
+        precondition(indices.count == b, "one index list per batch item")
+        let flat = indices.enumerated().flatMap { item in item.element.map { item.offset * l + $0 } }
+        return x.reshaped([b * l, c]).gather(rows: flat).reshaped([b, indices[0].count, c])
+    }
+
+    /// The decoder's input: the visible tokens' latents (B, V, C) and a mask token (1, 1, C) for every
+    /// other of `count` positions, each put back at its position (MAE's ids_restore) -> (B, count, C).
+    public static func restore<T: TensorScalar>(_ x: Tensor<T>, maskToken: Tensor<T>, visible: [[Int]], count l: Int)
+        -> Tensor<T>
+    {
+        let (b, v, c) = (x.shape[0], x.shape[1], x.shape[2])
+        // Every position visible: no mask tokens to append.
+        let tokens = v == l ? x : Tensor.concat([x, maskToken + Tensor(zeros: [b, l - v, c])], axis: 1)
+        // Visible tokens first, then mask tokens; `position[p]` is where position p's token sits.
+        let order: [[Int]] = visible.map { vis in
+            let shown = Set(vis)
+            let hidden = (0..<l).filter { !shown.contains($0) }
+            var position = [Int](repeating: 0, count: l)
+            for (i, p) in (vis + hidden).enumerated() { position[p] = i }
+            return position
+        }
+        return gather(tokens, order)
+    }
+}

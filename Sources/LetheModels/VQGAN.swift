@@ -1,6 +1,8 @@
+import Foundation
 import LetheTensor
 
-/// Hyper-parameters of the VQ-GAN autoencoder (spec: `model.vqgan`).
+/// Hyper-parameters of a VQ-GAN encoder, quantiser and decoder (spec: `model.vq_autoencoder`, and
+/// MAGE's tokenizer, `model.mage.tokenizer`).
 public struct VQGANConfig: Sendable, Equatable {
     public var imageSize = 32, channels = 1
     public var levels = [32, 64]
@@ -126,6 +128,28 @@ public final class VectorQuantizer<T: TensorScalar>: Module<T> {
         initializedFromData = true
     }
 
+    /// Moves each code of `codes` (dead: unused for a while) onto an encoder output drawn at random
+    /// from `z` (B, D, h, w), so a collapsed codebook comes back into use (dead-code restarts).
+    public func restart(_ codes: [Int], from z: Tensor<T>, rng: inout Philox) {
+        guard !codes.isEmpty else { return }
+        let (b, d, h, w) = (z.shape[0], z.shape[1], z.shape[2], z.shape[3])
+        let rows = z.detached().permuted([0, 2, 3, 1]).reshaped([b * h * w, d]).storage
+        var table = embedding.weight.storage
+        for j in codes {
+            let r = rng.int(below: b * h * w)
+            for i in 0..<d { table[j * d + i] = rows[r * d + i] }
+        }
+        embedding.weight.assign(table)
+    }
+
+    /// exp(entropy) of the code frequencies: the number of equally used codes it amounts to.
+    public static func perplexity(_ counts: [Int]) -> Double {
+        let total = Double(counts.reduce(0, +))
+        guard total > 0 else { return 0 }
+        let entropy = counts.reduce(0.0) { h, c in c == 0 ? h : h - Double(c) / total * log(Double(c) / total) }
+        return exp(entropy)
+    }
+
     /// z_e (B, D, h, w) -> z_q with a straight-through gradient, the code indices, and the VQ loss
     /// ||sg[z_e] - e||^2 + beta ||z_e - sg[e]||^2.
     public func callAsFunction(_ z: Tensor<T>) -> (quantized: Tensor<T>, indices: [Int], loss: Tensor<T>) {
@@ -138,8 +162,8 @@ public final class VectorQuantizer<T: TensorScalar>: Module<T> {
     }
 }
 
-/// VQ-GAN autoencoder as an I2I generator: it completes the hidden region of T(x) from the visible
-/// one (the masked-token transformer of MAGE is not built; see the docs for why).
+/// A VQ-GAN's conv encoder, quantiser and conv decoder. As `architecture: vq_autoencoder` it is an I2I
+/// generator completing the hidden region of T(x) itself; inside MAGE it is the frozen tokenizer.
 public final class VQGAN<T: TensorScalar>: Module<T> {
     public let config: VQGANConfig
     public let encoder: VQEncoder<T>

@@ -84,7 +84,7 @@ extension UnlearnSpec.Method {
             case .teacher:
                 var same = draws.split("retain")
                 let teacherOutput = GradMode.withoutGrad {
-                    teacher.taskPrediction(xr, hidden: hidden, rng: &same).prediction.detached()
+                    teacher.taskPrediction(xr, hidden: hidden, rng: &same).asLabel
                 }
                 retain = retainPrediction.loss(label: teacherOutput)
             }
@@ -92,7 +92,7 @@ extension UnlearnSpec.Method {
             // images of the same batch (pairs up to the shorter batch).
             let k = min(xr.shape[0], xf.shape[0])
             let label = GradMode.withoutGrad {
-                teacher.taskPrediction(xr.slice(axis: 0, 0..<k), hidden: hidden, rng: &rTeacher).prediction.detached()
+                teacher.taskPrediction(xr.slice(axis: 0, 0..<k), hidden: hidden, rng: &rTeacher).asLabel
             }
             let forget = student.taskPrediction(xf.slice(axis: 0, 0..<k), hidden: hidden, rng: &f).loss(label: label)
             return Terms(retain: retain, forget: forget, total: retain + forget * alpha)

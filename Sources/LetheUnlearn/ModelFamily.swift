@@ -36,6 +36,15 @@ protocol ModelFamily {
     /// NOISY LABEL's forget term: the prediction for T(x_f) with noise as its label.
     func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
         -> TaskPrediction
+    /// What pretraining trains (default: every trainable parameter; MAGE: its stage's part).
+    var stageParameters: [Tensor<Float>] { get }
+    /// The part of the model a pretraining checkpoint holds, and the prefix of its paths.
+    var checkpointPrefix: (module: Module<Float>, prefix: String) { get }
+    /// The part a pretraining stage loads (frozen) from its own dependency before it trains (MAGE's
+    /// transformer stage: the tokenizer); nil for a family that pretrains from scratch.
+    var pretrainingOrigin: (module: Module<Float>, prefix: String)? { get }
+    /// Parts no unlearning method trains, the whole-model baselines included (MAGE's tokenizer).
+    var fixedModules: [Module<Float>] { get }
 }
 
 extension ModelFamily {
@@ -48,6 +57,11 @@ extension ModelFamily {
 
     func holeCodes(_ x: Tensor<Float>, hidden: [Bool]) -> [[Int]]? { nil }
 
+    var stageParameters: [Tensor<Float>] { module.parameters.filter(\.requiresGrad) }
+    var checkpointPrefix: (module: Module<Float>, prefix: String) { (module, "") }
+    var pretrainingOrigin: (module: Module<Float>, prefix: String)? { nil }
+    var fixedModules: [Module<Float>] { [] }
+
     func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
         -> TaskPrediction
     {
@@ -58,25 +72,65 @@ extension ModelFamily {
 }
 
 /// A prediction, its label, and which of its elements the loss counts (`weight` broadcasts against
-/// the prediction; nil: all), plus a loss term of the model's own (the VQ loss).
+/// the prediction; nil: all), plus a loss term of the model's own (the VQ loss). A label is values
+/// (mean squared error) or classes (cross-entropy of the prediction's rows of logits: MAGE's tokens).
 struct TaskPrediction {
+    enum Label {
+        case values(Tensor<Float>)
+        case classes([Int])
+    }
+
     var prediction: Tensor<Float>
-    var label: Tensor<Float>
+    var label: Label
     var weight: Tensor<Float>?
     var auxiliary: Tensor<Float>?
     /// Maps an image batch into label space (MAE: patches); identity otherwise.
-    var labelLike: (Tensor<Float>) -> Tensor<Float> = { $0 }
+    var labelLike: (Tensor<Float>) -> Label = { .values($0) }
 
-    /// Mean squared error over the counted elements, plus the auxiliary term unless `auxiliary` is
-    /// false (MAX LOSS ascends the I2I term alone, never the VQ loss).
-    func loss(label override: Tensor<Float>? = nil, auxiliary includeAuxiliary: Bool = true) -> Tensor<Float> {
-        let diff = (prediction - (override ?? label)).square()
+    init(
+        prediction: Tensor<Float>, label: Label, weight: Tensor<Float>? = nil, auxiliary: Tensor<Float>? = nil,
+        labelLike: @escaping (Tensor<Float>) -> Label = { .values($0) }
+    ) {
+        self.prediction = prediction
+        self.label = label
+        self.weight = weight
+        self.auxiliary = auxiliary
+        self.labelLike = labelLike
+    }
+
+    init(prediction: Tensor<Float>, label: Tensor<Float>, weight: Tensor<Float>? = nil, auxiliary: Tensor<Float>? = nil)
+    {
+        self.init(prediction: prediction, label: .values(label), weight: weight, auxiliary: auxiliary)
+    }
+
+    /// This prediction as a label to distil to (a frozen teacher's output): its values, or the most
+    /// likely class of each row.
+    var asLabel: Label {
+        switch label {
+        case .values: return .values(prediction.detached())
+        case .classes:
+            let k = prediction.shape[prediction.rank - 1]
+            let p = prediction.storage
+            return .classes(
+                (0..<(prediction.count / k)).map { r in (0..<k).max { p[r * k + $0] < p[r * k + $1] }! })
+        }
+    }
+
+    /// Mean squared error over the counted elements, or cross-entropy over the rows, plus the
+    /// auxiliary term unless `auxiliary` is false (MAX LOSS ascends the I2I term alone, never the VQ loss).
+    func loss(label override: Label? = nil, auxiliary includeAuxiliary: Bool = true) -> Tensor<Float> {
         var l: Tensor<Float>
-        if let weight {
-            let counted = Float(weight.storage.reduce(0, +)) * Float(prediction.count / weight.count)
-            l = (diff * weight).sum() / max(1, counted)
-        } else {
-            l = diff.mean()
+        switch override ?? label {
+        case .classes(let targets):
+            l = prediction.crossEntropy(targets)
+        case .values(let target):
+            let diff = (prediction - target).square()
+            if let weight {
+                let counted = Float(weight.storage.reduce(0, +)) * Float(prediction.count / weight.count)
+                l = (diff * weight).sum() / max(1, counted)
+            } else {
+                l = diff.mean()
+            }
         }
         if includeAuxiliary, let auxiliary { l = l + auxiliary }
         return l
@@ -87,23 +141,30 @@ enum Families {
     /// The model a resolved spec describes. The schema fills the section of the chosen architecture,
     /// so a missing one is a defect, reported as such.
     static func make(
-        model: ModelSpec, imageSize: Int, channels: Int, vqganEmbedding: UnlearnSpec.VQGANEmbedding? = nil,
-        rng: inout Philox
+        model: ModelSpec, imageSize: Int, channels: Int, vqEmbedding: UnlearnSpec.VQEmbedding? = nil,
+        stage: TrainSpec.Stage? = nil, rng: inout Philox
     ) -> any ModelFamily {
         switch model.architecture {
-        case .vqgan:
-            guard let p = model.vqgan else { preconditionFailure("model.vqgan is filled by the schema") }
-            switch p.generator {
-            case .autoencoder: break  // the autoencoder completes the hole itself (the only generator so far)
+        case .vqAutoencoder:
+            guard let p = model.vqAutoencoder else {
+                preconditionFailure("model.vq_autoencoder is filled by the schema")
             }
-            var c = VQGANConfig()
+            let c = vqConfig(p, imageSize: imageSize, channels: channels)
+            return VQAutoencoderFamily(model: VQGAN(c, rng: &rng), embedding: vqEmbedding ?? .continuous)
+        case .mage:
+            guard let p = model.mage else { preconditionFailure("model.mage is filled by the schema") }
+            var c = MAGEConfig()
             c.imageSize = imageSize
             c.channels = channels
-            c.levels = p.channels
-            c.codebookSize = p.codebookSize
-            c.codebookDim = p.codebookDim
-            c.commitment = p.commitment
-            return VQGANFamily(model: VQGAN(c, rng: &rng), embedding: vqganEmbedding ?? .continuous)
+            c.tokenizer = vqConfig(p.tokenizer, imageSize: imageSize, channels: channels)
+            c.width = p.width
+            c.depth = p.depth
+            c.heads = p.heads
+            c.mlpRatio = p.mlpRatio
+            c.decoderWidth = p.decoderWidth
+            c.decoderDepth = p.decoderDepth
+            c.decoderHeads = p.decoderHeads
+            return MAGEFamily(model: MAGE(c, rng: &rng), settings: p, stage: stage)
         case .diffusion:
             guard let p = model.diffusion else { preconditionFailure("model.diffusion is filled by the schema") }
             var c = DiffusionConfig()
@@ -131,6 +192,17 @@ enum Families {
             c.decoderHeads = p.decoderHeads
             return MAEFamily(model: MAE(c, rng: &rng), pretrainMaskRatio: p.pretrainMaskRatio)
         }
+    }
+
+    static func vqConfig(_ p: ModelSpec.VQ, imageSize: Int, channels: Int) -> VQGANConfig {
+        var c = VQGANConfig()
+        c.imageSize = imageSize
+        c.channels = channels
+        c.levels = p.channels
+        c.codebookSize = p.codebookSize
+        c.codebookDim = p.codebookDim
+        c.commitment = p.commitment
+        return c
     }
 
     static func diffusionSchedule(_ s: ModelSpec.Diffusion.BetaSchedule) -> DiffusionProcess.Schedule {
@@ -187,8 +259,8 @@ struct MAEFamily: ModelFamily {
             (0..<model.config.patches).map { shown.contains($0) ? 0 : 1 }, shape: [1, model.config.patches, 1])
         let latent = embed(x, hidden: hidden, rng: &rng)[0]
         return TaskPrediction(
-            prediction: model.decode(latent, visible: vis), label: model.patchify(x),
-            weight: weight, labelLike: { [model] in model.patchify($0) })
+            prediction: model.decode(latent, visible: vis), label: .values(model.patchify(x)),
+            weight: weight, labelLike: { [model] in .values(model.patchify($0)) })
     }
 
     func complete(_ x: Tensor<Float>, hidden: [Bool], rng: inout Philox) -> Tensor<Float> {
@@ -198,11 +270,11 @@ struct MAEFamily: ModelFamily {
     }
 }
 
-/// VQ-GAN autoencoder: reconstruct the whole image from T(x).
-struct VQGANFamily: ModelFamily {
+/// The VQ autoencoder: reconstruct the whole image from T(x).
+struct VQAutoencoderFamily: ModelFamily {
     let model: VQGAN<Float>
-    /// Where the unlearning objective compares the encoder's output (`unlearn.vqgan_embedding`).
-    var embedding: UnlearnSpec.VQGANEmbedding = .continuous
+    /// Where the unlearning objective compares the encoder's output (`unlearn.vq_embedding`).
+    var embedding: UnlearnSpec.VQEmbedding = .continuous
     var module: Module<Float> { model }
     var encoderParameters: [Tensor<Float>] { model.encoderParameters.map(\.tensor) }
 
@@ -219,14 +291,9 @@ struct VQGANFamily: ModelFamily {
     /// The code of every latent cell whose image block holds a hidden pixel.
     func holeCodes(_ x: Tensor<Float>, hidden: [Bool]) -> [[Int]]? {
         let (_, indices, _) = model.quantize(model.encoder(MaskTransform.apply(x, hidden: [hidden])))
-        let size = x.shape[2]
         let cells = indices.count / x.shape[0]
-        let grid = Int(Double(cells).squareRoot().rounded())
-        let f = size / grid
-        let touched = (0..<cells).filter { c in
-            let (cy, cx) = (c / grid, c % grid)
-            return (0..<f).contains { dy in (0..<f).contains { dx in hidden[(cy * f + dy) * size + cx * f + dx] } }
-        }
+        let touched = MaskTransform.touchedPatches(
+            hidden, size: x.shape[2], patch: x.shape[2] / model.config.latentSize)
         return (0..<x.shape[0]).map { b in touched.map { indices[b * cells + $0] } }
     }
 

@@ -36,6 +36,11 @@ public struct Pretrainer: StageExecutor {
         var masks = root0.split("masks")
         var noise = root0.split("noise")
         let family = context.family(rng: &initRNG)
+        if let origin = family.pretrainingOrigin {
+            try context.load(plan, into: origin.module, prefix: origin.prefix)
+            origin.module.setTrainable(false)
+        }
+        let tokenizerStage = (family as? MAGEFamily).flatMap { $0.stage == .tokenizer ? $0 : nil }
 
         let training = spec.train
         let dir = try RunDirectory(finalPath: plan.runDirectory)
@@ -44,7 +49,7 @@ public struct Pretrainer: StageExecutor {
             json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
         var batches = RunContext.Batches(pool: trainIndices, batch: training.batchSize, rng: root0.split("shuffle"))
         var loop = TrainingLoop(
-            optimizer: Optimizers.make(training.optimizer, parameters: family.module.parameters.filter(\.requiresGrad)),
+            optimizer: Optimizers.make(training.optimizer, parameters: family.stageParameters),
             schedule: Optimizers.schedule(training), clip: training.gradClip, steps: training.steps,
             module: family.module,
             progress: Progress(
@@ -65,6 +70,15 @@ public struct Pretrainer: StageExecutor {
         }
 
         probes.append((training.steps, probe.measure(family)))
+        let checkpoint = family.checkpointPrefix
+        if let tokenizer = tokenizerStage {
+            let (record, samples) = TokenizerEvaluation.record(
+                tokenizer, test: test, indices: testIndices, size: size, settings: spec.evaluate,
+                rng: root0.split("eval"), budget: BudgetProbe.json(probes, steps: training.steps))
+            return try Training.finish(
+                dir, plan: plan, module: checkpoint.module, curve: loop.curve, timing: loop.timing, eval: record,
+                samples: samples, threads: threads, mode: context.mode, prefix: checkpoint.prefix)
+        }
 
         // Completion of every held-out image under every evaluation mask: PSNR of the hole, with the
         // mean-fill floor beside it.
@@ -117,13 +131,14 @@ public struct Pretrainer: StageExecutor {
                 ("budget", BudgetProbe.json(probes, steps: training.steps)),
             ]))
         return try Training.finish(
-            dir, plan: plan, module: family.module, curve: loop.curve, timing: loop.timing, eval: record,
-            samples: samples, threads: threads, mode: context.mode)
+            dir, plan: plan, module: checkpoint.module, curve: loop.curve, timing: loop.timing, eval: record,
+            samples: samples, threads: threads, mode: context.mode, prefix: checkpoint.prefix)
     }
 }
 
-/// Whether a pretraining budget sufficed: the hole PSNR of a fixed set of held-out images, measured
-/// every tenth of the run; converged when it gains less than `threshold` dB over the last fifth.
+/// Whether a pretraining budget sufficed: the hole PSNR of a fixed set of held-out images (MAGE's
+/// tokenizer stage: the PSNR of their reconstructions), measured every tenth of the run; converged
+/// when it gains less than `threshold` dB over the last fifth.
 struct BudgetProbe {
     static let images = 128
     static let threshold = 0.1
@@ -138,6 +153,12 @@ struct BudgetProbe {
     func due(_ step: Int) -> Bool { step % every == 0 }
 
     func measure(_ family: any ModelFamily) -> Double {
+        if let tokenizer = family as? MAGEFamily, tokenizer.stage == .tokenizer {
+            // The tokenizer stage: PSNR of whole reconstructed images.
+            let x = test.tensor(indices, size: size)
+            let psnr = TokenizerEvaluation.psnr(GradMode.withoutGrad { tokenizer.reconstruct(x) }, x)
+            return psnr.reduce(0, +) / Double(max(1, psnr.count))
+        }
         var draws = rng.split("complete")
         let m = Evaluation.measure(
             test: test, indices: indices, size: size, mask: mask, maskRNG: rng.split("masks"), classifier: nil,
@@ -225,4 +246,63 @@ struct AnyOptimizer {
     }
     mutating func step() { base.step() }
     func zeroGrad() { base.parameters.forEach { $0.zeroGrad() } }
+}
+
+/// What MAGE's tokenizer stage reports: the reconstruction PSNR of every held-out image (with its
+/// interval) and the codebook's usage on them (codes used, perplexity).
+enum TokenizerEvaluation {
+    static func record(
+        _ family: MAGEFamily, test: LabeledImages, indices: [Int], size: Int, settings: EvaluateSpec, rng: Philox,
+        budget: JSONValue
+    ) -> (JSONValue, [Tensor<Float>]) {
+        var psnr: [Double] = []
+        var counts = [Int](repeating: 0, count: family.model.config.codebookSize)
+        var truth: [Tensor<Float>] = []
+        var rebuilt: [Tensor<Float>] = []
+        for start in stride(from: 0, to: indices.count, by: 256) {
+            let x = test.tensor(Array(indices[start..<min(indices.count, start + 256)]), size: size)
+            let (y, tokens) = GradMode.withoutGrad {
+                let tokens = family.model.tokenize(x)
+                return (family.model.render(tokens).clamped(0, 1), tokens)
+            }
+            psnr += Self.psnr(y, x)
+            for t in tokens.joined() { counts[t] += 1 }
+            if truth.isEmpty {
+                let k = min(x.shape[0], settings.gridSamples)
+                truth = [x.slice(axis: 0, 0..<k)]
+                rebuilt = [y.slice(axis: 0, 0..<k)]
+            }
+        }
+        let estimate = Statistics.mean(psnr, resamples: settings.bootstrap, rng: rng.split("bootstrap"))
+        let record = JSONValue.object(
+            JSONObject([
+                ("stage", .string("tokenizer")),
+                ("images", .integer(indices.count)),
+                ("reconstruction_psnr", estimate.json),
+                (
+                    "codebook",
+                    .object(
+                        JSONObject([
+                            ("size", .integer(counts.count)),
+                            ("used", .integer(counts.filter { $0 > 0 }.count)),
+                            ("perplexity", .number(VectorQuantizer<Float>.perplexity(counts))),
+                        ]))
+                ),
+                ("budget", budget),
+            ]))
+        return (record, [truth[0], rebuilt[0]])
+    }
+
+    /// PSNR of each whole image of `y` against `x`.
+    static func psnr(_ y: Tensor<Float>, _ x: Tensor<Float>) -> [Double] {
+        let per = x.count / max(1, x.shape[0])
+        return (0..<x.shape[0]).map { i in
+            var sum = 0.0
+            for j in (i * per)..<((i + 1) * per) {
+                let d = Double(y.storage[j] - x.storage[j])
+                sum += d * d
+            }
+            return Evaluation.psnr(sum / Double(per))
+        }
+    }
 }

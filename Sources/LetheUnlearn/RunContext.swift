@@ -115,19 +115,25 @@ struct RunContext {
     /// The original model: the family the spec describes, loaded strictly from the checkpoint of the
     /// pretrain stage or `model.checkpoint`.
     func originalModel(_ plan: Plan, rng: inout Philox) throws -> any ModelFamily {
+        let family = family(rng: &rng)
+        try load(plan, into: family.module)
+        return family
+    }
+
+    /// Loads `module` strictly from the checkpoint of the plan's pretrain stage or `model.checkpoint`,
+    /// whose paths carry `prefix`.
+    func load(_ plan: Plan, into module: Module<Float>, prefix: String = "") throws {
         let path =
             plan.dependencies.first.map { $0.runDirectory + "/checkpoint.safetensors" } ?? spec.model.checkpoint ?? ""
-        let family = family(rng: &rng)
         let weights: Safetensors.File
         do {
             weights = try Safetensors.read([UInt8](try Data(contentsOf: URL(fileURLWithPath: path))))
         } catch {
             throw RunError("\(path): cannot load the original model: \(error)")
         }
-        do { try family.module.load(weights) } catch {
+        do { try module.load(weights, prefix: prefix) } catch {
             throw RunError("\(path) does not fit the model in the spec:\n\(error)")
         }
-        return family
     }
 
     /// Held-out test images of the retain and the forget classes, with the feature classifier of the
@@ -238,8 +244,8 @@ struct RunContext {
 
     func family(rng: inout Philox) -> any ModelFamily {
         Families.make(
-            model: spec.model, imageSize: size, channels: train.channels, vqganEmbedding: spec.unlearn?.vqganEmbedding,
-            rng: &rng)
+            model: spec.model, imageSize: size, channels: train.channels, vqEmbedding: spec.unlearn?.vqEmbedding,
+            stage: spec.kind == .pretrain ? spec.train.stage : nil, rng: &rng)
     }
 
     /// Draws batches of `batch` indices from `pool`, reshuffling with `rng` after each pass.
@@ -266,12 +272,14 @@ enum Training {
     /// Writes the results and the common files, then the manifest, and moves the run into place.
     static func finish(
         _ dir: RunDirectory, plan: Plan, module: Module<Float>?, curve: [String], timing: [String],
-        eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode, report: RunReport? = nil
+        eval: JSONValue, samples: [Tensor<Float>], threads: Int, mode: Numerics.Mode, report: RunReport? = nil,
+        prefix: String = ""
     ) throws -> String {
         if let module {
             try dir.write(
                 "checkpoint.safetensors",
-                bytes: Safetensors.write(module.stateDict(metadata: ["lethe_config_hash": plan.configHash])))
+                bytes: Safetensors.write(
+                    module.stateDict(prefix: prefix, metadata: ["lethe_config_hash": plan.configHash])))
         }
         if !curve.isEmpty { try dir.write("metrics.jsonl", text: curve.joined(separator: "\n") + "\n") }
         if !timing.isEmpty { try dir.write("timing.jsonl", text: timing.joined(separator: "\n") + "\n") }

@@ -36,6 +36,7 @@ public struct Unlearner: StageExecutor {
         let teacher = try context.originalModel(plan, rng: &initRNG)
         teacher.module.setTrainable(false)
         student.module.setTrainable(method.trainsWholeModel)
+        student.fixedModules.forEach { $0.setTrainable(false) }
         if !method.trainsWholeModel { student.encoderParameters.forEach { $0.requiresGrad = true } }
 
         let (train, size, task) = (context.train, context.size, context.task)

@@ -37,7 +37,7 @@ extension Bench {
         print("lethe bench --end-to-end: \(threads) thread(s), \(mode) mode; whole runs, each in its own process")
         print(
             "model       steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
-        for (arch, defaultSteps) in [("mae", 20), ("vqgan", 20), ("diffusion", 5)] {
+        for (arch, defaultSteps) in [("mae", 20), ("vq_autoencoder", 20), ("diffusion", 5)] {
             if let model, !Bench.sameModel(model, arch) { continue }
             let steps = runSteps ?? defaultSteps
             let dir = NSTemporaryDirectory() + "lethe-bench-\(arch)-\(ProcessInfo.processInfo.processIdentifier)"

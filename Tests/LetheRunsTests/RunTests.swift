@@ -73,7 +73,7 @@ func scratch() -> String {
 
 @Suite struct PretrainTests {
     /// A few steps of a tiny model on real Fashion-MNIST: the loss falls and the run directory is complete.
-    @Test(arguments: ["mae", "vqgan", "diffusion"])
+    @Test(arguments: ["mae", "vq_autoencoder", "diffusion"])
     func shortPretrainingRunWritesACompleteRunDirectory(architecture: String) throws {
         let base = scratch()
         let model: String
@@ -81,7 +81,9 @@ func scratch() -> String {
         case "mae":
             model =
                 "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}}"
-        case "vqgan": model = "{architecture: vqgan, vqgan: {channels: [8, 16], codebook_size: 16, codebook_dim: 8}}"
+        case "vq_autoencoder":
+            model =
+                "{architecture: vq_autoencoder, vq_autoencoder: {channels: [8, 16], codebook_size: 16, codebook_dim: 8}}"
         default:
             model =
                 "{architecture: diffusion, diffusion: {channels: [8, 16], time_embedding: 16, timesteps: 10, sampling_steps: 2}}"

@@ -173,18 +173,50 @@ import Testing
         #expect(d.contains { $0.message.contains("not a multiple of patch_size 5") })
         #expect(d.contains { $0.message.contains("width 130 is not divisible by heads 4") })
         // The latent grid follows from the image size and the levels unless given; a given one must match.
-        let derived = Self.unlearnSpec.replacing(
-            "architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32]}")
-        #expect(errors(derived, dir, planner).isEmpty, "\(errors(derived, dir, planner))")
-        #expect(try planner.plan(text: derived, in: dir).resolved["model"]?["vqgan"]?["latent_size"] == .integer(4))
-        let v = errors(
+        for (arch, section) in [
+            ("vq_autoencoder", ["model", "vq_autoencoder"]), ("mage", ["model", "mage", "tokenizer"]),
+        ] {
+            func spec(_ levels: String) -> String {
+                let yaml = section.count == 2 ? "\(arch): \(levels)" : "\(arch): {tokenizer: \(levels)}"
+                return Self.unlearnSpec.replacing("architecture: mae", with: "architecture: \(arch)\n  " + yaml)
+            }
+            let derived = spec("{channels: [8, 16, 32]}")
+            #expect(errors(derived, dir, planner).isEmpty, "\(errors(derived, dir, planner))")
+            let resolved = try planner.plan(text: derived, in: dir).resolved
+            #expect(section.reduce(resolved) { $0?[$1] }?["latent_size"] == .integer(4))
+            let v = errors(spec("{channels: [8, 16, 32], latent_size: 8}"), dir, planner)
+            #expect(
+                v.contains {
+                    $0.pointer == JSONPointer(section + ["latent_size"])
+                        && $0.message.contains("gives a 4x4 latent grid, not latent_size 8")
+                }, "\(v)")
+        }
+        let m = errors(
             Self.unlearnSpec.replacing(
-                "architecture: mae", with: "architecture: vqgan\n  vqgan: {channels: [8, 16, 32], latent_size: 8}"),
+                "architecture: mae",
+                with: "architecture: mage\n  mage: {width: 130, decoder_heads: 3, mask_ratio: {min: 0.8, max: 0.6}}"),
             dir, planner)
+        #expect(m.contains { $0.pointer == JSONPointer(["model", "mage", "heads"]) && $0.message.contains("130") })
+        #expect(m.contains { $0.pointer == JSONPointer(["model", "mage", "decoder_heads"]) })
+        #expect(m.contains { $0.pointer == JSONPointer(["model", "mage", "mask_ratio", "min"]) })
+    }
+
+    /// Names from before the VQ autoencoder's rename are refused with the new name, at their place.
+    @Test func renamedNamesSayTheirNewNames() throws {
+        let (dir, planner) = try setUp()
+        defer { dir.remove() }
+        let d = errors(
+            Self.unlearnSpec.replacing("architecture: mae", with: "architecture: vqgan\n  vqgan: {}")
+                + "\n  vqgan_embedding: quantized", dir, planner)
         #expect(
-            v.contains {
-                $0.pointer == JSONPointer(["model", "vqgan", "latent_size"])
-                    && $0.message.contains("gives a 4x4 latent grid, not latent_size 8")
+            d.contains {
+                $0.pointer == JSONPointer(["model", "architecture"]) && $0.message.contains("vq_autoencoder")
+                    && $0.message.contains("mage") && $0.mark?.line == 8
+            }, "\(d)")
+        #expect(d.contains { $0.pointer == JSONPointer(["model", "vqgan"]) && $0.message.contains("vq_autoencoder") })
+        #expect(
+            d.contains {
+                $0.pointer == JSONPointer(["unlearn", "vqgan_embedding"]) && $0.message.contains("vq_embedding")
             })
     }
 
@@ -192,10 +224,10 @@ import Testing
         let (dir, planner) = try setUp()
         defer { dir.remove() }
         let d = errors(
-            Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  vqgan: {}"), dir, planner)
+            Self.unlearnSpec.replacing("architecture: mae", with: "architecture: mae\n  mage: {}"), dir, planner)
         #expect(
             d.contains {
-                $0.pointer == JSONPointer(["model", "vqgan"]) && $0.message.contains("'vqgan' is not allowed here")
+                $0.pointer == JSONPointer(["model", "mage"]) && $0.message.contains("'mage' is not allowed here")
             })
     }
 }
@@ -298,5 +330,82 @@ import Testing
                 && float.first?.message.contains("out of range") == true)
         let literal = errors(spec("seed: 0\ntrain: {steps: 1180591620717411303424}"), dir)
         #expect(literal.first?.message.contains("out of range") == true)
+    }
+}
+
+/// MAGE's stages chain one way: tokenizer <- transformer <- unlearn/evaluate, each checked at plan time.
+@Suite struct MAGEStagePlanTests {
+    static func spec(kind: String, stage: String? = nil, pretrain: String? = nil, tokenizer: String = "{}") -> String {
+        var text = """
+            version: 1
+            kind: \(kind)
+            data:
+              dataset: image-folder
+              root: data
+            """
+        if kind == "unlearn" { text += "\n  forget: {classes: [0]}" }
+        text += "\nmodel:\n  architecture: mage\n  mage: {tokenizer: \(tokenizer)}"
+        if let pretrain { text += "\n  pretrain: \(pretrain)" }
+        if let stage { text += "\ntrain: {stage: \(stage)}" }
+        if kind == "unlearn" { text += "\nunlearn: {method: ours}" }
+        return text
+    }
+
+    func errors(_ text: String, _ dir: TempDir, name: String = "spec.yaml") -> [Diagnostic] {
+        do {
+            _ = try Planner(workingDirectory: dir.path).plan(text: text, in: dir, name: name)
+            return []
+        } catch let e as SpecError {
+            return e.diagnostics
+        } catch {
+            return [Diagnostic("\(error)", at: .root, mark: nil)]
+        }
+    }
+
+    @Test func theStagesChainTokenizerTransformerRun() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        _ = try dir.imageFolder(classes: 4)
+        try dir.write("tok.yaml", Self.spec(kind: "pretrain", stage: "tokenizer"))
+        try dir.write("pre.yaml", Self.spec(kind: "pretrain", pretrain: "tok.yaml"))  // stage defaults to transformer
+        let plan = try Planner(workingDirectory: dir.path).plan(
+            text: Self.spec(kind: "unlearn", pretrain: "pre.yaml"), in: dir)
+        #expect(plan.dependencies.first?.spec.train.stage == .transformer)
+        #expect(plan.dependencies.first?.dependencies.first?.spec.train.stage == .tokenizer)
+        #expect(plan.spec.train.stage == nil)
+        // A tokenizer of another shape changes the identity of every stage after it.
+        try dir.write("tok2.yaml", Self.spec(kind: "pretrain", stage: "tokenizer", tokenizer: "{codebook_size: 64}"))
+        try dir.write("pre2.yaml", Self.spec(kind: "pretrain", pretrain: "tok2.yaml", tokenizer: "{codebook_size: 64}"))
+        let other = try Planner(workingDirectory: dir.path).plan(
+            text: Self.spec(kind: "unlearn", pretrain: "pre2.yaml", tokenizer: "{codebook_size: 64}"), in: dir)
+        #expect(other.configHash != plan.configHash)
+    }
+
+    @Test func aWrongLinkIsRefusedAtModelPretrain() throws {
+        let dir = try TempDir()
+        defer { dir.remove() }
+        _ = try dir.imageFolder(classes: 4)
+        try dir.write("tok.yaml", Self.spec(kind: "pretrain", stage: "tokenizer"))
+        try dir.write("pre.yaml", Self.spec(kind: "pretrain", pretrain: "tok.yaml"))
+        let pointer = JSONPointer(["model", "pretrain"])
+        // An unlearn run naming the tokenizer stage.
+        let a = errors(Self.spec(kind: "unlearn", pretrain: "tok.yaml"), dir)
+        #expect(a.contains { $0.pointer == pointer && $0.message.contains("needs the transformer stage") }, "\(a)")
+        // A transformer stage naming a transformer stage.
+        let b = errors(Self.spec(kind: "pretrain", pretrain: "pre.yaml"), dir)
+        #expect(b.contains { $0.pointer == pointer && $0.message.contains("must name the tokenizer stage") }, "\(b)")
+        // A tokenizer stage cannot depend on anything; a transformer stage needs its tokenizer.
+        let c = errors(Self.spec(kind: "pretrain", stage: "tokenizer", pretrain: "tok.yaml"), dir)
+        #expect(c.contains { $0.pointer == pointer }, "\(c)")
+        let d = errors(Self.spec(kind: "pretrain"), dir)
+        #expect(d.contains { $0.pointer == JSONPointer(["model"]) && $0.message.contains("tokenizer") }, "\(d)")
+        // A tokenizer that does not fit: the transformer stage's tokenizer section differs.
+        let e = errors(Self.spec(kind: "pretrain", pretrain: "tok.yaml", tokenizer: "{codebook_dim: 16}"), dir)
+        #expect(
+            e.contains { $0.pointer == pointer && $0.message.contains("model.mage.tokenizer.codebook_dim") }, "\(e)")
+        // train.stage belongs to MAGE pretraining alone.
+        let f = errors(
+            Self.spec(kind: "unlearn", stage: "transformer", pretrain: "pre.yaml"), dir)
+        #expect(f.contains { $0.pointer == JSONPointer(["train", "stage"]) }, "\(f)")
     }
 }

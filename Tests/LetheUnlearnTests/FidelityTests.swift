@@ -214,8 +214,8 @@ import Testing
         (c.levels, c.codebookSize, c.codebookDim) = ([8, 8], 16, 4)
         var rng = Philox(seed: 7)
         let model = VQGAN<Float>(c, rng: &rng)
-        let continuous = VQGANFamily(model: model, embedding: .continuous)
-        let quantized = VQGANFamily(model: model, embedding: .quantized)
+        let continuous = VQAutoencoderFamily(model: model, embedding: .continuous)
+        let quantized = VQAutoencoderFamily(model: model, embedding: .quantized)
         let x = Tensor<Float>.uniform([2, 1, 32, 32], 0, 1, rng: &rng)
         let hidden = MaskTransform(kind: .centerCrop, ratio: 0.25).hidden(size: 32, rng: &rng)
         let q = quantized.embed(x, hidden: hidden, rng: &rng)[0]

@@ -67,30 +67,35 @@ public enum EmbeddedSchemas {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "$id": "https://lethe.invalid/schemas/model.schema.json",
   "title": "Lethe model",
-  "description": "The I2I generator h = D(E(T(x))). Hyper-parameters sit under the key named by `architecture`; the original weights come from `checkpoint` or from the pretrain run of the spec named by `pretrain`.",
+  "description": "The I2I generator h = D(E(T(x))). Hyper-parameters sit under the key named by `architecture` (mae, vq_autoencoder, mage, diffusion; `vqgan` was renamed `vq_autoencoder`, and the paper's VQ-GAN family is `mage`); the original weights come from `checkpoint` or from the pretrain run of the spec named by `pretrain`.",
   "type": "object",
   "additionalProperties": false,
   "required": ["architecture"],
   "properties": {
-    "architecture": { "enum": ["mae", "vqgan", "diffusion"] },
+    "architecture": { "enum": ["mae", "vq_autoencoder", "mage", "diffusion"] },
     "checkpoint": { "type": "string", "minLength": 1, "description": "A safetensors file with the original model's weights." },
     "pretrain": { "type": "string", "minLength": 1, "description": "A `kind: pretrain` spec; its run is reused by config hash, or run first." },
     "mae": { "$ref": "#/$defs/mae" },
-    "vqgan": { "$ref": "#/$defs/vqgan" },
+    "vq_autoencoder": { "$ref": "#/$defs/vq_autoencoder" },
+    "mage": { "$ref": "#/$defs/mage" },
     "diffusion": { "$ref": "#/$defs/diffusion" }
   },
   "allOf": [
     {
       "if": { "properties": { "architecture": { "const": "mae" } }, "required": ["architecture"] },
-      "then": { "properties": { "mae": { "default": {} }, "vqgan": false, "diffusion": false } }
+      "then": { "properties": { "mae": { "default": {} }, "vq_autoencoder": false, "mage": false, "diffusion": false } }
     },
     {
-      "if": { "properties": { "architecture": { "const": "vqgan" } }, "required": ["architecture"] },
-      "then": { "properties": { "vqgan": { "default": {} }, "mae": false, "diffusion": false } }
+      "if": { "properties": { "architecture": { "const": "vq_autoencoder" } }, "required": ["architecture"] },
+      "then": { "properties": { "vq_autoencoder": { "default": {} }, "mae": false, "mage": false, "diffusion": false } }
+    },
+    {
+      "if": { "properties": { "architecture": { "const": "mage" } }, "required": ["architecture"] },
+      "then": { "properties": { "mage": { "default": {} }, "mae": false, "vq_autoencoder": false, "diffusion": false } }
     },
     {
       "if": { "properties": { "architecture": { "const": "diffusion" } }, "required": ["architecture"] },
-      "then": { "properties": { "diffusion": { "default": {} }, "mae": false, "vqgan": false } }
+      "then": { "properties": { "diffusion": { "default": {} }, "mae": false, "vq_autoencoder": false, "mage": false } }
     },
     {
       "not": { "required": ["checkpoint", "pretrain"], "description": "set either model.checkpoint (a weights file) or model.pretrain (a pretrain spec), not both" }
@@ -113,17 +118,58 @@ public enum EmbeddedSchemas {
         "pretrain_mask_ratio": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.75, "description": "Share of patches masked at random during pretraining." }
       }
     },
-    "vqgan": {
+    "vq_autoencoder": {
+      "description": "Lethe's convolutional VQ autoencoder as an I2I generator: the conv encoder (E) maps T(x) to a latent grid, the vector quantiser and the conv decoder (D) complete the hole themselves. Not MAGE (see `mage`).",
       "type": "object",
       "additionalProperties": false,
-      "description": "Conv encoder (E) to a latent grid, vector quantiser, conv decoder (D).",
       "properties": {
         "channels": { "type": "array", "items": { "type": "integer", "minimum": 4 }, "minItems": 1, "maxItems": 5, "default": [32, 64], "description": "Channels per resolution level; each level after the first halves the size." },
         "latent_size": { "type": "integer", "minimum": 1, "description": "Side of the latent grid. Default: derived, image_size / 2^(number of channels entries) (8 for 32x32 images and two levels); when given it must match." },
         "codebook_size": { "type": "integer", "minimum": 2, "default": 256 },
         "codebook_dim": { "type": "integer", "minimum": 2, "default": 32 },
-        "commitment": { "type": "number", "minimum": 0, "default": 0.25, "description": "Weight of the commitment loss (beta)." },
-        "generator": { "enum": ["autoencoder"], "default": "autoencoder", "description": "The I2I generator: the autoencoder completes the masked region from the visible one." }
+        "commitment": { "type": "number", "minimum": 0, "default": 0.25, "description": "Weight of the commitment loss (beta)." }
+      }
+    },
+    "vq_tokenizer": {
+      "description": "MAGE's VQ-GAN tokenizer: conv encoder, vector quantiser, conv decoder, trained in its own stage to reconstruct whole images and frozen afterwards.",
+      "type": "object",
+      "additionalProperties": false,
+      "properties": {
+        "channels": { "type": "array", "items": { "type": "integer", "minimum": 4 }, "minItems": 1, "maxItems": 5, "default": [32, 64], "description": "Channels per resolution level; each level after the first halves the size." },
+        "latent_size": { "type": "integer", "minimum": 1, "description": "Side of the latent grid. Default: derived, image_size / 2^(number of channels entries) (8 for 32x32 images and two levels); when given it must match." },
+        "codebook_size": { "type": "integer", "minimum": 2, "default": 256 },
+        "codebook_dim": { "type": "integer", "minimum": 2, "default": 32 },
+        "commitment": { "type": "number", "minimum": 0, "default": 0.25, "description": "Weight of the commitment loss (beta)." }
+      }
+    },
+    "mage": {
+      "type": "object",
+      "additionalProperties": false,
+      "description": "MAGE (Li et al., 2023): a bidirectional ViT over the tokens of a frozen VQ-GAN tokenizer. E is the token embedding, the encoder blocks over the visible tokens and the final norm; D is the decoder that puts mask tokens back and predicts the codebook index of every token. Pretrained in two stages (train.stage: tokenizer, then transformer).",
+      "properties": {
+        "tokenizer": { "$ref": "#/$defs/vq_tokenizer", "default": {} },
+        "width": { "type": "integer", "minimum": 8, "default": 128, "description": "Encoder width." },
+        "depth": { "type": "integer", "minimum": 1, "default": 4, "description": "Encoder blocks." },
+        "heads": { "type": "integer", "minimum": 1, "default": 4 },
+        "mlp_ratio": { "type": "number", "exclusiveMinimum": 0, "default": 4 },
+        "decoder_width": { "type": "integer", "minimum": 8, "default": 128 },
+        "decoder_depth": { "type": "integer", "minimum": 1, "default": 2 },
+        "decoder_heads": { "type": "integer", "minimum": 1, "default": 4 },
+        "mask_ratio": {
+          "type": "object",
+          "additionalProperties": false,
+          "default": {},
+          "description": "The share of tokens masked per image while pretraining the transformer: MAGE's truncated Gaussian (mean, std) over [min, max). Half the steps use it, half the task's mask T.",
+          "properties": {
+            "min": { "type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.5 },
+            "max": { "type": "number", "exclusiveMinimum": 0, "maximum": 1, "default": 1.0 },
+            "mean": { "type": "number", "minimum": 0, "maximum": 1, "default": 0.55 },
+            "std": { "type": "number", "exclusiveMinimum": 0, "default": 0.25 }
+          }
+        },
+        "decoding": { "enum": ["iterative", "one_pass"], "default": "iterative", "description": "How the hole's tokens are completed. iterative: MaskGIT's schedule, decoding_steps passes, each keeping the most confident sampled tokens (cosine schedule; seeded Gumbel noise on the confidences, annealed). one_pass: every hidden token set to its most likely code in one pass." },
+        "decoding_steps": { "type": "integer", "minimum": 1, "maximum": 64, "default": 8 },
+        "temperature": { "type": "number", "minimum": 0, "default": 1.0, "description": "Iterative decoding: sampling temperature of the codes, and the scale of the Gumbel noise on the confidences (annealed to 0 over the steps); 0 takes the most likely code and the most confident tokens." }
       }
     },
     "diffusion": {
@@ -202,9 +248,14 @@ public enum EmbeddedSchemas {
       "else": { "properties": { "unlearn": { "properties": { "noise": { "properties": { "target": false } } } } } }
     },
     {
-      "if": { "properties": { "model": { "properties": { "architecture": { "const": "vqgan" } }, "required": ["architecture"] } }, "required": ["model"] },
-      "then": { "properties": { "unlearn": { "properties": { "vqgan_embedding": { "default": "continuous" } } } } },
-      "else": { "properties": { "unlearn": { "properties": { "vqgan_embedding": false } } } }
+      "if": { "properties": { "model": { "properties": { "architecture": { "const": "vq_autoencoder" } }, "required": ["architecture"] } }, "required": ["model"] },
+      "then": { "properties": { "unlearn": { "properties": { "vq_embedding": { "default": "continuous" } } } } },
+      "else": { "properties": { "unlearn": { "properties": { "vq_embedding": false } } } }
+    },
+    {
+      "if": { "properties": { "kind": { "const": "pretrain" }, "model": { "properties": { "architecture": { "const": "mage" } }, "required": ["architecture"] } }, "required": ["kind", "model"] },
+      "then": { "properties": { "train": { "properties": { "stage": { "default": "transformer" } } } } },
+      "else": { "properties": { "train": { "properties": { "stage": false } } } }
     }
   ]
 }
@@ -223,7 +274,8 @@ public enum EmbeddedSchemas {
     "optimizer": { "$ref": "#/$defs/optimizer", "default": {} },
     "schedule": { "$ref": "#/$defs/schedule", "default": {} },
     "grad_clip": { "type": ["number", "null"], "exclusiveMinimum": 0, "default": null, "description": "Clip the global gradient norm to this value; null: no clipping." },
-    "log_every": { "type": "integer", "minimum": 1, "default": 10 }
+    "log_every": { "type": "integer", "minimum": 1, "default": 10 },
+    "stage": { "enum": ["tokenizer", "transformer"], "description": "MAGE pretraining only: tokenizer trains the VQ-GAN tokenizer to reconstruct whole images; transformer (the default) trains the token transformer over the frozen tokenizer of the pretrain spec that model.pretrain names." }
   },
   "$defs": {
     "optimizer": {
@@ -308,7 +360,7 @@ public enum EmbeddedSchemas {
     "noise": { "$ref": "#/$defs/noise", "default": {} },
     "mask": { "$ref": "#/$defs/mask", "default": {} },
     "retain_term": { "enum": ["teacher", "ground_truth"], "description": "RETAIN LABEL only: the retain term regresses the student's output for T(x_r) onto the frozen teacher's output (teacher: both authors' codebases) or onto the model's own training label (ground_truth). Default teacher." },
-    "vqgan_embedding": { "enum": ["continuous", "quantized"], "description": "VQ-GAN only: where the encoder's embedding is compared. continuous: the encoder output before quantisation. quantized: the quantised latent, with the straight-through gradient, so the loss falls only as codes move. Default continuous." }
+    "vq_embedding": { "enum": ["continuous", "quantized"], "description": "vq_autoencoder only: where the encoder's embedding is compared. continuous: the encoder output before quantisation. quantized: the quantised latent, with the straight-through gradient, so the loss falls only as codes move. Default continuous." }
   },
   "allOf": [
     { "if": { "properties": { "method": { "const": "retain-label" } }, "required": ["method"] }, "then": { "properties": { "retain_term": { "default": "teacher" } } }, "else": { "properties": { "retain_term": false } } }

@@ -46,26 +46,27 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
     ) {
         let arch = model["architecture"]?.stringValue ?? "mae"
         let m = model[arch] ?? .object(JSONObject())
-        func number(_ key: String, _ fallback: Double) -> Double { m[key]?.doubleValue ?? fallback }
-        switch arch {
-        case "mae":
-            let p = number("patch_size", 4)
+        func number(_ key: String, _ fallback: Double, in section: JSONValue = m) -> Double {
+            section[key]?.doubleValue ?? fallback
+        }
+        // A ViT encoder and decoder over n tokens of `input` values each.
+        func vit(tokens n: Double, input: Double, decoderDefault: Double) -> (Double, Double) {
             let w = number("width", 128)
             let d = number("depth", 4)
             let heads = number("heads", 4)
             let r = number("mlp_ratio", 4)
-            let dw = number("decoder_width", 64)
+            let dw = number("decoder_width", decoderDefault)
             let dd = number("decoder_depth", 2)
             let dh = number("decoder_heads", 4)
-            let n = (imageSize / max(p, 1)) * (imageSize / max(p, 1))
-            let patch = p * p * channels
             let parameters =
-                d * (4 + 2 * r) * w * w + dd * (4 + 2 * r) * dw * dw + patch * (w + dw) + n * (w + dw) + w * dw
+                d * (4 + 2 * r) * w * w + dd * (4 + 2 * r) * dw * dw + input * (w + dw) + n * (w + dw) + w * dw
             let activations =
-                d * n * (w * (10 + 3 * r) + 2 * heads * n) + dd * n * (dw * (10 + 3 * r) + 2 * dh * n) + 4 * n * patch
+                d * n * (w * (10 + 3 * r) + 2 * heads * n) + dd * n * (dw * (10 + 3 * r) + 2 * dh * n) + 4 * n * input
             return (parameters, activations)
-        case "vqgan", "diffusion":
-            let levels = (m["channels"]?.arrayValue ?? []).compactMap(\.doubleValue)
+        }
+        // Convolutional encoder and decoder over the levels of `section`.
+        func convolutional(_ section: JSONValue) -> (Double, Double) {
+            let levels = (section["channels"]?.arrayValue ?? []).compactMap(\.doubleValue)
             let chans = levels.isEmpty ? [32, 64] : levels
             var parameters = 0.0
             var activations = 0.0
@@ -76,13 +77,28 @@ public struct MemoryEstimate: Sendable, CustomStringConvertible {
                 activations += 2 * size * size * c * 12  // each side: convs, norms, activations
                 if i < chans.count - 1 { size /= 2 }
             }
-            if arch == "vqgan" {
-                parameters += number("codebook_size", 256) * number("codebook_dim", 32)
-            } else {
-                let t = number("time_embedding", 128)
-                parameters += 4 * t * t + t * chans.reduce(0, +) * 2
-            }
             return (parameters, activations + 4 * imageSize * imageSize * channels)
+        }
+        switch arch {
+        case "mae":
+            let p = max(number("patch_size", 4), 1)
+            return vit(tokens: (imageSize / p) * (imageSize / p), input: p * p * channels, decoderDefault: 64)
+        case "vq_autoencoder":
+            let (parameters, activations) = convolutional(m)
+            return (parameters + number("codebook_size", 256) * number("codebook_dim", 32), activations)
+        case "mage":
+            let tokenizer = m["tokenizer"] ?? .object(JSONObject())
+            let (cp, ca) = convolutional(tokenizer)
+            let levels = Double(max(1, tokenizer["channels"]?.arrayValue?.count ?? 2))
+            let grid = imageSize / pow(2, levels)
+            let codes = number("codebook_size", 256, in: tokenizer)
+            let (tp, ta) = vit(tokens: grid * grid, input: codes, decoderDefault: 128)
+            return (cp + tp + codes * number("codebook_dim", 32, in: tokenizer), ca + ta + 2 * grid * grid * codes)
+        case "diffusion":
+            let (parameters, activations) = convolutional(m)
+            let t = number("time_embedding", 128)
+            let chans = (m["channels"]?.arrayValue ?? []).compactMap(\.doubleValue)
+            return (parameters + 4 * t * t + t * (chans.isEmpty ? 96 : chans.reduce(0, +)) * 2, activations)
         default:
             return (0, 0)
         }

@@ -21,6 +21,7 @@ public struct Planner: Sendable {
     public func plan(_ doc: SpecDocument, visiting: [String] = []) throws(SpecError) -> Plan {
         var checks = SemanticChecks(doc: doc, spec: doc.json)
         checks.finiteNumbers(doc.json)
+        if checks.renamedNames() { throw SpecError(Diagnostic.inSourceOrder(checks.diagnostics)) }
         let schemaProblems = doc.schemaDiagnostics(schema)
         if !schemaProblems.isEmpty || !checks.diagnostics.isEmpty {
             throw SpecError(Diagnostic.inSourceOrder(checks.diagnostics + schemaProblems))
@@ -137,8 +138,11 @@ public struct Planner: Sendable {
                             doc.diagnostic(
                                 "\(path) is a \(dependency.kind) spec; model.pretrain must name a kind: pretrain spec",
                                 at: pointer))
+                    } else if let problem = Self.stageMismatch(resolved, dependency.resolved) {
+                        checks.diagnostics.append(doc.diagnostic("\(path) " + problem, at: pointer))
                     } else if let mismatch = Self.architectureMismatch(
-                        resolved["model"]!, dependency.resolved["model"]!)
+                        resolved["model"]!, dependency.resolved["model"]!,
+                        tokenizerOnly: resolved["train"]?["stage"]?.stringValue == "transformer")
                     {
                         checks.diagnostics.append(
                             doc.diagnostic(
@@ -215,30 +219,64 @@ public struct Planner: Sendable {
             stages: stages, dependencies: dependencies, warnings: checks.warnings, memory: estimate)
     }
 
-    /// The VQ-GAN's latent grid follows from the image size and the levels (each halves the image), so
-    /// an absent `model.vqgan.latent_size` is filled with it; a given one is checked against it.
+    /// A VQ encoder's latent grid follows from the image size and the levels (each halves the image),
+    /// so an absent `latent_size` (`model.vq_autoencoder`, `model.mage.tokenizer`) is filled with it; a
+    /// given one is checked against it.
     static func derivingLatentSize(_ resolved: JSONValue) -> JSONValue {
-        guard resolved["model"]?["architecture"]?.stringValue == "vqgan",
-            resolved["model"]?["vqgan"]?["latent_size"] == nil,
+        let section: String
+        let vq: JSONValue?
+        switch resolved["model"]?["architecture"]?.stringValue {
+        case "vq_autoencoder": (section, vq) = ("/model/vq_autoencoder", resolved["model"]?["vq_autoencoder"])
+        case "mage": (section, vq) = ("/model/mage/tokenizer", resolved["model"]?["mage"]?["tokenizer"])
+        default: return resolved
+        }
+        guard vq?["latent_size"] == nil,
             let size = resolved["data"]?["image_size"]?.intValue,
-            let levels = resolved["model"]?["vqgan"]?["channels"]?.arrayValue?.count,
+            let levels = vq?["channels"]?.arrayValue?.count,
             levels < 30
         else { return resolved }
         let factor = 1 << levels
         guard size % factor == 0, size / factor >= 1 else { return resolved }  // modelShapes reports the mismatch
-        return resolved.setting("/model/vqgan/latent_size", .integer(size / factor))
+        return resolved.setting(section + "/latent_size", .integer(size / factor))
     }
 
-    /// The first place two resolved model sections differ in what shapes the weights.
-    static func architectureMismatch(_ a: JSONValue, _ b: JSONValue) -> String? {
+    /// Settings that do not shape the weights: how a model samples or is masked while pretraining.
+    static let notShaping: Set<String> = [
+        "pretrain_mask_ratio", "sampler", "sampling_steps", "mask_ratio", "decoding", "decoding_steps", "temperature",
+    ]
+
+    /// The first place two resolved model sections differ in what shapes the weights; with
+    /// `tokenizerOnly` (a MAGE transformer stage against its tokenizer stage), the tokenizers alone.
+    static func architectureMismatch(_ a: JSONValue, _ b: JSONValue, tokenizerOnly: Bool = false) -> String? {
         let arch = a["architecture"]?.stringValue ?? ""
         if a["architecture"] != b["architecture"] { return "model.architecture" }
+        if tokenizerOnly {
+            guard let ta = a[arch]?["tokenizer"]?.objectValue, let tb = b[arch]?["tokenizer"]?.objectValue else {
+                return nil
+            }
+            return Set(ta.keys).union(tb.keys).sorted().first { ta[$0] != tb[$0] }.map {
+                "model.\(arch).tokenizer.\($0)"
+            }
+        }
         guard let pa = a[arch]?.objectValue, let pb = b[arch]?.objectValue else { return nil }
-        for key in Set(pa.keys).union(pb.keys).sorted()
-        where pa[key] != pb[key] && key != "pretrain_mask_ratio" && key != "sampler" && key != "sampling_steps" {
+        for key in Set(pa.keys).union(pb.keys).sorted() where pa[key] != pb[key] && !notShaping.contains(key) {
             return "model.\(arch).\(key)"
         }
         return nil
+    }
+
+    /// MAGE's stages chain one way: the transformer stage depends on a tokenizer stage, and a run that
+    /// unlearns or evaluates depends on a transformer stage. What is wrong with `dependency`, if anything.
+    static func stageMismatch(_ spec: JSONValue, _ dependency: JSONValue) -> String? {
+        guard spec["model"]?["architecture"]?.stringValue == "mage",
+            dependency["model"]?["architecture"]?.stringValue == "mage"
+        else { return nil }
+        let wanted = spec["kind"]?.stringValue == "pretrain" ? "tokenizer" : "transformer"
+        let theirs = dependency["train"]?["stage"]?.stringValue ?? ""
+        guard theirs != wanted else { return nil }
+        return wanted == "tokenizer"
+            ? "is a MAGE \(theirs) stage; the transformer stage's model.pretrain must name the tokenizer stage (train.stage: tokenizer)"
+            : "is MAGE's tokenizer stage; a \(spec["kind"]?.stringValue ?? "") run needs the transformer stage (train.stage: transformer), which names the tokenizer stage in turn"
     }
 
     /// The classifier that gives FID, IS and accuracy their feature space is shared by every run on

@@ -76,7 +76,11 @@ public struct TaskSpec: Decodable, Sendable, Equatable {
 }
 
 public struct ModelSpec: Decodable, Sendable, Equatable {
-    public enum Architecture: String, Decodable, Sendable, CaseIterable { case mae, vqgan, diffusion }
+    public enum Architecture: String, Decodable, Sendable, CaseIterable {
+        case mae
+        case vqAutoencoder = "vq_autoencoder"
+        case mage, diffusion
+    }
 
     public struct MAE: Decodable, Sendable, Equatable {
         public var patchSize: Int
@@ -90,14 +94,38 @@ public struct ModelSpec: Decodable, Sendable, Equatable {
         public var pretrainMaskRatio: Double
     }
 
-    public struct VQGAN: Decodable, Sendable, Equatable {
-        public enum Generator: String, Decodable, Sendable, CaseIterable { case autoencoder }
+    /// A convolutional VQ autoencoder: `model.vq_autoencoder`, and MAGE's tokenizer (`model.mage.tokenizer`).
+    public struct VQ: Decodable, Sendable, Equatable {
         public var channels: [Int]
         public var latentSize: Int
         public var codebookSize: Int
         public var codebookDim: Int
         public var commitment: Double
-        public var generator: Generator
+    }
+
+    public struct MAGE: Decodable, Sendable, Equatable {
+        public struct MaskRatio: Decodable, Sendable, Equatable {
+            public var min: Double
+            public var max: Double
+            public var mean: Double
+            public var std: Double
+        }
+        public enum Decoding: String, Decodable, Sendable, CaseIterable {
+            case iterative
+            case onePass = "one_pass"
+        }
+        public var tokenizer: VQ
+        public var width: Int
+        public var depth: Int
+        public var heads: Int
+        public var mlpRatio: Double
+        public var decoderWidth: Int
+        public var decoderDepth: Int
+        public var decoderHeads: Int
+        public var maskRatio: MaskRatio
+        public var decoding: Decoding
+        public var decodingSteps: Int
+        public var temperature: Double
     }
 
     public struct Diffusion: Decodable, Sendable, Equatable {
@@ -120,7 +148,8 @@ public struct ModelSpec: Decodable, Sendable, Equatable {
     public var checkpoint: String?
     public var pretrain: String?
     public var mae: MAE?
-    public var vqgan: VQGAN?
+    public var vqAutoencoder: VQ?
+    public var mage: MAGE?
     public var diffusion: Diffusion?
 }
 
@@ -190,7 +219,7 @@ public struct UnlearnSpec: Decodable, Sendable, Equatable {
         case teacher
         case groundTruth = "ground_truth"
     }
-    public enum VQGANEmbedding: String, Decodable, Sendable, CaseIterable { case continuous, quantized }
+    public enum VQEmbedding: String, Decodable, Sendable, CaseIterable { case continuous, quantized }
 
     public var method: Method
     public var alpha: Double
@@ -201,8 +230,8 @@ public struct UnlearnSpec: Decodable, Sendable, Equatable {
     public var mask: Mask
     /// retain-label only.
     public var retainTerm: RetainTerm?
-    /// VQ-GAN only.
-    public var vqganEmbedding: VQGANEmbedding?
+    /// vq_autoencoder only.
+    public var vqEmbedding: VQEmbedding?
 }
 
 public struct TrainSpec: Decodable, Sendable, Equatable {
@@ -230,6 +259,9 @@ public struct TrainSpec: Decodable, Sendable, Equatable {
     public var schedule: Schedule
     public var gradClip: Double?
     public var logEvery: Int
+    /// MAGE pretraining only: which of its two stages this run trains.
+    public enum Stage: String, Decodable, Sendable, CaseIterable { case tokenizer, transformer }
+    public var stage: Stage?
 }
 
 public struct EvaluateSpec: Decodable, Sendable, Equatable {

@@ -29,6 +29,28 @@ struct SemanticChecks {
         }
     }
 
+    /// Names a spec may still use from before a rename: each is refused with the new name, before the
+    /// schema's plainer "not one of" speaks.
+    static let renamed: [(pointer: String, old: JSONValue?, message: String)] = [
+        (
+            "/model/architecture", .string("vqgan"),
+            "architecture vqgan was renamed vq_autoencoder (Lethe's convolutional autoencoder that completes the hole itself, with its section model.vq_autoencoder); the paper's VQ-GAN family is architecture: mage"
+        ),
+        ("/model/vqgan", nil, "model.vqgan was renamed model.vq_autoencoder (with architecture: vq_autoencoder)"),
+        ("/unlearn/vqgan_embedding", nil, "unlearn.vqgan_embedding was renamed unlearn.vq_embedding"),
+    ]
+
+    /// Diagnostics for renamed names; true when there were any.
+    mutating func renamedNames() -> Bool {
+        var found = false
+        for r in Self.renamed {
+            guard let v = value(r.pointer), r.old == nil || v == r.old else { continue }
+            error(r.message, at: r.pointer)
+            found = true
+        }
+        return found
+    }
+
     mutating func kindRequirements() {
         let kind = value("/kind")?.stringValue
         let hasOrigin = value("/model/checkpoint") != nil || value("/model/pretrain") != nil
@@ -41,9 +63,16 @@ struct SemanticChecks {
                 error("an unlearn run needs data.forget", at: "/data")
             }
         case "pretrain":
-            if value("/model/pretrain") != nil {
+            let mageTransformer =
+                value("/model/architecture")?.stringValue == "mage"
+                && value("/train/stage")?.stringValue == "transformer"
+            if mageTransformer && !hasOrigin {
                 error(
-                    "a pretrain run cannot depend on another pretrain run; use model.checkpoint to start from weights",
+                    "the MAGE transformer stage trains over a frozen tokenizer: set model.pretrain to the tokenizer stage's spec (train.stage: tokenizer) or model.checkpoint to the tokenizer's weights",
+                    at: "/model")
+            } else if !mageTransformer && value("/model/pretrain") != nil {
+                error(
+                    "a pretrain run cannot depend on another pretrain run (only MAGE's transformer stage depends on its tokenizer stage); use model.checkpoint to start from weights",
                     at: "/model/pretrain")
             }
         default: break
@@ -61,24 +90,16 @@ struct SemanticChecks {
             if size % p != 0 {
                 error("image_size \(size) is not a multiple of patch_size \(p)", at: "/model/mae/patch_size")
             }
-            for (w, h) in [("width", "heads"), ("decoder_width", "decoder_heads")] {
-                let width = value("/model/mae/\(w)")?.intValue ?? 1
-                let heads = value("/model/mae/\(h)")?.intValue ?? 1
-                if width % heads != 0 {
-                    error("\(w) \(width) is not divisible by \(h) \(heads)", at: "/model/mae/\(h)")
-                }
-            }
-        case "vqgan":
-            let levels = value("/model/vqgan/channels")?.arrayValue?.count ?? 1
-            let factor = 1 << min(levels, 30)
-            if size % factor != 0 {
-                error(
-                    "the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) must be a multiple of \(factor)",
-                    at: "/model/vqgan/channels")
-            } else if let latent = value("/model/vqgan/latent_size")?.intValue, size / factor != latent {
-                error(
-                    "the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) gives a \(size / factor)x\(size / factor) latent grid, not latent_size \(latent)",
-                    at: "/model/vqgan/latent_size")
+            headsDivide("/model/mae")
+        case "vq_autoencoder":
+            latentGrid("/model/vq_autoencoder", size: size)
+        case "mage":
+            latentGrid("/model/mage/tokenizer", size: size)
+            headsDivide("/model/mage")
+            if let lo = value("/model/mage/mask_ratio/min")?.doubleValue,
+                let hi = value("/model/mage/mask_ratio/max")?.doubleValue, lo >= hi
+            {
+                error("mask_ratio min \(lo) must be below max \(hi)", at: "/model/mage/mask_ratio/min")
             }
         case "diffusion":
             let levels = value("/model/diffusion/channels")?.arrayValue?.count ?? 1
@@ -94,6 +115,33 @@ struct SemanticChecks {
             let s = value("/model/diffusion/sampling_steps")?.intValue ?? 1
             if s > t { error("sampling_steps \(s) exceeds timesteps \(t)", at: "/model/diffusion/sampling_steps") }
         default: break
+        }
+    }
+
+    /// Both transformer widths of a ViT section are divisible by their head counts.
+    mutating func headsDivide(_ section: String) {
+        for (w, h) in [("width", "heads"), ("decoder_width", "decoder_heads")] {
+            let width = value("\(section)/\(w)")?.intValue ?? 1
+            let heads = value("\(section)/\(h)")?.intValue ?? 1
+            if width % heads != 0 {
+                error("\(w) \(width) is not divisible by \(h) \(heads)", at: "\(section)/\(h)")
+            }
+        }
+    }
+
+    /// A VQ encoder halves the image once per `channels` entry: the image size must allow it, and a
+    /// given `latent_size` must be what it gives.
+    mutating func latentGrid(_ section: String, size: Int) {
+        let levels = value("\(section)/channels")?.arrayValue?.count ?? 1
+        let factor = 1 << min(levels, 30)
+        if size % factor != 0 {
+            error(
+                "the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) must be a multiple of \(factor)",
+                at: "\(section)/channels")
+        } else if let latent = value("\(section)/latent_size")?.intValue, size / factor != latent {
+            error(
+                "the encoder halves the image \(levels) time(s) (one per channels entry), so image_size \(size) gives a \(size / factor)x\(size / factor) latent grid, not latent_size \(latent)",
+                at: "\(section)/latent_size")
         }
     }
 
