@@ -131,3 +131,39 @@ public struct RandomMask: Sendable, Equatable {
         return out
     }
 }
+
+/// Whether a square box of side `side` somewhere in a `size` image can touch every `cell` x `cell`
+/// block: it must reach from the first block row to the last (and so for columns).
+func boxCanTouchEveryCell(side s: Int, size: Int, cell: Int) -> Bool {
+    let last = (size - 1) / cell
+    return (0...(size - s)).contains { o in o / cell == 0 && (o + s - 1) / cell == last }
+}
+
+extension MaskTransform {
+    /// Whether some mask this transform draws touches every `cell` x `cell` block of a `size` image
+    /// (a token model would then see no token at all).
+    public func canTouchEveryCell(size: Int, cell: Int) -> Bool {
+        switch kind {
+        case .randomBox: return boxCanTouchEveryCell(side: side(size), size: size, cell: cell)
+        case .centerCrop, .outpaint:
+            var unused = Philox(seed: 0)
+            let blocks = ((size + cell - 1) / cell) * ((size + cell - 1) / cell)
+            return MaskTransform.touchedPatches(hidden(size: size, rng: &unused), size: size, patch: cell).count
+                == blocks
+        }
+    }
+}
+
+extension RandomMask {
+    /// Whether some mask this draws touches every `cell` x `cell` block of a `size` image. Random
+    /// patches leave at least one patch whole, which holds a whole block when the patch side is a
+    /// multiple of `cell`.
+    public func canTouchEveryCell(size: Int, cell: Int) -> Bool {
+        switch kind {
+        case .patches(let p): return p % cell != 0
+        case .box:
+            let s = min(size - 1, max(1, Int((Double(size) * ratio.upperBound.squareRoot()).rounded())))
+            return boxCanTouchEveryCell(side: s, size: size, cell: cell)
+        }
+    }
+}

@@ -41,6 +41,37 @@ struct RunContext {
         if let d = spec.model.diffusion {
             try Self.checkSchedule(d)
         }
+        if let m = spec.model.mage {
+            try Self.checkVisibleTokens(spec, cell: size / m.tokenizer.latentSize, size: size)
+        }
+    }
+
+    /// MAGE's encoder reads the visible tokens only, so every mask the run can draw (the task's, each
+    /// evaluation mask, each unlearning step's) must leave at least one token whole.
+    static func checkVisibleTokens(_ spec: RunSpec, cell: Int, size: Int) throws {
+        func refuse(_ field: String) -> RunError {
+            RunError(
+                "\(field): this mask can hide part of every \(cell)x\(cell)-pixel token of a \(size)x\(size) image, and MAGE completes from the tokens it leaves whole; use a mask that keeps one token visible"
+            )
+        }
+        if MaskTransform(kind: maskKind(spec.task.mask), ratio: spec.task.ratio).canTouchEveryCell(
+            size: size, cell: cell)
+        {
+            throw refuse("task")
+        }
+        for (i, m) in spec.evaluate.masks.enumerated()
+        where MaskTransform(kind: maskKind(m.mask), ratio: m.ratio).canTouchEveryCell(size: size, cell: cell) {
+            throw refuse("evaluate.masks[\(i)]")
+        }
+        if let mask = spec.unlearn?.mask,
+            let random = UnlearningMask(mask, task: MaskTransform(kind: .centerCrop, ratio: 0.25)).random,
+            random.canTouchEveryCell(size: size, cell: cell)
+        {
+            throw refuse(
+                mask.kind == .randomPatches
+                    ? "unlearn.mask (patch_size \(mask.patchSize) is not a multiple of MAGE's \(cell)-pixel tokens)"
+                    : "unlearn.mask (random boxes up to \(mask.ratio[1]) of the image)")
+        }
     }
 
     /// Sampling starts from pure noise, so the schedule must leave (almost) none of x_0 in x_T.

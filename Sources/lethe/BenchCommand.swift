@@ -10,7 +10,7 @@ struct Bench: ParsableCommand {
             Build in release first (`make bench` does). Op rows run forward and backward; GFLOP/s counts the \
             matrix products the row executes (Winograd's reduced ones for 3x3 convolutions), against the sgemm \
             peak measured in the same run. Step rows run the paper's \
-            objective on the MAE, VQ-GAN and diffusion reference models; when the PyTorch reference \
+            objective on the MAE, VQ autoencoder, MAGE and diffusion reference models; when the PyTorch reference \
             environment exists (bench/torch/setup.sh), bench/torch/bench_steps.py times the same work and the \
             ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast). The two sides are timed \
             alternately, --rounds times per row, each keeping its best, so that both see the same machine.
@@ -37,7 +37,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "Only the full unlearning steps of the reference models.")
     var stepsOnly = false
 
-    @Option(help: "Only this reference model's step (MAE, VQ-GAN or diffusion).")
+    @Option(help: "Only this reference model's step or run (MAE, VQ autoencoder, MAGE or diffusion).")
     var model: String?
 
     @Flag(
@@ -47,12 +47,14 @@ struct Bench: ParsableCommand {
     var endToEnd = false
 
     @Option(
-        parsing: .unconditional, help: "Steps of each end-to-end run (default: 20 for MAE and VQ-GAN, 5 for diffusion)."
+        parsing: .unconditional,
+        help: "Steps of each end-to-end run (default: 20 for MAE, the VQ autoencoder and MAGE, 5 for diffusion)."
     )
     var runSteps: Int?
 
-    /// The reference models, as `--model` names them (case and hyphens aside: vq-gan, vqgan).
-    static let models = ["MAE", "VQ-GAN", "diffusion"]
+    /// The reference models, as `--model` names them (case, spaces and punctuation aside:
+    /// vq-autoencoder, vq_autoencoder).
+    static let models = ["MAE", "VQ autoencoder", "MAGE", "diffusion"]
     static func sameModel(_ a: String, _ b: String) -> Bool {
         a.lowercased().filter(\.isLetter) == b.lowercased().filter(\.isLetter)
     }
@@ -163,7 +165,9 @@ struct Bench: ParsableCommand {
             "unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
         )
         for (name, make) in [
-            ("MAE", ReferenceSteps.mae), ("VQ-GAN", ReferenceSteps.vqgan), ("diffusion", ReferenceSteps.diffusion),
+            ("MAE", ReferenceSteps.mae), ("VQ autoencoder", ReferenceSteps.vqAutoencoder),
+            ("MAGE", ReferenceSteps.mage),
+            ("diffusion", ReferenceSteps.diffusion),
         ] {
             if let model, !Self.sameModel(model, name) { continue }
             let step = make()

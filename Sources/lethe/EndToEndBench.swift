@@ -37,7 +37,7 @@ extension Bench {
         print("lethe bench --end-to-end: \(threads) thread(s), \(mode) mode; whole runs, each in its own process")
         print(
             "model       steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
-        for (arch, defaultSteps) in [("mae", 20), ("vq_autoencoder", 20), ("diffusion", 5)] {
+        for (arch, defaultSteps) in [("mae", 20), ("vq_autoencoder", 20), ("mage", 20), ("diffusion", 5)] {
             if let model, !Bench.sameModel(model, arch) { continue }
             let steps = runSteps ?? defaultSteps
             let dir = NSTemporaryDirectory() + "lethe-bench-\(arch)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -47,11 +47,22 @@ extension Bench {
             // The work bench/torch/bench_run.py does: unlearn on the task's mask, evaluate one mask
             // without bootstrap intervals.
             let sameWork = "masks: [{mask: center_crop, ratio: 0.25}], bootstrap: 0"
+            // MAGE pretrains in two stages, the transformer's naming the tokenizer's.
+            let stage = arch == "mage" ? ", stage: transformer" : ""
+            let origin = arch == "mage" ? ", pretrain: tok.yaml" : ""
             try """
             version: 1
             kind: pretrain
-            model: {architecture: \(arch)}
-            train: {steps: 1, batch_size: 8, log_every: 1000}
+            model: {architecture: mage}
+            train: {steps: 1, batch_size: 8, log_every: 1000, stage: tokenizer}
+            evaluate: {test_per_class: 1, \(sameWork)}
+            \(common)
+            """.write(toFile: dir + "/tok.yaml", atomically: true, encoding: .utf8)
+            try """
+            version: 1
+            kind: pretrain
+            model: {architecture: \(arch)\(origin)}
+            train: {steps: 1, batch_size: 8, log_every: 1000\(stage)}
             evaluate: {test_per_class: 1, \(sameWork)}
             \(common)
             """.write(toFile: dir + "/pre.yaml", atomically: true, encoding: .utf8)

@@ -64,15 +64,38 @@ enum ReferenceSteps {
         }
     }
 
-    static func vqgan() -> Step {
+    static func vqAutoencoder() -> Step {
         var (student, teacher, rng) = studentAndTeacher { VQGAN<Float>(VQGANConfig(), rng: &$0) }
         let mask = cropMask()
         let (xr, xf, noise) = (images(&rng) * mask, images(&rng) * mask, images(&rng) * mask)
         var adam = encoderOptimizer(student, encoder: student.encoderParameters)
-        return Step(name: "VQ-GAN", parameters: student.parameterCount) {
+        return Step(name: "VQ autoencoder", parameters: student.parameterCount) {
             adam.zeroGrad()
             let (tr, tf) = GradMode.withoutGrad { (teacher.encoder(xr), teacher.encoder(noise)) }
             let loss = student.encoder(xr).mseLoss(tr) + student.encoder(xf).mseLoss(tf) * alpha
+            loss.backward()
+            adam.step()
+        }
+    }
+
+    /// MAGE: the frozen tokenizer's tokens of T(x_r), T(x_f) and T(n), then the encoder over the
+    /// visible tokens (the hole's 4x4 of the 8x8 grid dropped).
+    static func mage() -> Step {
+        var (student, teacher, rng) = studentAndTeacher { MAGE<Float>(MAGEConfig(), rng: &$0) }
+        let mask = cropMask()
+        let (xr, xf, noise) = (images(&rng) * mask, images(&rng) * mask, images(&rng) * mask)
+        let hidden = Set((2..<6).flatMap { r in (2..<6).map { r * 8 + $0 } })
+        let visible = Array(repeating: (0..<64).filter { !hidden.contains($0) }, count: batch)
+        var adam = encoderOptimizer(student, encoder: student.encoderParameters)
+        return Step(name: "MAGE", parameters: student.parameterCount) {
+            adam.zeroGrad()
+            let (kr, kf, kn) = (teacher.tokenize(xr), teacher.tokenize(xf), teacher.tokenize(noise))
+            let (tr, tf) = GradMode.withoutGrad {
+                (teacher.encode(tokens: kr, visible: visible), teacher.encode(tokens: kn, visible: visible))
+            }
+            let loss =
+                student.encode(tokens: kr, visible: visible).mseLoss(tr)
+                + student.encode(tokens: kf, visible: visible).mseLoss(tf) * alpha
             loss.backward()
             adam.step()
         }

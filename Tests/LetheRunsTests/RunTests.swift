@@ -3,6 +3,7 @@ import Testing
 import LetheJSON
 import LetheSpec
 @testable import LetheRuns
+import LetheTensor
 import LetheUnlearn
 
 func scratch() -> String {
@@ -117,5 +118,79 @@ func scratch() -> String {
         let eval = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/eval.json"))))
         #expect(eval["images"] == .integer(10))
         #expect(eval["psnr_hidden_region"]?["model"]?.doubleValue?.isFinite == true)
+    }
+
+    /// MAGE's two stages on real Fashion-MNIST with a tiny model: the tokenizer stage saves the
+    /// tokenizer alone and reports its reconstruction and codebook usage; the transformer stage loads
+    /// it, keeps it frozen, and its masked-token cross-entropy falls; an unlearn run on top works.
+    @Test func mageStagesChainAndTheTokenLossFalls() throws {
+        let base = scratch()
+        let model = """
+            architecture: mage
+              mage: {tokenizer: {channels: [8, 16], codebook_size: 16, codebook_dim: 8}, width: 16, depth: 1,
+                     heads: 2, decoder_width: 16, decoder_depth: 1, decoder_heads: 2, decoding_steps: 2}
+            """
+        func spec(_ body: String) -> String {
+            """
+            version: 1
+            seed: 1
+            data: {dataset: fashion-mnist, per_class_limit: 16}
+            model:
+              \(model)
+            \(body)
+            evaluate: {test_per_class: 1, grid_samples: 4, bootstrap: 10}
+            output: {dir: \(base)/runs}
+            """
+        }
+        try spec("kind: pretrain\ntrain: {stage: tokenizer, steps: 8, batch_size: 8, optimizer: {lr: 3.0e-3}}")
+            .write(toFile: base + "/tok.yaml", atomically: true, encoding: .utf8)
+        try spec(
+            "kind: pretrain\ntrain: {stage: transformer, steps: 30, batch_size: 16, optimizer: {lr: 3.0e-3}}"
+        ).replacing("architecture: mage\n", with: "architecture: mage\n  pretrain: tok.yaml\n")
+            .write(toFile: base + "/pre.yaml", atomically: true, encoding: .utf8)
+        let plan = try Planner(workingDirectory: base).plan(specPath: base + "/pre.yaml")
+        let dir = try Executor.execute(plan, threads: 1, log: { _ in })
+        let tokenizerDir = plan.dependencies[0].runDirectory
+
+        let tokenizerWeights = try Safetensors.read(
+            [UInt8](try Data(contentsOf: URL(fileURLWithPath: tokenizerDir + "/checkpoint.safetensors"))))
+        #expect(tokenizerWeights.tensors.allSatisfy { $0.name.hasPrefix("tokenizer.") })
+        let tokenizerEval = try JSONParser.parse(
+            Array(try Data(contentsOf: URL(fileURLWithPath: tokenizerDir + "/eval.json"))))
+        #expect(tokenizerEval["reconstruction_psnr"]?["value"]?.doubleValue?.isFinite == true)
+        let used = tokenizerEval["codebook"]?["used"]?.intValue ?? 0
+        #expect(used >= 1 && used <= 16)
+        #expect((tokenizerEval["codebook"]?["perplexity"]?.doubleValue ?? 0) >= 1)
+
+        // The transformer stage's checkpoint holds the tokenizer unchanged.
+        let weights = try Safetensors.read(
+            [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/checkpoint.safetensors"))))
+        #expect(weights.tensors.contains { $0.name == "blocks.0.attn.qkv.weight" })
+        for entry in tokenizerWeights.tensors {
+            #expect(
+                try weights[entry.name]?.values(as: Float.self) == entry.entry.values(as: Float.self), "\(entry.name)")
+        }
+        let losses = try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONParser.parse(String($0))["loss"]?.doubleValue }
+        #expect(losses.count == 30)
+        #expect(
+            losses.suffix(8).reduce(0, +) < losses.prefix(8).reduce(0, +), "the token loss did not fall: \(losses)")
+
+        try spec(
+            """
+            kind: unlearn
+            unlearn: {method: ours}
+            train: {steps: 2, batch_size: 4, forget_batch_size: 4}
+            """
+        ).replacing("grid_samples: 4,", with: "grid_samples: 4, metrics: [psnr],").replacing(
+            "architecture: mage\n", with: "architecture: mage\n  pretrain: pre.yaml\n"
+        )
+        .replacing("per_class_limit: 16}", with: "per_class_limit: 16, forget: {classes: [5, 7, 9]}}")
+        .write(toFile: base + "/un.yaml", atomically: true, encoding: .utf8)
+        let run = try Executor.execute(
+            try Planner(workingDirectory: base).plan(specPath: base + "/un.yaml"), threads: 1, log: { _ in })
+        let eval = try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: run + "/eval.json"))))
+        #expect(eval["unlearned"]?["forget"]?["psnr"]?.doubleValue?.isFinite == true, "\(eval)")
+        #expect(eval["per_mask"]?.arrayValue?.first?["hole_code_change"] != nil, "\(eval)")
     }
 }

@@ -181,6 +181,36 @@ import Testing
         #expect(random.retain.scalar == 0 && random.forget.scalar > 0)
     }
 
+    /// A mask that can touch every token leaves MAGE nothing to read: such masks are found (and a run
+    /// with one is refused at its start, naming the field).
+    @Test func masksThatCanHideEveryTokenAreFound() {
+        func fixed(_ kind: MaskTransform.Kind, _ ratio: Double) -> Bool {
+            MaskTransform(kind: kind, ratio: ratio).canTouchEveryCell(size: 32, cell: 4)
+        }
+        #expect(!fixed(.centerCrop, 0.25) && !fixed(.centerCrop, 0.5) && !fixed(.outpaint, 0.75))
+        #expect(fixed(.centerCrop, 0.9))  // side 30 from row 1: every token row
+        #expect(fixed(.outpaint, 0.99))  // a 3x3 visible centre lies inside one token, which it only partly fills
+        #expect(!fixed(.randomBox, 0.25))  // side 16: cannot reach from the first token row to the last
+        #expect(fixed(.randomBox, 0.8))  // side 29
+        #expect(!RandomMask(kind: .patches(size: 4), ratio: 0.25...0.75).canTouchEveryCell(size: 32, cell: 4))
+        #expect(!RandomMask(kind: .patches(size: 8), ratio: 0.25...0.75).canTouchEveryCell(size: 32, cell: 4))
+        #expect(RandomMask(kind: .patches(size: 2), ratio: 0.25...0.75).canTouchEveryCell(size: 32, cell: 4))
+        #expect(!RandomMask(kind: .box, ratio: 0.25...0.5).canTouchEveryCell(size: 32, cell: 4))  // side 23
+        #expect(RandomMask(kind: .box, ratio: 0.25...0.75).canTouchEveryCell(size: 32, cell: 4))  // side 28
+        // Exhaustively for the boxes: the verdict is what drawing every place gives.
+        for side in 1..<32 {
+            let all = (0...(32 - side)).contains { o in
+                var h = [Bool](repeating: false, count: 1024)
+                for y in o..<(o + side) { for x in o..<(o + side) { h[y * 32 + x] = true } }
+                return MaskTransform.touchedPatches(h, size: 32, patch: 4).count == 64
+            }
+            let ratio = Double(side * side) / 1024
+            #expect(
+                MaskTransform(kind: .randomBox, ratio: ratio).canTouchEveryCell(size: 32, cell: 4) == all,
+                "side \(side)")
+        }
+    }
+
     /// The whole-model baselines train the transformer, never the tokenizer.
     @Test func theTokenizerIsFixedForEveryMethod() {
         let family = Self.tiny()

@@ -50,7 +50,7 @@ def peak_rss_mib():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", choices=["mae", "vqgan", "diffusion"], required=True)
+    ap.add_argument("--model", choices=["mae", "vq_autoencoder", "mage", "diffusion"], required=True)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -65,9 +65,9 @@ def main():
     hidden_patches = {r * 8 + c for r in range(2, 6) for c in range(2, 6)}
     visible = torch.tensor([i for i in range(64) if i not in hidden_patches]).repeat(ref.B, 1)
 
-    student = {"mae": ref.MAE, "vqgan": ref.VQGAN, "diffusion": ref.UNet}[args.model]()
+    student = {"mae": ref.MAE, "vq_autoencoder": ref.VQGAN, "mage": ref.MAGE, "diffusion": ref.UNet}[args.model]()
     teacher = ref.frozen_copy(student)
-    encoder = list(student.encoder.parameters()) if args.model == "vqgan" else student.encoder_parameters()
+    encoder = list(student.encoder.parameters()) if args.model == "vq_autoencoder" else student.encoder_parameters()
     opt = ref.encoder_adam(student, encoder)
 
     def dist(a, b):
@@ -82,10 +82,15 @@ def main():
             with torch.no_grad():
                 tr, tf = teacher.encode(xr, visible), teacher.encode(noise, visible)
             loss = F.mse_loss(student.encode(xr, visible), tr) + ref.ALPHA * F.mse_loss(student.encode(xf, visible), tf)
-        elif args.model == "vqgan":
+        elif args.model == "vq_autoencoder":
             with torch.no_grad():
                 tr, tf = teacher.encoder(xr * m), teacher.encoder(noise * m)
             loss = F.mse_loss(student.encoder(xr * m), tr) + ref.ALPHA * F.mse_loss(student.encoder(xf * m), tf)
+        elif args.model == "mage":
+            kr, kf, kn = teacher.tokenize(xr * m), teacher.tokenize(xf * m), teacher.tokenize(noise * m)
+            with torch.no_grad():
+                tr, tf = teacher.encode(kr, visible), teacher.encode(kn, visible)
+            loss = F.mse_loss(student.encode(kr, visible), tr) + ref.ALPHA * F.mse_loss(student.encode(kf, visible), tf)
         else:
             t = torch.randint(0, 100, (ref.B,))
             y0r, y0f = xr * 2 - 1, xf * 2 - 1

@@ -131,6 +131,48 @@ class VQGAN(nn.Module):
         self.encoder, self.quantize, self.decoder = VQEncoder(), Quantize(), VQDecoder()
 
 
+class TokenEmbedding(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(257, 128)
+        self.position_embeddings = nn.Embedding(64, 128)
+        self.LayerNorm = nn.LayerNorm(128, eps=1e-6)
+
+    def forward(self, ids, positions):
+        return self.LayerNorm(self.word_embeddings(ids) + self.position_embeddings(positions))
+
+
+class MAGE(nn.Module):
+    """Lethe's MAGE (Sources/LetheModels/MAGE.swift): the VQ-GAN tokenizer, then a ViT over its tokens."""
+    def __init__(self):
+        super().__init__()
+        self.tokenizer = VQGAN()
+        self.token_emb = TokenEmbedding()
+        self.blocks = nn.ModuleList([Block(128, 4) for _ in range(4)])
+        self.norm = nn.LayerNorm(128, eps=1e-6)
+        self.decoder_embed = nn.Linear(128, 128)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, 128))
+        self.decoder_pos_embed_learned = nn.Parameter(torch.zeros(1, 64, 128))
+        self.decoder_blocks = nn.ModuleList([Block(128, 4) for _ in range(2)])
+        self.decoder_norm = nn.LayerNorm(128, eps=1e-6)
+        self.decoder_pred = nn.Linear(128, 256)
+
+    def encoder_parameters(self):
+        return [*self.token_emb.parameters(), *self.blocks.parameters(), *self.norm.parameters()]
+
+    @torch.no_grad()
+    def tokenize(self, x):
+        rows = self.tokenizer.encoder(x).permute(0, 2, 3, 1).reshape(-1, 32)
+        w = self.tokenizer.quantize.embedding.weight
+        return (w.pow(2).sum(1) - 2 * rows @ w.t()).argmin(1).reshape(x.shape[0], 64)
+
+    def encode(self, tokens, visible):
+        h = self.token_emb(torch.gather(tokens, 1, visible), visible)
+        for blk in self.blocks:
+            h = blk(h)
+        return self.norm(h)
+
+
 class ResBlock(nn.Module):
     def __init__(self, cin, cout, temb=128):
         super().__init__()
@@ -222,7 +264,7 @@ def mae_step():
     return "MAE", student, step
 
 
-def vqgan_step():
+def vq_autoencoder_step():
     student = VQGAN()
     teacher = frozen_copy(student)
     m = crop_mask()
@@ -236,7 +278,27 @@ def vqgan_step():
         loss = F.mse_loss(student.encoder(xr), tr) + ALPHA * F.mse_loss(student.encoder(xf), tf)
         loss.backward()
         opt.step()
-    return "VQ-GAN", student, step
+    return "VQ autoencoder", student, step
+
+
+def mage_step():
+    student = MAGE()
+    teacher = frozen_copy(student)
+    m = crop_mask()
+    xr, xf, noise = torch.rand(B, 1, 32, 32) * m, torch.rand(B, 1, 32, 32) * m, torch.rand(B, 1, 32, 32) * m
+    hidden = {r * 8 + c for r in range(2, 6) for c in range(2, 6)}
+    visible = torch.tensor([i for i in range(64) if i not in hidden]).repeat(B, 1)
+    opt = encoder_adam(student, student.encoder_parameters())
+
+    def step():
+        opt.zero_grad()
+        kr, kf, kn = teacher.tokenize(xr), teacher.tokenize(xf), teacher.tokenize(noise)
+        with torch.no_grad():
+            tr, tf = teacher.encode(kr, visible), teacher.encode(kn, visible)
+        loss = F.mse_loss(student.encode(kr, visible), tr) + ALPHA * F.mse_loss(student.encode(kf, visible), tf)
+        loss.backward()
+        opt.step()
+    return "MAGE", student, step
 
 
 def diffusion_step():
@@ -303,7 +365,7 @@ def op_functions():
     }
 
 
-STEPS = {"MAE": mae_step, "VQ-GAN": vqgan_step, "diffusion": diffusion_step}
+STEPS = {"MAE": mae_step, "VQ autoencoder": vq_autoencoder_step, "MAGE": mage_step, "diffusion": diffusion_step}
 
 
 def serve():
