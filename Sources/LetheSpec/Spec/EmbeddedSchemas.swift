@@ -118,8 +118,7 @@ public enum EmbeddedSchemas {
         "pretrain_mask_ratio": { "type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.75, "description": "Share of patches masked at random during pretraining." }
       }
     },
-    "vq_autoencoder": {
-      "description": "Lethe's convolutional VQ autoencoder as an I2I generator: the conv encoder (E) maps T(x) to a latent grid, the vector quantiser and the conv decoder (D) complete the hole themselves. Not MAGE (see `mage`).",
+    "vq": {
       "type": "object",
       "additionalProperties": false,
       "properties": {
@@ -130,17 +129,13 @@ public enum EmbeddedSchemas {
         "commitment": { "type": "number", "minimum": 0, "default": 0.25, "description": "Weight of the commitment loss (beta)." }
       }
     },
+    "vq_autoencoder": {
+      "$ref": "#/$defs/vq",
+      "description": "Lethe's convolutional VQ autoencoder as an I2I generator: the conv encoder (E) maps T(x) to a latent grid, the vector quantiser and the conv decoder (D) complete the hole themselves. Not MAGE (see `mage`)."
+    },
     "vq_tokenizer": {
-      "description": "MAGE's VQ-GAN tokenizer: conv encoder, vector quantiser, conv decoder, trained in its own stage to reconstruct whole images and frozen afterwards.",
-      "type": "object",
-      "additionalProperties": false,
-      "properties": {
-        "channels": { "type": "array", "items": { "type": "integer", "minimum": 4 }, "minItems": 1, "maxItems": 5, "default": [32, 64], "description": "Channels per resolution level; each level after the first halves the size." },
-        "latent_size": { "type": "integer", "minimum": 1, "description": "Side of the latent grid. Default: derived, image_size / 2^(number of channels entries) (8 for 32x32 images and two levels); when given it must match." },
-        "codebook_size": { "type": "integer", "minimum": 2, "default": 256 },
-        "codebook_dim": { "type": "integer", "minimum": 2, "default": 32 },
-        "commitment": { "type": "number", "minimum": 0, "default": 0.25, "description": "Weight of the commitment loss (beta)." }
-      }
+      "$ref": "#/$defs/vq",
+      "description": "MAGE's VQ-GAN tokenizer: conv encoder, vector quantiser, conv decoder, trained in its own stage to reconstruct whole images and frozen afterwards."
     },
     "mage": {
       "type": "object",
