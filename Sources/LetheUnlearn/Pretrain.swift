@@ -74,7 +74,8 @@ public struct Pretrainer: StageExecutor {
         if let tokenizer = tokenizerStage {
             let (record, samples) = TokenizerEvaluation.record(
                 tokenizer, test: test, indices: testIndices, size: size, settings: spec.evaluate,
-                rng: root0.split("eval"), budget: BudgetProbe.json(probes, steps: training.steps))
+                rng: root0.split("eval"),
+                budget: BudgetProbe.json(probes, steps: training.steps, measure: "reconstruction PSNR"))
             return try Training.finish(
                 dir, plan: plan, module: checkpoint.module, curve: loop.curve, timing: loop.timing, eval: record,
                 samples: samples, threads: threads, mode: context.mode, prefix: checkpoint.prefix)
@@ -167,8 +168,9 @@ struct BudgetProbe {
         return m.psnr.reduce(0, +) / Double(max(1, m.psnr.count))
     }
 
-    /// The probe curve, the gain over the last fifth of the steps and the verdict.
-    static func json(_ probes: [(step: Int, psnr: Double)], steps: Int) -> JSONValue {
+    /// The probe curve, the gain over the last fifth of the steps and the verdict; `measure` names
+    /// what was probed (the key of the curve is it, snake-cased, plus `_probe`).
+    static func json(_ probes: [(step: Int, psnr: Double)], steps: Int, measure: String = "hole PSNR") -> JSONValue {
         let last = probes.last!
         let start = probes.min {
             abs(Double($0.step) - 0.8 * Double(steps)) < abs(Double($1.step) - 0.8 * Double(steps))
@@ -179,7 +181,7 @@ struct BudgetProbe {
                 ("steps", .integer(steps)),
                 ("probe_images", .integer(images)),
                 (
-                    "hole_psnr_probe",
+                    measure.lowercased().replacingOccurrences(of: " ", with: "_") + "_probe",
                     .array(
                         probes.map { .object(JSONObject([("step", .integer($0.step)), ("psnr", .number($0.psnr))])) })
                 ),
@@ -187,7 +189,7 @@ struct BudgetProbe {
                 ("converged", .bool(gain < threshold)),
                 (
                     "criterion",
-                    .string("hole PSNR gains less than \(threshold) dB from step \(start.step) to \(last.step)")
+                    .string("\(measure) gains less than \(threshold) dB from step \(start.step) to \(last.step)")
                 ),
             ]))
     }

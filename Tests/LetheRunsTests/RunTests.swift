@@ -161,6 +161,7 @@ func scratch() -> String {
         let used = tokenizerEval["codebook"]?["used"]?.intValue ?? 0
         #expect(used >= 1 && used <= 16)
         #expect((tokenizerEval["codebook"]?["perplexity"]?.doubleValue ?? 0) >= 1)
+        #expect(tokenizerEval["budget"]?["reconstruction_psnr_probe"]?.arrayValue?.count == 9)  // steps 0...8
 
         // The transformer stage's checkpoint holds the tokenizer unchanged.
         let weights = try Safetensors.read(
