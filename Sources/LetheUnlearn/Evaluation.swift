@@ -206,6 +206,14 @@ struct ModelEvaluator {
     }
 
     /// Every split under every mask completed by `family` with the same masks and draws, and measured.
+    /// `cachedAs`: the identity of a model that does not change within a process (the original model
+    /// of `lethe table`'s runs: its weights' identity and the model settings that sample from it);
+    /// its results are then computed once per process, like the references'.
+    func evaluate(_ family: any ModelFamily, cachedAs identity: String? = nil) -> Result {
+        guard let identity else { return evaluate(family) }
+        return ReferenceCache.shared.value(for: cacheKey("model " + identity)) { evaluate(family) }
+    }
+
     func evaluate(_ family: any ModelFamily) -> Result {
         run { mask, split, maskRNG in
             var draws = rng.split("complete").split(mask.name).split(split.name)
@@ -366,7 +374,8 @@ struct ModelEvaluator {
 }
 
 /// Reference results of this process, by what they depend on: `lethe table` evaluates many runs of
-/// the same data, masks and seed, and the references do not depend on the model.
+/// the same data, masks and seed, and the references do not depend on the model (nor the original
+/// model's results on the unlearned one).
 final class ReferenceCache: @unchecked Sendable {
     static let shared = ReferenceCache()
     private let lock = NSLock()

@@ -151,6 +151,19 @@ struct RunContext {
         return family
     }
 
+    /// What the original model's completions depend on beyond the evaluator's settings: its weights
+    /// (the pretrain stage's config hash or the checkpoint's digest) and the model section, whose
+    /// sampling settings may differ from the pretrain spec's.
+    func originalIdentity(_ plan: Plan) -> String? {
+        let weights =
+            plan.dependencies.first.map { "config:" + $0.configHash }
+            ?? plan.inputs.first { $0.role == "model.checkpoint" }.map { "sha256:" + $0.sha256 }
+        guard let weights, let model = plan.resolved["model"], let text = try? CanonicalJSON.string(model) else {
+            return nil
+        }
+        return weights + " " + text
+    }
+
     /// Loads `module` strictly from the checkpoint of the plan's pretrain stage or `model.checkpoint`,
     /// whose paths carry `prefix`.
     func load(_ plan: Plan, into module: Module<Float>, prefix: String = "") throws {

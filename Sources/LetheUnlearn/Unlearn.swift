@@ -85,7 +85,7 @@ public struct Unlearner: StageExecutor {
                 images: xr.shape[0] + xf.shape[0])
         }
 
-        let original = evaluator.evaluate(teacher)
+        let original = evaluator.evaluate(teacher, cachedAs: context.originalIdentity(plan))
         let unlearned = evaluator.evaluate(student)
         var eval = context.evaluationRecord(
             evaluator, method: method.tableRow(proxy: proxy),

@@ -120,6 +120,48 @@ func scratch() -> String {
         #expect(eval["psnr_hidden_region"]?["model"]?.doubleValue?.isFinite == true)
     }
 
+    /// The original model's evaluation is computed once per process for runs that share it (as
+    /// `lethe table` runs do), and never reused for another original.
+    @Test func theOriginalsEvaluationIsSharedOnlyByRunsOfTheSameOriginal() throws {
+        let base = scratch()
+        let model =
+            "{architecture: mae, mae: {width: 16, depth: 1, heads: 2, decoder_width: 8, decoder_depth: 1, decoder_heads: 2}"
+        for seed in [1, 2] {
+            try """
+            version: 1
+            kind: pretrain
+            seed: \(seed)
+            data: {dataset: fashion-mnist, per_class_limit: 8}
+            model: \(model)}
+            train: {steps: 3, batch_size: 8}
+            evaluate: {test_per_class: 1, bootstrap: 10}
+            output: {dir: \(base)/runs}
+            """.write(toFile: base + "/pre\(seed).yaml", atomically: true, encoding: .utf8)
+        }
+        func original(_ pretrain: Int, _ method: String) throws -> JSONValue? {
+            let name = "un-\(pretrain)-\(method).yaml"
+            try """
+            version: 1
+            kind: unlearn
+            data: {dataset: fashion-mnist, per_class_limit: 8, forget: {classes: [5, 7, 9]}}
+            model: \(model), pretrain: pre\(pretrain).yaml}
+            unlearn: {method: \(method)}
+            train: {steps: 2, batch_size: 4, forget_batch_size: 4}
+            evaluate: {test_per_class: 1, metrics: [psnr, ssim], bootstrap: 10}
+            output: {dir: \(base)/runs}
+            """.write(toFile: base + "/" + name, atomically: true, encoding: .utf8)
+            let run = try Executor.execute(
+                try Planner(workingDirectory: base).plan(specPath: base + "/" + name), threads: 1, log: { _ in })
+            return try JSONParser.parse(Array(try Data(contentsOf: URL(fileURLWithPath: run + "/eval.json"))))[
+                "per_mask"]?.arrayValue?.map { $0["original"] ?? .null }.first
+        }
+        let a = try original(1, "ours")
+        let b = try original(1, "max-loss")
+        let c = try original(2, "ours")
+        #expect(a != nil && a == b)
+        #expect(a != c)
+    }
+
     /// MAGE's two stages on real Fashion-MNIST with a tiny model: the tokenizer stage saves the
     /// tokenizer alone and reports its reconstruction and codebook usage; the transformer stage loads
     /// it, keeps it frozen, and its masked-token cross-entropy falls; an unlearn run on top works.
