@@ -84,7 +84,7 @@ struct Runs: ParsableCommand {
     }
 
     /// The numbers a reader scans for: forget and retain FID (or PSNR) of the unlearned model, or the
-    /// pretrained model's completion PSNR, or the classifier's accuracy.
+    /// pretrained model's completion PSNR (a tokenizer's reconstruction PSNR), or the classifier's accuracy.
     func keyMetrics(_ eval: JSONValue?) -> String {
         guard let eval else { return "-" }
         let model = eval["unlearned"] != nil ? "unlearned" : "original"
@@ -93,6 +93,9 @@ struct Runs: ParsableCommand {
             return "\(key) D_R \(cell(r[key]?.doubleValue)) D_F \(cell(f[key]?.doubleValue))"
         }
         if let p = eval["psnr_hidden_region"]?["model"]?.doubleValue { return "psnr \(cell(p)) dB" }
+        if let p = eval["reconstruction_psnr"]?["value"]?.doubleValue {  // MAGE's tokenizer stage
+            return "reconstruction \(cell(p)) dB, \(eval["codebook"]?["used"]?.intValue ?? 0) codes"
+        }
         if let a = eval["test_accuracy"]?.doubleValue { return "accuracy \(cell(a))" }
         return "-"
     }

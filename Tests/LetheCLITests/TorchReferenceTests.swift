@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LetheJSON
 @testable import lethe
 
 /// `lethe bench`'s side of the PyTorch timing server, against stand-in servers written as shell
@@ -53,5 +54,17 @@ import Testing
         #expect(torch.time("step", "MAE", seconds: 1) == 7.5)
         Thread.sleep(forTimeInterval: 0.3)  // gone for sure: the next request writes into a closed pipe
         #expect(torch.time("step", "MAE", seconds: 1) == nil)
+    }
+}
+
+/// What `lethe runs` shows of each kind of run.
+@Suite struct RunsListingTests {
+    @Test func everyKindOfRunShowsItsKeyNumber() throws {
+        let runs = try Runs.parse([])
+        let tokenizer = try JSONParser.parse(
+            #"{"stage": "tokenizer", "reconstruction_psnr": {"value": 23.93}, "codebook": {"used": 256}}"#)
+        #expect(runs.keyMetrics(tokenizer) == "reconstruction 23.93 dB, 256 codes")
+        #expect(runs.keyMetrics(try JSONParser.parse(#"{"psnr_hidden_region": {"model": 15.19}}"#)) == "psnr 15.19 dB")
+        #expect(runs.keyMetrics(nil) == "-")
     }
 }
