@@ -52,7 +52,7 @@ let package = Package(
             name: "LetheData", dependencies: ["CImageIO", "LetheFiles", "LetheTensor"],
             swiftSettings: numericSwiftSettings),
         .target(
-            name: "LetheRuns", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheTensor"],
+            name: "LetheRuns", dependencies: ["CShims", "LetheFiles", "LetheSpec", "LetheData", "LetheTensor"],
             swiftSettings: numericSwiftSettings),
         .target(
             name: "LetheUnlearn", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels", "LetheRuns"],

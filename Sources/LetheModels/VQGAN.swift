@@ -100,8 +100,9 @@ public final class VQDecoder<T: TensorScalar>: Module<T> {
 public final class VectorQuantizer<T: TensorScalar>: Module<T> {
     public let embedding: Embedding<T>
     public let commitment: T
-    /// Whether the codebook has been set from data (see `initializeFromData`).
-    public private(set) var initializedFromData = false
+    /// Whether the codebook has been set from data (see `initializeFromData`); training state, set
+    /// back when a run resumes.
+    public var initializedFromData = false
 
     init(_ c: VQGANConfig, rng: inout Philox) {
         embedding = Embedding(c.codebookSize, c.codebookDim, rng: &rng)

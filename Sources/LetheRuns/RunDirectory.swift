@@ -27,9 +27,14 @@ public struct RunDirectory: Sendable {
         FileKind.of(path + "/manifest.json", followLinks: false) == .regular
     }
 
+    /// The staging folder's subfolder that holds a training loop's resume state (`resume/`): kept when
+    /// an interrupted attempt is cleared, removed before the manifest is written, so it never reaches a
+    /// finished run.
+    public static let resumeFolder = "resume"
+
     /// Starts a fresh staging folder for `finalPath`; this process must hold the stage's lock
     /// (`StageLock.holding`), or the call fails. A staging folder left by an interrupted attempt (whose
-    /// process is gone: it held the lock) is removed.
+    /// process is gone: it held the lock) is cleared, all but its resume state.
     public init(finalPath: String) throws(Failure) {
         self.finalPath = finalPath
         self.stagingPath = finalPath + ".partial"
@@ -43,7 +48,14 @@ public struct RunDirectory: Sendable {
         }
         let fm = FileManager.default
         do {
-            if FileKind.of(stagingPath, followLinks: false) != nil { try fm.removeItem(atPath: stagingPath) }
+            switch FileKind.of(stagingPath, followLinks: false) {
+            case .directory?:
+                for name in try fm.contentsOfDirectory(atPath: stagingPath) where name != Self.resumeFolder {
+                    try fm.removeItem(atPath: stagingPath + "/" + name)
+                }
+            case nil: break
+            default: try fm.removeItem(atPath: stagingPath)
+            }
             try fm.createDirectory(atPath: stagingPath, withIntermediateDirectories: true)
         } catch {
             throw Failure(path: stagingPath, message: "cannot create the run directory: \(FileSystem.reason(error))")
@@ -51,6 +63,12 @@ public struct RunDirectory: Sendable {
     }
 
     public func path(_ name: String) -> String { stagingPath + "/" + name }
+
+    /// The number of training steps whose state an interrupted attempt saved in the staging folder
+    /// `stagingPath` (the step a new attempt resumes from); nil when it saved none.
+    public static func resumableStep(_ stagingPath: String) -> Int? {
+        (try? RunStore.json(stagingPath + "/" + resumeFolder, "state.json"))?.flatMap { $0["step"]?.intValue }
+    }
 
     public func write(_ name: String, bytes: [UInt8]) throws(Failure) {
         do {
@@ -77,6 +95,11 @@ public struct RunDirectory: Sendable {
     /// Writes the manifest (SHA-256 of every file but the volatile ones, sorted by name) and moves the
     /// run into place. Fails, leaving everything where it is, when something already stands there.
     public func finish() throws(Failure) {
+        if FileKind.of(path(Self.resumeFolder), followLinks: false) != nil {
+            do { try FileManager.default.removeItem(atPath: path(Self.resumeFolder)) } catch {
+                throw Failure(path: path(Self.resumeFolder), message: "cannot remove: \(FileSystem.reason(error))")
+            }
+        }
         let files: [String]
         do { files = try RunRecord.files(in: stagingPath) } catch {
             throw Failure(path: stagingPath, message: error.description)

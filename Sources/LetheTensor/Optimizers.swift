@@ -8,6 +8,40 @@ public protocol Optimizer<T> {
     var learningRate: Double { get set }
     /// One update from the parameters' accumulated gradients (parameters without one are skipped).
     mutating func step()
+    /// Everything the optimiser keeps between steps (PyTorch's `optimizer.state_dict()["state"]`), so
+    /// a run that resumes takes exactly the steps an uninterrupted one would.
+    var state: OptimizerState<T> { get }
+    /// Restores `state`, which must come from an optimiser of the same kind over the same parameters.
+    mutating func load(_ state: OptimizerState<T>) throws(OptimizerState<T>.Mismatch)
+}
+
+/// An optimiser's state: its step count and its per-parameter buffers, named `<index>.<buffer>` with
+/// PyTorch's buffer names (`exp_avg`, `exp_avg_sq`, `momentum_buffer`).
+public struct OptimizerState<T: TensorScalar>: Equatable {
+    public var steps: Int
+    public var buffers: [String: [T]]
+
+    public init(steps: Int, buffers: [String: [T]]) {
+        self.steps = steps
+        self.buffers = buffers
+    }
+
+    public struct Mismatch: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Buffer `name` of parameter `index`, which must hold `count` values.
+    func buffer(_ index: Int, _ name: String, count: Int) throws(Mismatch) -> [T] {
+        guard let values = buffers["\(index).\(name)"] else {
+            throw Mismatch(description: "the optimiser state has no \(index).\(name)")
+        }
+        guard values.count == count else {
+            throw Mismatch(
+                description:
+                    "the optimiser state's \(index).\(name) holds \(values.count) values, the parameter \(count)")
+        }
+        return values
+    }
 }
 
 extension Optimizer {
@@ -55,6 +89,23 @@ public struct SGD<T: TensorScalar>: Optimizer {
             for j in values.indices { values[j] -= lr * d[j] }
             p.assign(values)
         }
+    }
+
+    public var state: OptimizerState<T> {
+        var named: [String: [T]] = [:]
+        for (i, b) in buffers.enumerated() { if let b { named["\(i).momentum_buffer"] = b } }
+        return OptimizerState(steps: 0, buffers: named)
+    }
+
+    public mutating func load(_ state: OptimizerState<T>) throws(OptimizerState<T>.Mismatch) {
+        var restored: [[T]?] = Array(repeating: nil, count: parameters.count)
+        for (i, p) in parameters.enumerated() where state.buffers["\(i).momentum_buffer"] != nil {
+            restored[i] = try state.buffer(i, "momentum_buffer", count: p.count)
+        }
+        guard state.buffers.count == restored.compactMap({ $0 }).count else {
+            throw OptimizerState<T>.Mismatch(description: "the optimiser state names buffers of no parameter")
+        }
+        buffers = restored
     }
 }
 
@@ -133,8 +184,31 @@ public struct Adam<T: TensorScalar>: Optimizer {
             }
         }
     }
-}
 
+    public var state: OptimizerState<T> {
+        var named: [String: [T]] = [:]
+        for i in parameters.indices {
+            named["\(i).exp_avg"] = m[i]
+            named["\(i).exp_avg_sq"] = v[i]
+        }
+        return OptimizerState(steps: stepCount, buffers: named)
+    }
+
+    public mutating func load(_ state: OptimizerState<T>) throws(OptimizerState<T>.Mismatch) {
+        guard state.buffers.count == 2 * parameters.count, state.steps >= 0 else {
+            throw OptimizerState<T>.Mismatch(
+                description:
+                    "the optimiser state holds \(state.buffers.count) buffers; Adam over \(parameters.count) parameters keeps \(2 * parameters.count)"
+            )
+        }
+        var (m1, v1) = (m, v)
+        for (i, p) in parameters.enumerated() {
+            m1[i] = try state.buffer(i, "exp_avg", count: p.count)
+            v1[i] = try state.buffer(i, "exp_avg_sq", count: p.count)
+        }
+        (m, v, stepCount) = (m1, v1, state.steps)
+    }
+}
 /// `torch.nn.utils.clip_grad_norm_`: scales every gradient by max_norm / (total_norm + 1e-6) when the
 /// global L2 norm exceeds `maxNorm`. Returns the norm before clipping.
 @discardableResult

@@ -15,6 +15,39 @@ public struct Philox: Sendable {
         key = (UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
     }
 
+    /// A stream's complete position (key, counter, the block being consumed, a spare normal), so a
+    /// run that resumes draws exactly the numbers an uninterrupted one would.
+    public struct State: Sendable, Equatable {
+        /// key (2 words), counter (4), block (4), then the number of block words used.
+        public var words: [UInt32]
+        /// The bit pattern of the Box-Muller value kept for the next `normal()`, if any.
+        public var spareNormal: UInt64?
+
+        public init(words: [UInt32], spareNormal: UInt64?) {
+            self.words = words
+            self.spareNormal = spareNormal
+        }
+    }
+
+    public var state: State {
+        State(
+            words: [
+                key.0, key.1, counter.0, counter.1, counter.2, counter.3, block.0, block.1, block.2, block.3,
+                UInt32(used),
+            ], spareNormal: spareNormal?.bitPattern)
+    }
+
+    /// The stream at `state`; nil when the state is malformed.
+    public init?(state: State) {
+        let w = state.words
+        guard w.count == 11, w[10] <= 4 else { return nil }
+        key = (w[0], w[1])
+        counter = (w[2], w[3], w[4], w[5])
+        block = (w[6], w[7], w[8], w[9])
+        used = Int(w[10])
+        spareNormal = state.spareNormal.map(Double.init(bitPattern:))
+    }
+
     /// An independent stream named by `name`: same seed and name, same numbers.
     public func split(_ name: String) -> Philox {
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a of the name
@@ -129,5 +162,31 @@ extension Tensor {
         let scale = T(1 / (1 - p))
         let mask = Tensor((0..<count).map { _ in rng.uniform() >= p ? scale : 0 }, shape: shape)
         return self * mask
+    }
+}
+
+/// A stream saved and restored exactly (`{"words": [...], "spare_normal": "<hex bits>"}`).
+extension Philox: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case words
+        case spareNormal = "spare_normal"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let spare = try c.decodeIfPresent(String.self, forKey: .spareNormal).flatMap { UInt64($0, radix: 16) }
+        guard let stream = Philox(state: State(words: try c.decode([UInt32].self, forKey: .words), spareNormal: spare))
+        else {
+            throw DecodingError.dataCorruptedError(
+                forKey: .words, in: c, debugDescription: "not the state of a Philox stream")
+        }
+        self = stream
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(state.words, forKey: .words)
+        // The spare normal as its bit pattern in hex: exact whatever the JSON number formatting.
+        try c.encodeIfPresent(state.spareNormal.map { String($0, radix: 16) }, forKey: .spareNormal)
     }
 }

@@ -56,8 +56,9 @@ public struct ClassifierStage {
                 warmupSteps: 0,
                 totalSteps: steps, minLR: settings.classifierMinLr),
             clip: nil,
-            steps: steps, module: model, progress: Progress(label: "feature classifier", total: steps, every: 100))
-        try loop.run(into: dir) { _ in
+            steps: steps, module: model, progress: Progress(label: "feature classifier", total: steps, every: 100),
+            resume: .init(every: plan.spec.train.checkpointEvery, threads: threads, mode: context.mode))
+        try loop.run(into: dir, streams: &batches) { _, batches in
             let ids = batches.next()
             let loss = model(train.tensor(ids, size: size)).crossEntropy(ids.map { train.labels[$0] })
             return TrainingLoop.Step(loss: loss, terms: [("loss", Double(loss.scalar))], images: ids.count)

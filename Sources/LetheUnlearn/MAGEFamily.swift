@@ -42,6 +42,16 @@ struct MAGEFamily: ModelFamily {
 
     /// The tokenizer is never unlearned: the baselines that train the whole model train the transformer.
     var fixedModules: [Module<Float>] { [model.tokenizer] }
+    var trainingState: [String: [Int]] {
+        [
+            "codebook_initialized": [model.tokenizer.quantize.initializedFromData ? 1 : 0], "code_counts": usage.counts,
+            "code_steps": [usage.steps],
+        ]
+    }
+    func restoreTrainingState(_ state: [String: [Int]]) throws {
+        model.tokenizer.quantize.initializedFromData = state["codebook_initialized"] == [1]
+        usage.restore(counts: state["code_counts"] ?? [], steps: state["code_steps"]?.first ?? 0)
+    }
 
     // MARK: tokens and masks
 
@@ -233,6 +243,10 @@ final class CodeUsage {
 
     /// The codes no batch of the window used.
     var dead: [Int] { counts.indices.filter { counts[$0] == 0 } }
+
+    func restore(counts: [Int], steps: Int) {
+        (self.counts, self.steps) = (counts, steps)
+    }
 
     func reset() {
         counts = counts.map { _ in 0 }

@@ -45,6 +45,10 @@ protocol ModelFamily {
     var pretrainingOrigin: (module: Module<Float>, prefix: String)? { get }
     /// Parts no unlearning method trains, the whole-model baselines included (MAGE's tokenizer).
     var fixedModules: [Module<Float>] { get }
+    /// What training changes outside the parameters (a codebook set from data, codes' usage), saved
+    /// with the state a run resumes from, by name.
+    var trainingState: [String: [Int]] { get }
+    func restoreTrainingState(_ state: [String: [Int]]) throws
 }
 
 extension ModelFamily {
@@ -61,6 +65,8 @@ extension ModelFamily {
     var checkpointPrefix: (module: Module<Float>, prefix: String) { (module, "") }
     var pretrainingOrigin: (module: Module<Float>, prefix: String)? { nil }
     var fixedModules: [Module<Float>] { [] }
+    var trainingState: [String: [Int]] { [:] }
+    func restoreTrainingState(_ state: [String: [Int]]) throws {}
 
     func noisyPrediction(forget: Tensor<Float>, noise: Tensor<Float>, hidden: [Bool], rng: inout Philox)
         -> TaskPrediction
@@ -286,6 +292,11 @@ struct VQAutoencoderFamily: ModelFamily {
         case .continuous: return [z]
         case .quantized: return [model.quantize(z).quantized]
         }
+    }
+
+    var trainingState: [String: [Int]] { ["codebook_initialized": [model.quantize.initializedFromData ? 1 : 0]] }
+    func restoreTrainingState(_ state: [String: [Int]]) throws {
+        model.quantize.initializedFromData = state["codebook_initialized"] == [1]
     }
 
     /// The code of every latent cell whose image block holds a hidden pixel.

@@ -33,8 +33,6 @@ public struct Pretrainer: StageExecutor {
         }
         let root0 = context.seed
         var initRNG = root0.split("init")
-        var masks = root0.split("masks")
-        var noise = root0.split("noise")
         let family = context.family(rng: &initRNG)
         if let origin = family.pretrainingOrigin {
             try context.load(plan, into: origin.module, prefix: origin.prefix)
@@ -47,29 +45,31 @@ public struct Pretrainer: StageExecutor {
         try dir.write(
             "splits.json",
             json: RunContext.splitsRecord(train: [("train", trainIndices)], test: [("test", testIndices)]))
-        var batches = RunContext.Batches(pool: trainIndices, batch: training.batchSize, rng: root0.split("shuffle"))
+        var streams = Streams(
+            batches: RunContext.Batches(pool: trainIndices, batch: training.batchSize, rng: root0.split("shuffle")),
+            masks: root0.split("masks"), noise: root0.split("noise"), probes: [])
         var loop = TrainingLoop(
             optimizer: Optimizers.make(training.optimizer, parameters: family.stageParameters),
             schedule: Optimizers.schedule(training), clip: training.gradClip, steps: training.steps,
             module: family.module,
             progress: Progress(
-                label: "pretrain \(spec.model.architecture.rawValue)", total: training.steps, every: training.logEvery)
+                label: "pretrain \(spec.model.architecture.rawValue)", total: training.steps, every: training.logEvery),
+            resume: .init(every: training.checkpointEvery, threads: threads, mode: context.mode, family: family)
         )
         // The budget probe: the hole PSNR of a fixed set of held-out images under the headline
         // evaluation mask, every tenth of the run, so eval.json can say whether training had converged.
         let probe = BudgetProbe(
             test: test, indices: Array(testIndices.prefix(BudgetProbe.images)), size: size,
             mask: context.evaluationMasks[0].transform, rng: root0.split("probe"), steps: training.steps)
-        var probes: [(step: Int, psnr: Double)] = []
-        try loop.run(into: dir) { step in
-            if probe.due(step) { probes.append((step, probe.measure(family))) }
-            let x = train.tensor(batches.next(), size: size)
-            let hidden = task.hidden(size: size, rng: &masks)
-            let loss = family.trainingLoss(x, hidden: hidden, rng: &noise)
+        try loop.run(into: dir, streams: &streams) { step, s in
+            if probe.due(step) { s.probes.append(.init(step: step, psnr: ExactDouble(probe.measure(family)))) }
+            let x = train.tensor(s.batches.next(), size: size)
+            let hidden = task.hidden(size: size, rng: &s.masks)
+            let loss = family.trainingLoss(x, hidden: hidden, rng: &s.noise)
             return TrainingLoop.Step(loss: loss, terms: [("loss", Double(loss.scalar))], images: x.shape[0])
         }
-
-        probes.append((training.steps, probe.measure(family)))
+        let probes =
+            streams.probes.map { (step: $0.step, psnr: $0.psnr.value) } + [(training.steps, probe.measure(family))]
         let checkpoint = family.checkpointPrefix
         if let tokenizer = tokenizerStage {
             let (record, samples) = TokenizerEvaluation.record(
@@ -135,6 +135,19 @@ public struct Pretrainer: StageExecutor {
             dir, plan: plan, module: checkpoint.module, curve: loop.curve, timing: loop.timing, eval: record,
             samples: samples, threads: threads, mode: context.mode, prefix: checkpoint.prefix)
     }
+}
+
+/// What pretraining carries from step to step: the batch order, the mask and noise streams and the
+/// budget probe's readings so far (saved with the state a run resumes from).
+private struct Streams: StageStreams {
+    struct Probe: Codable {
+        var step: Int
+        var psnr: ExactDouble
+    }
+    var batches: RunContext.Batches
+    var masks: Philox
+    var noise: Philox
+    var probes: [Probe]
 }
 
 /// Whether a pretraining budget sufficed: the hole PSNR of a fixed set of held-out images (MAGE's
@@ -247,6 +260,8 @@ struct AnyOptimizer {
         set { base.learningRate = newValue }
     }
     mutating func step() { base.step() }
+    var state: OptimizerState<Float> { base.state }
+    mutating func load(_ state: OptimizerState<Float>) throws { try base.load(state) }
     func zeroGrad() { base.parameters.forEach { $0.zeroGrad() } }
 }
 

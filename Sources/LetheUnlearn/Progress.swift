@@ -9,6 +9,8 @@ public struct Progress: Sendable {
     public let every: Int
     public let interactive: Bool
     let start = Date()
+    /// The step a resumed run started from (the rate and ETA count only the steps run since).
+    var resumedAt = 0
 
     public init(label: String, total: Int, every: Int) {
         self.label = label
@@ -21,7 +23,7 @@ public struct Progress: Sendable {
         let done = step + 1
         guard interactive || done % every == 0 || done == total else { return }
         let elapsed = Date().timeIntervalSince(start)
-        let eta = done < total ? elapsed / Double(done) * Double(total - done) : 0
+        let eta = done < total ? elapsed / Double(max(1, done - resumedAt)) * Double(total - done) : 0
         let line = String(
             format: "%@ step %d/%d  loss %.5f  lr %.2e  %.0f img/s  ETA %@", label, done, total, loss, lr,
             imagesPerSecond, Progress.duration(eta))

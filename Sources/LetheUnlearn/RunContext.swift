@@ -293,7 +293,7 @@ struct RunContext {
     }
 
     /// Draws batches of `batch` indices from `pool`, reshuffling with `rng` after each pass.
-    struct Batches {
+    struct Batches: StageStreams {
         let pool: [Int]
         let batch: Int
         var rng: Philox

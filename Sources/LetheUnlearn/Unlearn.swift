@@ -43,16 +43,16 @@ public struct Unlearner: StageExecutor {
         let forgetPool = try context.split("forget", in: train)
         let retainPool = try context.split(proxy ? "proxy_retain" : "retain", in: train)
         let training = context.spec.train
-        var retain = RunContext.Batches(pool: retainPool, batch: training.batchSize, rng: context.seed.split("retain"))
-        var forget = RunContext.Batches(
-            pool: forgetPool, batch: training.forgetBatchSize, rng: context.seed.split("forget"))
+        var streams = Streams(
+            retain: RunContext.Batches(pool: retainPool, batch: training.batchSize, rng: context.seed.split("retain")),
+            forget: RunContext.Batches(
+                pool: forgetPool, batch: training.forgetBatchSize, rng: context.seed.split("forget")),
+            noise: context.seed.split("noise"), masks: context.seed.split("masks"))
         let noiseModel = try NoiseModel(
             settings.noise, forgetImages: { train.tensor(forgetPool, size: size) },
             trainingImages: { train.tensor(Array(0..<train.count), size: size) })
         let objective = Objective(settings)
         let stepMask = UnlearningMask(settings.mask, task: task)
-        var masks = context.seed.split("masks")
-        var noise = context.seed.split("noise")
         let draws = context.seed.split("draws")
 
         let dir = try RunDirectory(finalPath: plan.runDirectory)
@@ -67,12 +67,13 @@ public struct Unlearner: StageExecutor {
                 training.optimizer, parameters: student.module.parameters.filter(\.requiresGrad)),
             schedule: Optimizers.schedule(training), clip: training.gradClip, steps: training.steps,
             module: student.module,
-            progress: Progress(label: "unlearn (\(method.rawValue))", total: training.steps, every: training.logEvery))
-        try loop.run(into: dir) { step in
-            let xr = train.tensor(retain.next(), size: size)
-            let xf = train.tensor(forget.next(), size: size)
-            let n = try noiseModel.sample(like: xf, retain: xr, rng: &noise)
-            let hidden = stepMask.hidden(size: size, rng: &masks)
+            progress: Progress(label: "unlearn (\(method.rawValue))", total: training.steps, every: training.logEvery),
+            resume: .init(every: training.checkpointEvery, threads: threads, mode: context.mode, family: student))
+        try loop.run(into: dir, streams: &streams) { step, s in
+            let xr = train.tensor(s.retain.next(), size: size)
+            let xf = train.tensor(s.forget.next(), size: size)
+            let n = try noiseModel.sample(like: xf, retain: xr, rng: &s.noise)
+            let hidden = stepMask.hidden(size: size, rng: &s.masks)
             let terms = method.terms(
                 student: student, teacher: teacher, retain: xr, forget: xf, noise: n, hidden: hidden,
                 draws: draws.split(UInt64(step)), objective: objective)
@@ -108,6 +109,15 @@ public struct Unlearner: StageExecutor {
             dir, plan: plan, module: student.module, curve: loop.curve, timing: loop.timing, eval: .object(eval),
             samples: samples, threads: threads, mode: context.mode, report: report)
     }
+}
+
+/// What an unlearning run carries from step to step: the retain and forget batch orders and the noise
+/// and mask streams (saved with the state a run resumes from).
+private struct Streams: StageStreams {
+    var retain: RunContext.Batches
+    var forget: RunContext.Batches
+    var noise: Philox
+    var masks: Philox
 }
 
 /// The mask of each unlearning step (`unlearn.mask`): a random one drawn per step, or the task's T.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LetheRuns
 import LetheSpec
 
 @main
@@ -20,6 +21,7 @@ struct Lethe: ParsableCommand {
     /// error that escapes a command reported and mapped to 2, so every command keeps the convention
     /// of `Exit`.
     static func main() {
+        StopSignals.install()
         let command: ParsableCommand
         do {
             command = try parseAsRoot()
@@ -33,6 +35,9 @@ struct Lethe: ParsableCommand {
             try command.run()
         } catch let code as ExitCode {
             Foundation.exit(code.rawValue)
+        } catch let stop as StopSignals.Interrupted {
+            printError(stop.description)
+            stop.die()
         } catch {
             if exitCode(for: error) == .success { exit(withError: error) }
             printError(fullMessage(for: error))

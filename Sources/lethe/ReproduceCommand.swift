@@ -52,6 +52,8 @@ struct Reproduce: ParsableCommand {
                 original: record, scratch: folder, threads: threads ?? recordedThreads, tolerance: tolerance,
                 execute: { plan, threads, log in try Executor.execute(plan, threads: threads, log: log) }
             ).run()
+        } catch let stop as StopSignals.Interrupted {
+            throw stop
         } catch {
             throw failure("\(error)", error is RunRecord.Problem ? Exit.no : stageExitCode(for: error))
         }

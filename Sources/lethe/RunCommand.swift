@@ -8,7 +8,7 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Plan a spec and execute its stages into runs/<config-hash>/.",
         discussion:
-            "Stages run in order: the pretrain spec the model names, the feature classifier that the metrics need, then the run itself. A stage whose run directory is finished (it has a manifest) is reused by config hash; an interrupted one is started again from scratch."
+            "Stages run in order: the pretrain spec the model names, the feature classifier that the metrics need, then the run itself. A stage whose run directory is finished (it has a manifest) is reused by config hash. A stage that was interrupted (killed, preempted, stopped with Ctrl-C or SIGTERM) resumes from the last training state it saved (train.checkpoint_every) and ends bit for bit where an uninterrupted run ends."
     )
 
     @Argument(help: "Spec file.", completion: .file(extensions: ["yaml", "yml"]))
@@ -39,10 +39,14 @@ struct Run: ParsableCommand {
 }
 
 /// Executes a plan's stages; a failure is printed and becomes exit code 2 (1 when a finished stage it
-/// would reuse does not verify).
+/// would reuse does not verify). A stop signal that a training loop honoured (its state saved) ends
+/// the process by that signal.
 func execute(_ plan: Plan, threads: Int) throws -> String {
     do {
         return try Executor.execute(plan, threads: threads)
+    } catch let stop as StopSignals.Interrupted {
+        printError(stop.description)
+        stop.die()
     } catch {
         throw failure("\(error)", stageExitCode(for: error))
     }

@@ -8,7 +8,7 @@ struct Runs: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List run directories: hash, kind, model, method, status, key metrics, date.",
         discussion:
-            "Status is finished (manifest written), running (a .partial folder whose stage lock a process holds), interrupted (a .partial folder nobody is building), incomplete (a hash-named folder without a manifest) or tampered (files, names or identity no longer match the manifest; checked with --verify). With --verify the exit code is 1 when any run is tampered or incomplete."
+            "Status is finished (manifest written), running (a .partial folder whose stage lock a process holds), interrupted (a .partial folder nobody is building; with the step a rerun resumes from when it saved its training state), incomplete (a hash-named folder without a manifest) or tampered (files, names or identity no longer match the manifest; checked with --verify). With --verify the exit code is 1 when any run is tampered or incomplete."
     )
 
     @Option(help: "Where run directories live.")
@@ -31,8 +31,12 @@ struct Runs: ParsableCommand {
             let hash = name.hasSuffix(".partial") ? String(name.dropLast(".partial".count)) : name
             guard hash.count == 64, hash.allSatisfy(\.isHexDigit) else { continue }
             if name.hasSuffix(".partial") {
+                let saved = RunDirectory.resumableStep(path)
                 let state =
-                    StageLock.isBusy(runs + "/" + hash) ? "running" : "interrupted (rerun the spec to start it again)"
+                    StageLock.isBusy(runs + "/" + hash)
+                    ? "running" + (saved.map { " (state saved at step \($0))" } ?? "")
+                    : saved.map { "interrupted (rerun the spec to resume from step \($0))" }
+                        ?? "interrupted (rerun the spec to start it again)"
                 rows.append([String(hash.prefix(16)), "-", "-", "-", state, "-", date(path)])
                 continue
             }

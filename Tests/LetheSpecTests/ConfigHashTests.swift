@@ -134,6 +134,12 @@ import Testing
         for (what, text) in Self.sameMeaning {
             #expect(try planner.plan(text: text, in: dir).configHash == reference, "\(what)")
         }
+        // How often the resume state is saved does not change what the run computes.
+        for every in ["0", "1", "500"] {
+            let text = Self.base.replacing("  steps: 10\n", with: "  steps: 10\n  checkpoint_every: \(every)\n")
+            #expect(text != Self.base)
+            #expect(try planner.plan(text: text, in: dir).configHash == reference, "checkpoint_every: \(every)")
+        }
     }
 
     @Test func anyChangeOfValueChangesTheHash() throws {

@@ -11,6 +11,15 @@ int lethe_serial_blas_depth(void);
 void lethe_serial_blas_enter(void);
 void lethe_serial_blas_leave(void);
 
+/// Stop requests (signals.c). `install` handles SIGTERM, SIGINT and SIGHUP: while a training loop
+/// defers them (`defer(1)`), the first one is only recorded (`requested` returns its number) so the
+/// loop can save its state and leave; otherwise, and on a second request, the process dies by the
+/// signal as it would by default. `die` flushes stdio and dies by `sig`.
+void lethe_stop_install(void);
+void lethe_stop_defer(int on);
+int lethe_stop_requested(void);
+void lethe_stop_die(int sig);
+
 
 
 #include <stddef.h>

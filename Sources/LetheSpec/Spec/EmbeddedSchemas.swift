@@ -190,7 +190,7 @@ public enum EmbeddedSchemas {
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "$id": "https://lethe.invalid/schemas/run-spec.schema.json",
   "title": "Lethe run spec",
-  "description": "One run of Lethe: pretrain an image-to-image model, unlearn a forget set from it, or evaluate it. Relative paths are relative to the spec file. `name`, `description` and `output` label and place a run; every other field is part of its config hash.",
+  "description": "One run of Lethe: pretrain an image-to-image model, unlearn a forget set from it, or evaluate it. Relative paths are relative to the spec file. `name`, `description` and `output` label and place a run, and `train.checkpoint_every` only says how often its resume state is saved; every other field is part of its config hash.",
   "type": "object",
   "additionalProperties": false,
   "required": ["version", "kind", "model"],
@@ -270,6 +270,7 @@ public enum EmbeddedSchemas {
     "schedule": { "$ref": "#/$defs/schedule", "default": {} },
     "grad_clip": { "type": ["number", "null"], "exclusiveMinimum": 0, "default": null, "description": "Clip the global gradient norm to this value; null: no clipping." },
     "log_every": { "type": "integer", "minimum": 1, "default": 10 },
+    "checkpoint_every": { "type": "integer", "minimum": 0, "default": 50, "description": "Save the complete training state (model, optimiser, step, every random stream) into the run's staging folder every this many steps, so a run that is killed or preempted resumes from there on the next `lethe run` and ends bit for bit where an uninterrupted run ends; 0: only when stopped by a signal and at the end of training. Not part of the config hash." },
     "stage": { "enum": ["tokenizer", "transformer"], "description": "MAGE pretraining only: tokenizer trains the VQ-GAN tokenizer to reconstruct whole images; transformer (the default) trains the token transformer over the frozen tokenizer of the pretrain spec that model.pretrain names." }
   },
   "$defs": {

@@ -13,6 +13,9 @@ public struct Planner: Sendable {
         self.workingDirectory = workingDirectory
     }
 
+    /// Fields that do not change what a run computes, left out of its identity (and so its hash).
+    public static let notIdentity = ["/name", "/description", "/output", "/train/checkpoint_every"]
+
     public func plan(specPath: String, overrides: [Override] = []) throws(SpecError) -> Plan {
         let doc = try SpecDocument.load(path: specPath, overrides: overrides)
         return try plan(doc)
@@ -184,10 +187,10 @@ public struct Planner: Sendable {
 
         if !checks.diagnostics.isEmpty { throw SpecError(checks.diagnostics) }
 
-        // Identity: what the run means. Labels and the output place are not part of it; paths are
-        // replaced by the digests of what they hold.
+        // Identity: what the run means. Labels, the output place and how often the resume state is
+        // saved are not part of it; paths are replaced by the digests of what they hold.
         var spec = resolved
-        for label in ["/name", "/description", "/output"] { spec = spec.removing(label) }
+        for label in Self.notIdentity { spec = spec.removing(label) }
         for (pointer, value) in identitySubstitutions { spec = spec.setting(pointer, value) }
         let identity = JSONValue.object(JSONObject([("lethe", .string(LetheVersion.current)), ("spec", spec)]))
         let configHash = Digest.sha256(try! CanonicalJSON.string(identity))

@@ -259,6 +259,9 @@ public struct TrainSpec: Decodable, Sendable, Equatable {
     public var schedule: Schedule
     public var gradClip: Double?
     public var logEvery: Int
+    /// Steps between saves of the training state a run resumes from (0: on a stop request and at the
+    /// end of training only). Not part of the config hash: it does not change a run's results.
+    public var checkpointEvery: Int
     /// MAGE pretraining only: which of its two stages this run trains.
     public enum Stage: String, Decodable, Sendable, CaseIterable { case tokenizer, transformer }
     public var stage: Stage?
