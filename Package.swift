@@ -58,13 +58,14 @@ let package = Package(
             name: "LetheUnlearn", dependencies: ["LetheFiles", "LetheSpec", "LetheData", "LetheModels", "LetheRuns"],
             exclude: ["ReportText"],
             swiftSettings: numericSwiftSettings),
+        .target(name: "LetheSweep", dependencies: ["LetheFiles", "LetheSpec", "LetheRuns"]),
         .target(name: "LetheFuzz", dependencies: ["LetheSpec", "LetheData", "LetheTensor", "LetheJSON"]),
         .executableTarget(name: "lethe-fuzz", dependencies: ["LetheFuzz"]),
         .executableTarget(
             name: "lethe",
             dependencies: [
                 "LetheFiles", "LetheSpec", "LetheTensor", "LetheModels", "LetheData", "LetheRuns", "LetheUnlearn",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "LetheSweep", .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: numericSwiftSettings
         ),

@@ -14,6 +14,10 @@ public struct ResultTable {
         /// The interval overlaps the Original row's in the same column (nil on the Original row).
         public var overlapsOriginal: Bool?
 
+        public init(value: Double, lo: Double?, hi: Double?, seeds: Int, overlapsOriginal: Bool? = nil) {
+            (self.value, self.lo, self.hi, self.seeds, self.overlapsOriginal) = (value, lo, hi, seeds, overlapsOriginal)
+        }
+
         public func overlaps(_ other: Cell) -> Bool? {
             guard let lo, let hi, let olo = other.lo, let ohi = other.hi else { return nil }
             return lo <= ohi && olo <= hi

@@ -13,6 +13,15 @@ public enum Executor {
         try Numerics.exclusively { try run(plan, threads: threads, log: log) }
     }
 
+    /// Builds only what `plan` needs before its own stage: its pretrain dependencies and the feature
+    /// classifier (a sweep builds shared stages this way, once, before the members that need them).
+    public static func executeDependencies(_ plan: Plan, threads: Int, log: (String) -> Void = { print($0) }) throws {
+        try Numerics.exclusively {
+            for dependency in plan.dependencies { _ = try run(dependency, threads: threads, log: log) }
+            try ClassifierStage(plan: plan, threads: threads).ensure(log: log)
+        }
+    }
+
     static func run(_ plan: Plan, threads: Int, log: (String) -> Void) throws -> String {
         for dependency in plan.dependencies { _ = try run(dependency, threads: threads, log: log) }
         let executor: any StageExecutor

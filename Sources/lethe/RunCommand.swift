@@ -22,6 +22,15 @@ struct Run: ParsableCommand {
     @Flag(help: "Print the process's peak resident memory at the end (MiB).")
     var printResources = false
 
+    @Option(
+        help:
+            "Refuse to run unless the spec's config hash is this one (what a sweep's jobs pass, so a spec edited after submission is not run under the old name)."
+    )
+    var expectHash: String?
+
+    @Flag(help: "Build only the stages the run needs (its original model, the feature classifier), not the run itself.")
+    var dependenciesOnly = false
+
     func validate() throws { try OptionChecks.threads(threads) }
 
     func run() throws {
@@ -31,7 +40,21 @@ struct Run: ParsableCommand {
             }
         }
         let plan = try options.plan(spec)
+        if let expectHash, expectHash != plan.configHash {
+            throw failure(
+                "\(spec): its config hash is now \(plan.configHash.prefix(16)), not \(expectHash.prefix(16)) as expected: the spec, a file it names or its overrides changed since this command was written; plan the sweep again",
+                Exit.no)
+        }
         print(PlanText.summary(plan))
+        if dependenciesOnly {
+            do { try Executor.executeDependencies(plan, threads: threads) } catch let stop as StopSignals.Interrupted {
+                printError(stop.description)
+                stop.die()
+            } catch {
+                throw failure("\(error)", stageExitCode(for: error))
+            }
+            return
+        }
         let dir = try execute(plan, threads: threads)
         if let eval = try? String(contentsOfFile: dir + "/eval.json", encoding: .utf8) { print(eval, terminator: "") }
         if FileManager.default.fileExists(atPath: dir + "/report.html") { print("report: \(dir)/report.html") }

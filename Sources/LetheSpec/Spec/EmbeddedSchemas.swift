@@ -255,6 +255,77 @@ public enum EmbeddedSchemas {
   ]
 }
 """#),
+        ("sweep.schema.json", #"""
+{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "$id": "https://lethe.invalid/schemas/sweep.schema.json",
+  "title": "Lethe sweep spec",
+  "description": "Many runs from one file: the members are every base spec with every combination of the grid's values (and the zip's paired values) set on it, like `--set`. Run with `lethe sweep`. A member is an ordinary run: its config hash is its base spec's with the member's settings, so finished members are reused.",
+  "type": "object",
+  "additionalProperties": false,
+  "required": ["version", "kind", "base"],
+  "properties": {
+    "$schema": { "type": "string", "description": "Editors' schema hint; ignored by Lethe." },
+    "version": { "const": 1, "description": "Spec format version." },
+    "kind": { "const": "sweep", "description": "A sweep of run specs." },
+    "name": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]*$", "maxLength": 80, "description": "A label for listings and Slurm job names." },
+    "description": { "type": "string", "description": "Free text." },
+    "base": {
+      "description": "The run spec every member starts from (relative to this file), or a list of them (a method table: every base with every grid point).",
+      "oneOf": [
+        { "type": "string", "minLength": 1 },
+        { "type": "array", "minItems": 1, "uniqueItems": true, "items": { "type": "string", "minLength": 1 } }
+      ]
+    },
+    "grid": {
+      "type": "object",
+      "default": {},
+      "description": "Spec paths (as for --set: unlearn.alpha, seed, data.forget.classes) and the values each takes; the members are their cartesian product, in the order written.",
+      "propertyNames": { "$ref": "#/$defs/path" },
+      "additionalProperties": { "type": "array", "minItems": 1 }
+    },
+    "zip": {
+      "type": "object",
+      "default": {},
+      "description": "Spec paths whose lists of equal length are paired: the i-th values go together (one dimension of the product).",
+      "propertyNames": { "$ref": "#/$defs/path" },
+      "additionalProperties": { "type": "array", "minItems": 1 }
+    },
+    "set": {
+      "type": "object",
+      "default": {},
+      "description": "Spec paths set to one value in every member (as --set does).",
+      "propertyNames": { "$ref": "#/$defs/path" }
+    },
+    "slurm": {
+      "type": "object",
+      "additionalProperties": false,
+      "default": {},
+      "description": "Resources of the Slurm executor's jobs (`lethe sweep --executor slurm`); command-line options override them.",
+      "properties": {
+        "partition": { "type": "string", "minLength": 1 },
+        "time": { "type": "string", "pattern": "^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$", "default": "4:00:00", "description": "Wall-clock limit per job (Slurm's formats: minutes, H:MM:SS, D-HH:MM:SS)." },
+        "cpus_per_task": { "type": "integer", "minimum": 1, "default": 2, "description": "Cores per member; also the member's thread count." },
+        "mem": { "type": "string", "pattern": "^[0-9]+[KMGT]?$", "default": "8G", "description": "Memory per job (Slurm's --mem)." },
+        "max_parallel": { "type": "integer", "minimum": 1, "description": "At most this many members at once (the %M of --array=0-N%M); no limit when absent." },
+        "account": { "type": "string", "minLength": 1 },
+        "qos": { "type": "string", "minLength": 1 }
+      }
+    },
+    "output": {
+      "type": "object",
+      "additionalProperties": false,
+      "default": {},
+      "properties": {
+        "dir": { "type": "string", "minLength": 1, "default": "runs", "description": "The runs folder of the sweep's results (<dir>/sweeps/<sweep-hash>/); relative to the working directory. Members keep their own output.dir unless the grid or set gives one." }
+      }
+    }
+  },
+  "$defs": {
+    "path": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z0-9_]+)*$", "description": "A dotted spec path, as --set takes it." }
+  }
+}
+"""#),
         ("train.schema.json", #"""
 {
   "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -4,6 +4,20 @@ public struct Override: Sendable, Hashable {
     public var path: [String]
     public var valueText: String
     public var source: String
+    /// Where the value was written when it did not come from the command line (a sweep's grid value).
+    public var origin: SourceMark?
+
+    /// `path` set to `value` (rendered as JSON, which YAML reads back as the same value), placed at
+    /// `origin` in error messages: a sweep member's setting.
+    public init(path: [String], value: JSONValue, origin: SourceMark?) {
+        self.path = path
+        self.valueText = (try? CanonicalJSON.string(value)) ?? "null"
+        self.source = path.joined(separator: ".") + "=" + valueText
+        self.origin = origin
+    }
+
+    /// The override as `lethe run` takes it: `key.path=value`.
+    public var argument: String { source }
 
     public init(parsing text: String) throws(SpecError) {
         let origin = SourceMark(file: "--set", line: 1, column: 1)
@@ -18,18 +32,19 @@ public struct Override: Sendable, Hashable {
         self.path = path
         self.valueText = String(text[text.index(after: eq)...])
         self.source = text
+        self.origin = nil
     }
 
     /// Where the value starts, for error marks: `--set:1:<column of the value>`.
     var valueMark: SourceMark {
-        SourceMark(file: "--set \(source)", line: 1, column: path.joined(separator: ".").count + 2)
+        origin ?? SourceMark(file: "--set \(source)", line: 1, column: path.joined(separator: ".").count + 2)
     }
 
     /// Applies the override to a YAML tree, creating mappings on the way as needed.
     public func apply(to root: YAMLNode) throws(SpecError) -> YAMLNode {
         let parsed: YAMLNode
         do {
-            parsed = try YAMLLoader.loadDocument(Array(valueText.utf8), file: "--set \(source)")
+            parsed = try YAMLLoader.loadDocument(Array(valueText.utf8), file: origin?.file ?? "--set \(source)")
         } catch {
             throw SpecError("override value: \(error.message)", at: JSONPointer(path), mark: error.mark)
         }

@@ -22,6 +22,13 @@ public struct Planner: Sendable {
     }
 
     public func plan(_ doc: SpecDocument, visiting: [String] = []) throws(SpecError) -> Plan {
+        if doc.json["kind"]?.stringValue == "sweep" {
+            throw SpecError([
+                doc.diagnostic(
+                    "this is a sweep spec (many runs): run it with `lethe sweep \(doc.path)`; `lethe run` and `lethe plan` take one run spec",
+                    at: JSONPointer(["kind"]))
+            ])
+        }
         var checks = SemanticChecks(doc: doc, spec: doc.json)
         checks.finiteNumbers(doc.json)
         if checks.renamedNames() { throw SpecError(Diagnostic.inSourceOrder(checks.diagnostics)) }

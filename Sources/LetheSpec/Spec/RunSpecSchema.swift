@@ -2,10 +2,14 @@
 public struct RunSpecSchema: Sendable {
     public static let baseURI = "https://lethe.invalid/schemas/"
     public static let rootURI = baseURI + "run-spec.schema.json"
+    /// The root of sweep specs (`kind: sweep`), in the same registry.
+    public static let sweepURI = baseURI + "sweep.schema.json"
 
     public let registry: SchemaRegistry
-    public var validator: SchemaValidator {
-        SchemaValidator(registry: registry, rootURI: Self.rootURI, exactIntegers: true)
+    public var validator: SchemaValidator { validator(root: Self.rootURI) }
+
+    public func validator(root: String) -> SchemaValidator {
+        SchemaValidator(registry: registry, rootURI: root, exactIntegers: true)
     }
 
     /// The schemas compiled into the binary (identical to `schemas/`, which a test checks).
@@ -40,8 +44,8 @@ public struct RunSpecSchema: Sendable {
 
     /// The instance with every `default` the schema gives filled in, including defaults that
     /// `if`/`then` branches give once earlier defaults are in place.
-    public func fillingDefaults(_ instance: JSONValue) -> JSONValue {
-        guard let root = registry.resolve(Self.rootURI, base: Self.rootURI) else { return instance }
+    public func fillingDefaults(_ instance: JSONValue, root uri: String = rootURI) -> JSONValue {
+        guard let root = registry.resolve(uri, base: uri) else { return instance }
         var current = instance
         for _ in 0..<8 {
             var filler = DefaultFiller(registry: registry)

@@ -58,9 +58,11 @@ public struct SpecDocument: Sendable {
     }
 
     /// Schema violations, each placed at the value (or key) it concerns, in source order.
-    public func schemaDiagnostics(_ schema: RunSpecSchema = .embedded) -> [Diagnostic] {
+    public func schemaDiagnostics(_ schema: RunSpecSchema = .embedded, root: String = RunSpecSchema.rootURI)
+        -> [Diagnostic]
+    {
         var seen = Set<Diagnostic>()
-        let all = schema.validator.validate(json).map {
+        let all = schema.validator(root: root).validate(json).map {
             diagnostic($0.message, at: $0.instancePath, key: $0.concernsKey)
         }.filter { seen.insert($0).inserted }
         return all.sorted { a, b in
