@@ -18,7 +18,10 @@ demo: build
 	$(LETHE) validate configs/*.yaml
 	$(LETHE) run $(DEMO_SPEC)
 
+# The Slurm executor's tests run against a one-node Slurm cluster on this machine when the script can
+# start one (root, slurm-wlm + munge); otherwise they say so and the rest of the suite runs.
 test: setup
+	-@scripts/slurm-test-cluster.sh start
 	swift test
 
 # Formatting (.swift-format: 120 columns, one declaration per line, no semicolons); CI runs `lint`.

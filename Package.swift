@@ -87,5 +87,6 @@ let package = Package(
             swiftSettings: numericSwiftSettings),
         .testTarget(name: "LetheCLITests", dependencies: ["lethe"], exclude: ["Golden"]),
         .testTarget(name: "LetheFuzzTests", dependencies: ["LetheFuzz"]),
+        .testTarget(name: "LetheSweepTests", dependencies: ["LetheSweep", "LetheSpec", "LetheRuns"]),
     ]
 )

@@ -200,8 +200,9 @@ public struct SweepRecord: Sendable {
     }
 }
 
-/// Slurm resources of a sweep (the spec's `slurm` section, overridable on the command line).
-public struct SlurmSettings: Sendable, Equatable {
+/// Slurm resources of a sweep (the spec's `slurm` section with the schema's defaults filled in, typed;
+/// command-line options override them).
+public struct SlurmSettings: Decodable, Sendable, Equatable {
     public var partition: String?
     public var time: String
     public var cpusPerTask: Int
@@ -210,14 +211,11 @@ public struct SlurmSettings: Sendable, Equatable {
     public var account: String?
     public var qos: String?
 
-    init(_ json: JSONValue?) {
-        partition = json?["partition"]?.stringValue
-        time = json?["time"]?.stringValue ?? "4:00:00"
-        cpusPerTask = json?["cpus_per_task"]?.intValue ?? 2
-        mem = json?["mem"]?.stringValue ?? "8G"
-        maxParallel = json?["max_parallel"]?.intValue
-        account = json?["account"]?.stringValue
-        qos = json?["qos"]?.stringValue
+    /// The section as the planner resolved it (every default present).
+    static func decode(_ section: JSONValue) throws -> SlurmSettings {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(SlurmSettings.self, from: Data(try CanonicalJSON.string(section).utf8))
     }
 }
 
@@ -404,9 +402,16 @@ public struct SweepPlanner: Sendable {
         let output = FileSystem.resolve(spec["output"]?["dir"]?.stringValue ?? "runs", relativeTo: workingDirectory)
         let name =
             spec["name"]?.stringValue ?? URL(fileURLWithPath: doc.path).deletingPathExtension().lastPathComponent
+        let slurm: SlurmSettings
+        do { slurm = try SlurmSettings.decode(spec["slurm"] ?? .object(JSONObject())) } catch {
+            // The schema validated the section and filled its defaults, so this is a defect in Lethe.
+            throw SpecError(
+                "internal error: the resolved slurm section does not decode (\(error)); please report it",
+                mark: doc.mark(JSONPointer(["slurm"])))
+        }
         return SweepPlan(
             path: FileSystem.resolve(doc.path, relativeTo: workingDirectory), name: name, hash: hash,
             directory: output + "/sweeps/" + hash, members: members,
-            stages: stages, varied: varied, slurm: SlurmSettings(spec["slurm"]))
+            stages: stages, varied: varied, slurm: slurm)
     }
 }

@@ -19,6 +19,8 @@ enum CLI {
         var code: Int32
         var out: String
         var err: String
+        /// The process ended by a signal (`code` is then its number).
+        var signaled = false
     }
 
     /// A started process whose output goes to files (no pipe can fill up and stall it).
@@ -28,8 +30,11 @@ enum CLI {
         let err: String
     }
 
-    static func start(_ arguments: [String], in folder: String) throws -> Running {
+    static func start(_ arguments: [String], in folder: String, environment: [String: String]? = nil) throws
+        -> Running
+    {
         let p = Process()
+        if let environment { p.environment = environment }
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = arguments
         p.currentDirectoryURL = URL(fileURLWithPath: folder)
@@ -49,11 +54,13 @@ enum CLI {
         let err = (try? String(contentsOfFile: running.err, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(atPath: running.out)
         try? FileManager.default.removeItem(atPath: running.err)
-        return Result(code: running.process.terminationStatus, out: out, err: err)
+        return Result(
+            code: running.process.terminationStatus, out: out, err: err,
+            signaled: running.process.terminationReason == .uncaughtSignal)
     }
 
-    static func run(_ arguments: [String], in folder: String) throws -> Result {
-        finish(try start(arguments, in: folder))
+    static func run(_ arguments: [String], in folder: String, environment: [String: String]? = nil) throws -> Result {
+        finish(try start(arguments, in: folder, environment: environment))
     }
 
     static func folder() -> String {

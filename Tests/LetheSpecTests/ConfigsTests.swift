@@ -4,11 +4,7 @@ import Testing
 
 /// Every shipped config is valid, and a broken copy of any of them fails with located errors.
 @Suite struct ConfigsTests {
-    static let configs: [String] = {
-        ((try? FileManager.default.contentsOfDirectory(atPath: Repo.path("configs"))) ?? []).filter {
-            $0.hasSuffix(".yaml")
-        }.sorted()
-    }()
+    static let configs = Repo.runSpecConfigs
 
     @Test func thereAreConfigsForEveryArchitectureAndMethod() {
         for arch in ["mae", "vq-autoencoder", "mage", "diffusion"] {

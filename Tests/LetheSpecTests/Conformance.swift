@@ -45,4 +45,14 @@ enum Repo {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent()
     static func path(_ relative: String) -> String { root.appendingPathComponent(relative).path }
+
+    /// The run specs in configs/ (file names, sorted): every YAML file but the sweep specs, which
+    /// LetheSweepTests check.
+    static let runSpecConfigs: [String] = {
+        ((try? FileManager.default.contentsOfDirectory(atPath: path("configs"))) ?? []).filter {
+            $0.hasSuffix(".yaml")
+                && !((try? String(contentsOfFile: path("configs/" + $0), encoding: .utf8))?.contains("\nkind: sweep")
+                    ?? false)
+        }.sorted()
+    }()
 }

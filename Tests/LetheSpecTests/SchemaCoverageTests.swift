@@ -161,9 +161,7 @@ import Testing
 
     /// Every shipped config decodes, and the typed values are the resolved JSON's.
     @Test func shippedConfigsDecodeToTheResolvedValues() throws {
-        for file in try FileManager.default.contentsOfDirectory(atPath: Repo.path("configs")).filter({
-            $0.hasSuffix(".yaml")
-        }).sorted() {
+        for file in Repo.runSpecConfigs {
             let plan = try Planner(workingDirectory: Repo.path(".")).plan(specPath: Repo.path("configs/" + file))
             #expect(plan.spec.kind.rawValue == plan.resolved["kind"]?.stringValue, "\(file)")
             #expect(plan.spec.train.steps == plan.resolved["train"]?["steps"]?.intValue, "\(file)")
