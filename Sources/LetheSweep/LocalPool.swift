@@ -100,7 +100,7 @@ public struct LocalPool {
                 }
                 guard let finished = running.removeValue(forKey: pid) else { continue }
                 done += 1
-                let elapsed = Progress.duration(Date().timeIntervalSince(finished.started))
+                let elapsed = Elapsed.text(Date().timeIntervalSince(finished.started))
                 let exited = status & 0x7f == 0
                 let code = (status >> 8) & 0xff
                 let signal = status & 0x7f
@@ -174,13 +174,5 @@ public struct LocalPool {
             throw RunError("cannot start \(binary): \(String(cString: strerror(rc)))")
         }
         return pid
-    }
-}
-
-/// Durations as the progress lines show them (`2m10s`).
-enum Progress {
-    static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? "\(s / 3600)h\((s % 3600) / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
     }
 }

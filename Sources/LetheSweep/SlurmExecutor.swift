@@ -114,8 +114,8 @@ public struct SlurmExecutor {
         return (lines + body).joined(separator: "\n") + "\n"
     }
 
-    /// A shell word in single quotes.
-    static func quote(_ s: String) -> String {
+    /// `s` as one shell word: as it is when it is plain, else in single quotes.
+    public static func quote(_ s: String) -> String {
         s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,@%+".contains($0) }) && !s.isEmpty
             ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }

@@ -31,8 +31,5 @@ public struct Progress: Sendable {
             Data((interactive ? "\r\u{1B}[K" + line + (done == total ? "\n" : "") : line + "\n").utf8))
     }
 
-    public static func duration(_ seconds: Double) -> String {
-        let s = Int(seconds.rounded())
-        return s >= 3600 ? "\(s / 3600)h\((s % 3600) / 60)m" : s >= 60 ? "\(s / 60)m\(s % 60)s" : "\(s)s"
-    }
+    public static func duration(_ seconds: Double) -> String { Elapsed.text(seconds) }
 }

@@ -81,7 +81,7 @@ struct SweepRun: ParsableCommand {
                 for job in pending {
                     let after = job.needs.isEmpty ? "" : "  (after \(job.needs.joined(separator: ", ")))"
                     print(
-                        "  \(job.name): lethe \(job.arguments.map(SweepText.shellWord).joined(separator: " ")) --threads \(threads)\(after)"
+                        "  \(job.name): lethe \(job.arguments.map(SlurmExecutor.quote).joined(separator: " ")) --threads \(threads)\(after)"
                     )
                 }
                 return
@@ -89,7 +89,7 @@ struct SweepRun: ParsableCommand {
             let lock = try SweepText.lock(plan)
             defer { lock.release() }
             let pool = LocalPool(
-                binary: binary, jobs: jobs, threads: threads, logFolder: plan.directory + "/logs", log: { print($0) })
+                binary: binary, jobs: jobs, threads: threads, logFolder: plan.directory + "/logs", log: SweepText.say)
             let outcome: LocalPool.Outcome
             do { outcome = try pool.run(pending) } catch { throw failure("\(error)") }
             let files = try SweepText.collect(plan.record, into: plan.directory)
@@ -138,7 +138,7 @@ struct SweepRun: ParsableCommand {
             let lock = try SweepText.lock(plan)
             defer { lock.release() }
             _ = try SweepText.collect(plan.record, into: plan.directory)
-            do { _ = try executor.submit(scripts) { print($0) } } catch { throw failure("\(error)") }
+            do { _ = try executor.submit(scripts, log: SweepText.say) } catch { throw failure("\(error)") }
             print("follow it with `lethe sweep status \(sweep)`; the collect job writes \(plan.directory)/table.md")
         }
     }
@@ -199,6 +199,12 @@ enum SweepText {
         }
     }
 
+    /// A progress line, flushed at once (the pool runs for hours, often with its output in a file).
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)  // every output stream: standard output is the one written
+    }
+
     /// The running `lethe` executable, which the jobs run.
     static var binary: String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
@@ -229,11 +235,5 @@ enum SweepText {
     /// Writes members.json, table.md, table.csv (and pareto.svg) into `folder`.
     static func collect(_ record: SweepRecord, into folder: String) throws -> [String] {
         do { return try SweepResults(record).write(record, into: folder) } catch { throw failure("\(error)") }
-    }
-
-    /// An argument as a shell word (for printed commands).
-    static func shellWord(_ s: String) -> String {
-        s.allSatisfy({ $0.isLetter || $0.isNumber || "-_./=:,@%+".contains($0) }) && !s.isEmpty
-            ? s : "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'"
     }
 }
