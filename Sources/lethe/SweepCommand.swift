@@ -92,7 +92,16 @@ struct SweepRun: ParsableCommand {
                 binary: binary, jobs: jobs, threads: threads, logFolder: plan.directory + "/logs", log: SweepText.say)
             let outcome: LocalPool.Outcome
             do { outcome = try pool.run(pending) } catch { throw failure("\(error)") }
-            let files = try SweepText.collect(plan.record, into: plan.directory)
+            var record = plan.record
+            for i in record.members.indices {
+                let job = SweepPlan.memberJobName(record.members[i].index)
+                switch outcome.statuses[job] {
+                case .failed(let why)?: record.members[i].state = "failed (\(why); logs/\(job).log)"
+                case .skipped(let need)?: record.members[i].state = "not run (\(need) failed)"
+                default: break
+                }
+            }
+            let files = try SweepText.collect(record, into: plan.directory)
             let failed = outcome.statuses.filter {
                 if case .failed = $0.value { return true }
                 if case .skipped = $0.value { return true }

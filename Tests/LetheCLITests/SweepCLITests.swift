@@ -95,6 +95,27 @@ import Testing
         #expect(try String(contentsOfFile: results + "/table.md", encoding: .utf8).contains("| finished |"))
     }
 
+    /// A member that fails (its loss diverges) does not stop the others; the sweep exits 2 and its
+    /// table says which member failed and where its log is.
+    @Test func aFailedMemberIsReportedAndTheOthersFinish() throws {
+        let folder = try Self.folder()
+        try """
+        version: 1
+        kind: sweep
+        base: un.yaml
+        zip: {train.optimizer.lr: [1.0e+30, 1.0e-4], train.optimizer.name: [sgd, adam]}
+        """.write(toFile: folder + "/sweep.yaml", atomically: true, encoding: .utf8)
+        let r = try CLI.run(["sweep", "sweep.yaml", "--jobs", "1"], in: folder)
+        #expect(r.code == 2, "\(r.out)\(r.err)")
+        #expect(
+            r.out.contains("member 0 (train.optimizer.lr=1e+30 train.optimizer.name=sgd): FAILED (exit code 2)"),
+            "\(r.out)")
+        #expect(r.err.contains("1 job did not finish: member-0000"))
+        let table = try String(contentsOfFile: try #require(Self.sweepFolder(folder)) + "/table.md", encoding: .utf8)
+        #expect(table.contains("| failed (exit code 2; logs/member-0000.log) |"), "\(table)")
+        #expect(table.contains("| finished |"))
+    }
+
     /// --dry-run with slurm prints the batch scripts and sbatch commands and submits nothing.
     @Test func theSlurmDryRunPrintsScriptsAndSubmitsNothing() throws {
         let folder = try Self.folder()
