@@ -22,6 +22,8 @@ struct RunContext {
         planInputs = plan.inputs
         mode = Self.mode(spec.numerics.mode)
         Numerics.configure(threads: threads, mode: mode)
+        // Never train on wrong products: the BLAS kernel in use is checked (once per machine).
+        do { try BLASSelfCheck.verify() } catch { throw RunError(error.description) }
         let data = spec.data
         let loaded: (train: LabeledImages, test: LabeledImages)
         switch data.dataset {

@@ -75,9 +75,27 @@ struct Bench: ParsableCommand {
         print(
             "lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per measurement, \(rounds) round(s)"
         )
+        print("CPU: \(CPUFacts.summary)")
+        let check: String
+        do {
+            try BLASSelfCheck.verify()
+            check = "passed"
+        } catch {
+            check = "FAILED: \(error)"
+        }
+        print(
+            "OpenBLAS kernel \(Numerics.blasCore) (OPENBLAS_CORETYPE \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset: autodetected")); product self-check \(check)"
+        )
         let torch = TorchReference(python: torchPython, threads: threads)
         let peak = measureSgemmPeak()
-        print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s", peak))
+        if threads > 1 {
+            let single = measureSgemmPeak(threads: 1)
+            print(
+                String(format: "sgemm 1024^3 peak: %.1f GFLOP/s at 1 thread, %.1f at %d threads", single, peak, threads)
+            )
+        } else {
+            print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s at 1 thread", peak))
+        }
         if !stepsOnly {
             opRows(peak: peak, torch: torch)
             print("")
@@ -202,9 +220,9 @@ struct Bench: ParsableCommand {
         return bestTime
     }
 
-    /// OpenBLAS's peak at this thread count (strict mode runs it single-threaded per block).
-    func measureSgemmPeak() -> Double {
-        Numerics.configure(threads: threads, mode: .fast)  // the peak is OpenBLAS's own, multi-threaded
+    /// OpenBLAS's peak at this thread count, or at `count` (strict mode runs it single-threaded per block).
+    func measureSgemmPeak(threads count: Int? = nil) -> Double {
+        Numerics.configure(threads: count ?? threads, mode: .fast)  // the peak is OpenBLAS's own, multi-threaded
         defer { Numerics.configure(threads: threads, mode: mode) }
         let n = 1024
         let a = [Float](repeating: 1, count: n * n)
@@ -226,3 +244,25 @@ struct Bench: ParsableCommand {
 }
 
 extension Numerics.Mode: ExpressibleByArgument {}
+
+/// The CPU as `lethe bench` reports it: name, vendor family and model, and its widest vector extension.
+enum CPUFacts {
+    static func field(_ name: String) -> String? {
+        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first {
+                $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == name
+            }?
+            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+    }
+
+    static var summary: String {
+        let flags = Set((field("flags") ?? "").split(separator: " ").map(String.init))
+        let vector = flags.contains("avx512f") ? "AVX-512" : flags.contains("avx2") ? "AVX2" : "no AVX2"
+        let family = Int(field("cpu family") ?? "")
+        let vendor = field("vendor_id") ?? "?"
+        let known: [String: [Int: String]] = ["AuthenticAMD": [23: "Zen 1/2", 25: "Zen 3/4", 26: "Zen 5"]]
+        let generation = family.flatMap { known[vendor]?[$0] }.map { ", \($0)" } ?? ""
+        return
+            "\(field("model name") ?? "unknown"), \(vendor) family \(family.map(String.init) ?? "?") model \(field("model") ?? "?")\(generation), \(vector)"
+    }
+}

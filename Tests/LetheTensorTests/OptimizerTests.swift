@@ -153,3 +153,37 @@ import Testing
         #expect((0..<1000).allSatisfy { _ in (0..<7).contains(rng.int(below: 7)) })
     }
 }
+
+/// The start-up check of the BLAS kernel: the kernel in use passes; products that are wrong, even in
+/// one element or by one term, are caught with the shape and element named.
+@Suite struct BLASSelfCheckTests {
+    @Test func theKernelInUsePassesAndWrongProductsAreCaught() throws {
+        Numerics.configure(threads: 2, mode: .fast)
+        #expect(BLASSelfCheck.check(serial: true, gemm: BLASSelfCheck.openBLAS) == nil)
+        #expect(BLASSelfCheck.check(serial: false, gemm: BLASSelfCheck.openBLAS) == nil)
+        try BLASSelfCheck.verify()
+        // A kernel that drops the last term of every sum (a mis-handled tail of the k loop).
+        let droppedTail: BLASSelfCheck.Gemm = { ta, tb, m, n, k, a, b in
+            var c = [Float](repeating: 0, count: m * n)
+            for i in 0..<m {
+                for j in 0..<n {
+                    for p in 0..<(k - 1) {
+                        c[i * n + j] += (ta ? a[p * m + i] : a[i * k + p]) * (tb ? b[j * k + p] : b[p * n + j])
+                    }
+                }
+            }
+            return c
+        }
+        let problem = try #require(BLASSelfCheck.check(serial: true, gemm: droppedTail))
+        #expect(problem.contains("AB of 64x64 by 64x64: element (0, 0)"), "\(problem)")
+        // One wrong element of a transposed product is enough.
+        let oneWrong: BLASSelfCheck.Gemm = { ta, tb, m, n, k, a, b in
+            var c = BLASSelfCheck.openBLAS(ta, tb, m, n, k, a, b)
+            if ta && tb && m == 257 { c[c.count - 1] += 1 }
+            return c
+        }
+        #expect(
+            BLASSelfCheck.check(serial: true, gemm: oneWrong)?.contains("AᵀBᵀ of 257x513 by 513x8: element (256, 7)")
+                == true)
+    }
+}
