@@ -255,13 +255,27 @@ enum CPUFacts {
             .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
     }
 
+    /// AMD's core generation from the family and model numbers (family 25: Zen 3, or Zen 4 for models
+    /// 0x10-0x1f, 0x60-0x7f and 0xa0-0xaf).
+    static func amdGeneration(family: Int?, model: Int?) -> String? {
+        switch (family, model) {
+        case (23?, _): return "Zen/Zen 2"
+        case (25?, let m?):
+            return (0x10...0x1f).contains(m) || (0x60...0x7f).contains(m) || (0xa0...0xaf).contains(m)
+                ? "Zen 4" : "Zen 3"
+        case (26?, _): return "Zen 5"
+        default: return nil
+        }
+    }
+
     static var summary: String {
         let flags = Set((field("flags") ?? "").split(separator: " ").map(String.init))
         let vector = flags.contains("avx512f") ? "AVX-512" : flags.contains("avx2") ? "AVX2" : "no AVX2"
         let family = Int(field("cpu family") ?? "")
         let vendor = field("vendor_id") ?? "?"
-        let known: [String: [Int: String]] = ["AuthenticAMD": [23: "Zen 1/2", 25: "Zen 3/4", 26: "Zen 5"]]
-        let generation = family.flatMap { known[vendor]?[$0] }.map { ", \($0)" } ?? ""
+        let model = Int(field("model") ?? "")
+        let generation =
+            vendor == "AuthenticAMD" ? amdGeneration(family: family, model: model).map { ", \($0)" } ?? "" : ""
         return
             "\(field("model name") ?? "unknown"), \(vendor) family \(family.map(String.init) ?? "?") model \(field("model") ?? "?")\(generation), \(vector)"
     }
