@@ -22,15 +22,18 @@ struct StepRecord {
         return JSONText.line(.object(JSONObject(fields)))
     }
 
-    /// One line of `timing.jsonl` (kept apart: wall-clock times differ from run to run).
-    var timingLine: String {
-        JSONText.line(
-            .object(
-                JSONObject([
-                    ("step", .integer(step)), ("seconds", .number(seconds)),
-                    ("images_per_second", .number(Double(images) / max(seconds, 1e-12))),
-                ])))
+    /// One line of `timing.jsonl` (kept apart: wall-clock times differ from run to run); with the time
+    /// the resume state took to save after the step, when it was saved.
+    func timingLine(checkpointSeconds: Double? = nil) -> String {
+        var fields: [(String, JSONValue)] = [
+            ("step", .integer(step)), ("seconds", .number(seconds)),
+            ("images_per_second", .number(Double(images) / max(seconds, 1e-12))),
+        ]
+        if let checkpointSeconds { fields.append(("checkpoint_seconds", .number(checkpointSeconds))) }
+        return JSONText.line(.object(JSONObject(fields)))
     }
+
+    var timingLine: String { timingLine() }
 }
 
 /// The one training loop every stage runs (pretraining, unlearning, the feature classifier): for each
@@ -104,13 +107,19 @@ struct TrainingLoop {
                     step: step + 1, terms: out.terms, learningRate: optimizer.learningRate, gradNorm: gradNorm,
                     seconds: Date().timeIntervalSince(started), images: out.images)
                 curve.append(record.metricsLine)
-                timing.append(record.timingLine)
                 progress.update(
                     step: step, loss: out.terms.first?.value ?? Double(out.loss.scalar), lr: optimizer.learningRate,
                     imagesPerSecond: Double(out.images) / max(record.seconds, 1e-12))
                 let done = step + 1
                 let due = (resume.every > 0 && done % resume.every == 0) || done == steps
-                if due { try save(done, into: dir, streams: streams, build: build) }
+                if due {
+                    let saving = Date()
+                    timing.append(record.timingLine)  // the state saved holds the timings up to this step
+                    try save(done, into: dir, streams: streams, build: build)
+                    timing[timing.count - 1] = record.timingLine(checkpointSeconds: Date().timeIntervalSince(saving))
+                } else {
+                    timing.append(record.timingLine)
+                }
                 TestStopHook.fire(after: done)
                 if let signal = StopSignals.requested {
                     if !due { try save(done, into: dir, streams: streams, build: build) }
