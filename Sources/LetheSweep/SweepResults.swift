@@ -124,6 +124,31 @@ public struct SweepResults {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// `report.html`: the sweep's facts, the table and the Pareto plot in one self-contained page.
+    func html(_ record: SweepRecord, pareto: String?) -> String {
+        let headers = ["#"] + varied + columns.map(\.title) + ["run", "state"]
+        var table = "<table>\n<tr>" + headers.map { "<th>\(Report.escape($0))</th>" }.joined() + "</tr>\n"
+        for row in rows {
+            let settings = varied.map { path in
+                row.settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? ""
+            }
+            let cells = columns.map { ResultTable.text(row.cells[$0.key], format: Self.number) }
+            let fields = [String(row.index)] + settings + cells + [String(row.configHash.prefix(12)), row.state]
+            table += "<tr>" + fields.map { "<td>\(Report.escape($0))</td>" }.joined() + "</tr>\n"
+        }
+        table += "</table>\n<p>Cells: value [95% bootstrap interval over test images] of the unlearned model.</p>"
+        var sections = [("Members", table)]
+        if let pareto { sections.append(("The alpha trade-off", pareto)) }
+        let finished = rows.filter { $0.state == "finished" }.count
+        return Report.html(
+            title: "Sweep \(record.name)",
+            facts: [
+                ("sweep", record.sweep), ("sweep hash", record.hash),
+                ("members", "\(rows.count) (\(finished) finished)"),
+                ("varied", varied.joined(separator: ", ")), ("tool", "lethe " + LetheVersion.current),
+            ], sections: sections)
+    }
+
     static func csvField(_ s: String) -> String {
         s.contains(",") || s.contains("\"") || s.contains("\n")
             ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
@@ -137,7 +162,9 @@ public struct SweepResults {
         var files: [(String, String)] = [
             ("members.json", JSONText.pretty(record.json) + "\n"), ("table.md", markdown), ("table.csv", csv),
         ]
-        if let pareto = Pareto(self) { files.append(("pareto.svg", pareto.svg(title: record.name))) }
+        let pareto = Pareto(self).map { $0.svg(title: record.name) }
+        if let pareto { files.append(("pareto.svg", pareto)) }
+        files.append(("report.html", html(record, pareto: pareto)))
         for (name, text) in files {
             do { try Data(text.utf8).write(to: URL(fileURLWithPath: dir + "/" + name), options: .atomic) } catch {
                 throw RunError("\(dir)/\(name): cannot write: \(FileSystem.reason(error))")

@@ -108,8 +108,10 @@ import Testing
         let files = try results.write(record, into: folder)
         #expect(
             files.map { URL(fileURLWithPath: $0).lastPathComponent } == [
-                "members.json", "table.md", "table.csv", "pareto.svg",
+                "members.json", "table.md", "table.csv", "pareto.svg", "report.html",
             ])
+        let report = try String(contentsOfFile: folder + "/report.html", encoding: .utf8)
+        #expect(report.contains("<td>5 [4, 6]</td>") && report.contains("α=0.5") && report.contains("7 (6 finished)"))
         let back = try SweepRecord.read(folder: folder)
         #expect(back.members.map(\.configHash) == record.members.map(\.configHash))
         #expect(SweepResults(back).csv == results.csv)
