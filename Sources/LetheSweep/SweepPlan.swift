@@ -347,6 +347,18 @@ public struct SweepPlanner: Sendable {
             }
         }
         guard errors.isEmpty else { throw SpecError(errors) }
+        // Two members that are the same run would be one run listed twice.
+        var firstWithHash: [String: Int] = [:]
+        for m in members {
+            if let first = firstWithHash[m.plan.configHash] {
+                throw SpecError([
+                    doc.diagnostic(
+                        "members \(first) (\(members[first].label)) and \(m.index) (\(m.label)) are the same run (config hash \(m.plan.configHash.prefix(16))): their settings resolve to the same spec; list each setting once",
+                        at: JSONPointer([grid.isEmpty ? (zip.isEmpty ? "base" : "zip") : "grid"]))
+                ])
+            }
+            firstWithHash[m.plan.configHash] = m.index
+        }
 
         // Shared stages: every dependency of every member, once, in dependency order.
         var stages: [SweepStage] = []
