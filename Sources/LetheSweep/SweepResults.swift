@@ -276,9 +276,20 @@ public struct Pareto {
             xs += [p.forget.value, p.forget.lo ?? p.forget.value, p.forget.hi ?? p.forget.value]
             ys += [p.retain.value, p.retain.lo ?? p.retain.value, p.retain.hi ?? p.retain.value]
         }
+        // The original is drawn when it does not squeeze the points into a corner (its D_F is usually far
+        // from every unlearned model's); otherwise its values are written beside the plot.
+        let spread = { (v: [Double]) in (v.max() ?? 0) - (v.min() ?? 0) }
+        var originalShown = false
         if let o = original {
-            xs += [o.forget.value]
-            ys += [o.retain.value]
+            let fx = series.flatMap(\.points).map(\.forget.value)
+            let ry = series.flatMap(\.points).map(\.retain.value)
+            let wideX = spread(fx + [o.forget.value]) > 3 * max(spread(fx), 1e-9)
+            let wideY = spread(ry + [o.retain.value]) > 3 * max(spread(ry), 1e-9)
+            if !wideX && !wideY {
+                xs += [o.forget.value]
+                ys += [o.retain.value]
+                originalShown = true
+            }
         }
         func padded(_ v: [Double]) -> (Double, Double) {
             let (lo, hi) = (v.min() ?? 0, v.max() ?? 1)
@@ -315,7 +326,7 @@ public struct Pareto {
             let color = Report.palette[k % Report.palette.count]
             let line = s.points.map { "\(f(px($0.forget.value))),\(f(py($0.retain.value)))" }.joined(separator: " ")
             out += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.2\" points=\"\(line)\"/>\n"
-            for p in s.points {
+            for (i, p) in s.points.enumerated() {
                 let (cx, cy) = (px(p.forget.value), py(p.retain.value))
                 if let lo = p.forget.lo, let hi = p.forget.hi {
                     out +=
@@ -327,14 +338,24 @@ public struct Pareto {
                 }
                 out +=
                     "<circle cx=\"\(f(cx))\" cy=\"\(f(cy))\" r=\"4\" fill=\"\(p.optimal ? color : "white")\" stroke=\"\(color)\" stroke-width=\"1.5\"/>\n"
-                out += "<text x=\"\(f(cx + 6))\" y=\"\(f(cy - 6))\">α=\(Report.format(p.alpha, 3))</text>\n"
+                // Labels alternate above-right and below-left so neighbouring alphas stay readable.
+                let (dx, dy, anchor) = i % 2 == 0 ? (6.0, -7.0, "start") : (-6.0, 15.0, "end")
+                out +=
+                    "<text x=\"\(f(cx + dx))\" y=\"\(f(cy + dy))\" text-anchor=\"\(anchor)\">α=\(Report.format(p.alpha, 3))</text>\n"
             }
             let ly = Int(top) + 18 * k + 8
             out +=
                 "<line x1=\"\(width - Int(right) + 10)\" y1=\"\(ly)\" x2=\"\(width - Int(right) + 26)\" y2=\"\(ly)\" stroke=\"\(color)\" stroke-width=\"2\"/>"
             out += "<text x=\"\(width - Int(right) + 30)\" y=\"\(ly + 4)\">\(Report.escape(s.label))</text>\n"
         }
-        if let o = original {
+        if let o = original, !originalShown {
+            let ly = Int(top) + 18 * series.count + 44
+            out +=
+                "<text x=\"\(width - Int(right) + 10)\" y=\"\(ly)\" font-size=\"11\">original (off the plot):</text>\n"
+            out +=
+                "<text x=\"\(width - Int(right) + 10)\" y=\"\(ly + 14)\" font-size=\"11\">D_R \(Report.format(o.retain.value, 4)), D_F \(Report.format(o.forget.value, 4))</text>\n"
+        }
+        if let o = original, originalShown {
             let (cx, cy) = (px(o.forget.value), py(o.retain.value))
             out +=
                 "<path d=\"M \(f(cx)) \(f(cy - 6)) L \(f(cx + 6)) \(f(cy)) L \(f(cx)) \(f(cy + 6)) L \(f(cx - 6)) \(f(cy)) Z\" fill=\"black\"/>\n"
