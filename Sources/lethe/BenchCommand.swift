@@ -42,6 +42,12 @@ struct Bench: ParsableCommand {
 
     @Flag(
         help:
+            "Time every convolution of the reference models path by path (forward, input gradient, weight gradient) beside PyTorch's oneDNN convolutions."
+    )
+    var convolutions = false
+
+    @Flag(
+        help:
             "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory."
     )
     var endToEnd = false
@@ -95,6 +101,10 @@ struct Bench: ParsableCommand {
             )
         } else {
             print(String(format: "sgemm 1024^3 peak: %.1f GFLOP/s at 1 thread", peak))
+        }
+        if convolutions {
+            convolutionRows(torch: torch)
+            return
         }
         if !stepsOnly {
             opRows(peak: peak, torch: torch)

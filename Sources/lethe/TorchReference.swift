@@ -12,6 +12,8 @@ final class TorchReference {
     private var buffer = Data()
     /// PyTorch's version, from the server's first line.
     private(set) var version = ""
+    /// The oneDNN build PyTorch's CPU convolutions run on, as PyTorch reports it.
+    private(set) var oneDNN = ""
 
     /// Starts the server, or returns nil when the reference environment is absent or does not start
     /// (its error output goes to the terminal).
@@ -32,6 +34,7 @@ final class TorchReference {
             return nil
         }
         self.version = version
+        self.oneDNN = value["onednn"]?.stringValue ?? "unknown"
     }
 
     deinit {
@@ -39,8 +42,9 @@ final class TorchReference {
         process.waitUntilExit()
     }
 
-    /// PyTorch's best time in ms over `seconds` for a reference step (`kind` "step", by model name)
-    /// or an op family ("op", by row name); nil when the server has gone.
+    /// PyTorch's best time in ms over `seconds` for a reference step (`kind` "step", by model name),
+    /// an op family ("op", by row name) or a convolution path ("conv", by its shape and path); nil
+    /// when the server has gone.
     func time(_ kind: String, _ name: String, seconds: Double) -> Double? {
         guard process.isRunning else { return nil }
         do {

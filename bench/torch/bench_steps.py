@@ -365,6 +365,30 @@ def op_functions():
     }
 
 
+def conv_function(name):
+    """One convolution path of `lethe bench --convolutions`, named `x=N,C,H,W;w=O,C,K,K;s=S;p=P;path=P`
+    (path: forward, input (the gradient of the input, forward included), weight (of the weights)).
+    PyTorch runs float32 CPU convolutions through oneDNN (mkldnn)."""
+    spec = dict(kv.split("=") for kv in name.split(";"))
+    xs, ws = [int(v) for v in spec["x"].split(",")], [int(v) for v in spec["w"].split(",")]
+    stride, padding, path = int(spec["s"]), int(spec["p"]), spec["path"]
+    x = torch.randn(*xs, requires_grad=path == "input")
+    w = torch.randn(*ws, requires_grad=path == "weight")
+    if path == "forward":
+        def forward():
+            with torch.no_grad():
+                F.conv2d(x, w, stride=stride, padding=padding)
+        return forward
+    return lambda: F.conv2d(x, w, stride=stride, padding=padding).sum().backward()
+
+
+def onednn_version():
+    for line in torch.__config__.show().splitlines():
+        if "oneDNN" in line or "MKL-DNN" in line:
+            return line.strip().lstrip("- ").strip()
+    return "unknown"
+
+
 STEPS = {"MAE": mae_step, "VQ autoencoder": vq_autoencoder_step, "MAGE": mage_step, "diffusion": diffusion_step}
 
 
@@ -373,8 +397,9 @@ def serve():
     both sides see the same machine: reads lines `step<TAB>NAME<TAB>SECONDS` or `op<TAB>NAME<TAB>SECONDS`
     from stdin and answers each with one JSON line {"model" or "op", "ms", "torch"} (best time over
     SECONDS, after one warm-up call). Models are built on first use, each from seed 0."""
-    steps, ops = {}, None
-    print(json.dumps({"ready": True, "torch": torch.__version__}), flush=True)
+    steps, ops, convs = {}, None, {}
+    print(json.dumps({"ready": True, "torch": torch.__version__, "onednn": onednn_version(),
+                      "mkldnn": torch.backends.mkldnn.is_available()}), flush=True)
     for line in sys.stdin:
         kind, name, seconds = line.rstrip("\n").split("\t")
         if kind == "step":
@@ -382,6 +407,11 @@ def serve():
                 torch.manual_seed(0)
                 steps[name] = STEPS[name]()[2]
             fn, key = steps[name], "model"
+        elif kind == "conv":
+            if name not in convs:
+                torch.manual_seed(0)
+                convs[name] = conv_function(name)
+            fn, key = convs[name], "conv"
         else:
             if ops is None:
                 torch.manual_seed(0)
