@@ -29,6 +29,11 @@ public struct SweepResults {
         public var state: String
         public var cells: [String: ResultTable.Cell]
         public var eval: JSONValue?
+
+        /// The member's value of a varied setting, as the tables show it ("" when it has none).
+        public func setting(_ path: String) -> String {
+            settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? ""
+        }
     }
 
     public var varied: [String]
@@ -85,9 +90,7 @@ public struct SweepResults {
             "|" + headers.map { _ in "---" }.joined(separator: "|") + "|",
         ]
         for row in rows {
-            let settings = varied.map { path in
-                row.settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? ""
-            }
+            let settings = varied.map(row.setting)
             let cells = columns.map { ResultTable.text(row.cells[$0.key], format: Self.number) }
             lines.append(
                 "| "
@@ -110,8 +113,7 @@ public struct SweepResults {
         var lines = [headers.map(Self.csvField).joined(separator: ",")]
         for row in rows {
             var fields = [String(row.index)]
-            fields += varied.map { path in row.settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? ""
-            }
+            fields += varied.map(row.setting)
             for c in columns {
                 let cell = row.cells[c.key]
                 fields += [
@@ -129,9 +131,7 @@ public struct SweepResults {
         let headers = ["#"] + varied + columns.map(\.title) + ["run", "state"]
         var table = "<table>\n<tr>" + headers.map { "<th>\(Report.escape($0))</th>" }.joined() + "</tr>\n"
         for row in rows {
-            let settings = varied.map { path in
-                row.settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? ""
-            }
+            let settings = varied.map(row.setting)
             let cells = columns.map { ResultTable.text(row.cells[$0.key], format: Self.number) }
             let fields = [String(row.index)] + settings + cells + [String(row.configHash.prefix(12)), row.state]
             table += "<tr>" + fields.map { "<td>\(Report.escape($0))</td>" }.joined() + "</tr>\n"
@@ -206,7 +206,7 @@ public struct Pareto {
         var groups: [(label: String, rows: [SweepResults.Row])] = []
         for row in results.rows where row.eval != nil {
             let label = others.map { path in
-                "\(path)=\(row.settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? "")"
+                "\(path)=\(row.setting(path))"
             }.joined(separator: " ")
             if let i = groups.firstIndex(where: { $0.label == label }) {
                 groups[i].rows.append(row)
