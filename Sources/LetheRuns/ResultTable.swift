@@ -132,6 +132,14 @@ public struct ResultTable {
         return 1.96 + 2.4 / Double(max(df, 1))
     }
 
+    /// A metric's short column label (FID, KID, IS, cosine, PSNR, SSIM, acc).
+    public static func label(_ metric: String) -> String {
+        [
+            "fid": "FID", "kid": "KID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM",
+            "accuracy": "acc",
+        ][metric] ?? metric
+    }
+
     /// A cell as text: `value [lo, hi]`, and ` ≈` when the interval overlaps the Original row's.
     public static func text(_ c: Cell?, format number: (Double) -> String) -> String {
         guard let c else { return "" }

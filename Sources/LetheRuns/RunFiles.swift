@@ -66,8 +66,12 @@ public enum RunFiles {
     /// The folder of the running executable (`/proc/self/exe`), where `git -C` finds the checkout a
     /// `swift build` placed it in; nil when it cannot be read.
     static var toolSourceFolder: String? {
-        guard let exe = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else { return nil }
-        return URL(fileURLWithPath: exe).deletingLastPathComponent().path
+        executable.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+    }
+
+    /// The running executable's path (`/proc/self/exe`); nil when it cannot be read.
+    public static var executable: String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
     }
 
     static func shell(_ arguments: String...) -> String? {

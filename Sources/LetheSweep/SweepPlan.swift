@@ -15,6 +15,11 @@ public struct SweepMember: Sendable {
     public var overrides: [Override]
     public var plan: Plan
 
+    /// The member's value of a varied setting, as tables show it ("" when it has none).
+    public func setting(_ path: String) -> String {
+        settings.first { $0.path == path }.map { SweepPlan.text($0.value) } ?? ""
+    }
+
     /// `unlearn.alpha=0.05 seed=1`.
     public var label: String {
         settings.isEmpty

@@ -14,12 +14,8 @@ public struct SweepResults {
         public var metric: String
         public var key: String { split == "hole" ? "hole_psnr" : "\(split)_\(metric)" }
         public var title: String {
-            split == "hole" ? "hole PSNR" : "\(split == "retain" ? "D_R" : "D_F") \(Self.labels[metric] ?? metric)"
+            split == "hole" ? "hole PSNR" : "\(split == "retain" ? "D_R" : "D_F") \(ResultTable.label(metric))"
         }
-        static let labels = [
-            "fid": "FID", "kid": "KID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM",
-            "accuracy": "acc",
-        ]
     }
 
     public struct Row: Sendable {
@@ -269,7 +265,7 @@ public struct Pareto {
     }
 
     public func svg(title: String, width: Int = 560, height: Int = 420) -> String {
-        let label = SweepResults.Column.labels[metric] ?? metric
+        let label = ResultTable.label(metric)
         var xs: [Double] = []
         var ys: [Double] = []
         for p in series.flatMap(\.points) {

@@ -215,9 +215,7 @@ enum SweepText {
     }
 
     /// The running `lethe` executable, which the jobs run.
-    static var binary: String {
-        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
-    }
+    static var binary: String { RunFiles.executable ?? CommandLine.arguments[0] }
 
     static func summary(_ plan: SweepPlan, pending: [SweepJob]) -> String {
         let finished = plan.members.filter(\.finished).count

@@ -32,10 +32,7 @@ struct SweepStatus: ParsableCommand {
             TextTable(
                 headers: ["#"] + plan.varied + ["hash", "state"],
                 rows: zip(plan.members, states).map { m, state in
-                    [String(m.index)]
-                        + plan.varied.map { p in
-                            m.settings.first { $0.path == p }.map { SweepPlan.text($0.value) } ?? ""
-                        } + [String(m.plan.configHash.prefix(16)), state]
+                    [String(m.index)] + plan.varied.map(m.setting) + [String(m.plan.configHash.prefix(16)), state]
                 }
             ).render(.text))
     }

@@ -121,7 +121,7 @@ struct Table: ParsableCommand {
             }
             let text = TextTable(
                 headers: ["\(family.architecture)"]
-                    + columns.map { "\(EvaluationTable.splitLabels[$0.split]!) \(Self.label($0.metric))" },
+                    + columns.map { "\(EvaluationTable.splitLabels[$0.split]!) \(ResultTable.label($0.metric))" },
                 rows: table.rows.map { row in
                     [row.name]
                         + columns.map { ResultTable.text(row.cells["\($0.split).\($0.metric)"], format: { cell($0) }) }
@@ -163,13 +163,5 @@ struct Table: ParsableCommand {
             let json = try? YAMLLoader.loadDocument([UInt8](data), file: path).toJSON().0
         else { return nil }
         return json["kind"]?.stringValue
-    }
-
-    static func label(_ metric: String) -> String {
-        [
-            "fid": "FID", "kid": "KID", "is": "IS", "cosine": "cosine", "psnr": "PSNR", "ssim": "SSIM",
-            "accuracy": "acc",
-        ][metric]
-            ?? metric
     }
 }
