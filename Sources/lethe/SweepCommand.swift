@@ -179,6 +179,11 @@ struct SlurmOptions: ParsableArguments {
         if let time, time.range(of: #"^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$"#, options: .regularExpression) == nil {
             throw ValidationError("--time takes Slurm's formats (minutes, H:MM:SS, D-HH:MM:SS); found '\(time)'")
         }
+        for (name, value) in [("--partition", partition), ("--account", account), ("--qos", qos)] {
+            if let value, value.range(of: #"^[A-Za-z0-9][A-Za-z0-9_.,+-]*$"#, options: .regularExpression) == nil {
+                throw ValidationError("\(name) takes a Slurm name (letters, digits and _ . , + -); found '\(value)'")
+            }
+        }
         if let mem, mem.range(of: #"^[0-9]+[KMGT]?$"#, options: .regularExpression) == nil {
             throw ValidationError("--mem takes a size such as 8G or 8000M; found '\(mem)'")
         }

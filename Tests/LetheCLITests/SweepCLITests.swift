@@ -130,6 +130,9 @@ import Testing
         #expect(Self.sweepFolder(folder) == nil, "a dry run wrote the sweep's folder")
         let bad = try CLI.run(["sweep", "sweep.yaml", "--executor", "slurm", "--time", "soon"], in: folder)
         #expect(bad.code == 2 && bad.err.contains("--time"))
+        let injected = try CLI.run(
+            ["sweep", "sweep.yaml", "--executor", "slurm", "--partition", "p\n#SBATCH --x"], in: folder)
+        #expect(injected.code == 2 && injected.err.contains("--partition"))
     }
 
     /// A sweep on a real Slurm cluster (scripts/slurm-test-cluster.sh starts a one-node one; `make test`

@@ -183,6 +183,7 @@ struct SweepFolder {
         try expectOne(head + "grid:\n  seed: []\n", line: 5, "at least 1")
         try expectOne("version: 1\nkind: sweep\nbase: nowhere.yaml\n", line: 3, "does not exist")
         try expectOne(head + "grdi: {seed: [1]}\n", line: 4, "grdi")
+        try expectOne(head + "slurm:\n  partition: \"a b\"\n", line: 5, "pattern")
         try expectOne(head + "grid:\n  unlearn.alpha: [1, 0.5, 1.0]\n", line: 5, "are the same run")
         try folder.write("inner.yaml", "version: 1\nkind: sweep\nbase: un.yaml\n")
         try expectOne("version: 1\nkind: sweep\nbase: [un.yaml, inner.yaml]\n", line: 3, "itself a sweep")

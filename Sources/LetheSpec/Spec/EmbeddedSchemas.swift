@@ -303,13 +303,13 @@ public enum EmbeddedSchemas {
       "default": {},
       "description": "Resources of the Slurm executor's jobs (`lethe sweep --executor slurm`); command-line options override them.",
       "properties": {
-        "partition": { "type": "string", "minLength": 1 },
+        "partition": { "$ref": "#/$defs/slurmName", "description": "Slurm partition (or a comma-separated list)." },
         "time": { "type": "string", "pattern": "^([0-9]+-)?[0-9]+(:[0-9]{2}){0,2}$", "default": "4:00:00", "description": "Wall-clock limit per job (Slurm's formats: minutes, H:MM:SS, D-HH:MM:SS)." },
         "cpus_per_task": { "type": "integer", "minimum": 1, "default": 2, "description": "Cores per member; also the member's thread count." },
         "mem": { "type": "string", "pattern": "^[0-9]+[KMGT]?$", "default": "8G", "description": "Memory per job (Slurm's --mem)." },
         "max_parallel": { "type": "integer", "minimum": 1, "description": "At most this many members at once (the %M of --array=0-N%M); no limit when absent." },
-        "account": { "type": "string", "minLength": 1 },
-        "qos": { "type": "string", "minLength": 1 }
+        "account": { "$ref": "#/$defs/slurmName" },
+        "qos": { "$ref": "#/$defs/slurmName" }
       }
     },
     "output": {
@@ -322,6 +322,7 @@ public enum EmbeddedSchemas {
     }
   },
   "$defs": {
+    "slurmName": { "type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.,+-]*$", "description": "A Slurm name: letters, digits and _ . , + - (it is written into the batch scripts)." },
     "path": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z0-9_]+)*$", "description": "A dotted spec path, as --set takes it." }
   }
 }
