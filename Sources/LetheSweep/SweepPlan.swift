@@ -417,8 +417,11 @@ public struct SweepPlanner: Sendable {
             ]))
         let hash = Digest.sha256(try! CanonicalJSON.string(identity))
         let output = FileSystem.resolve(spec["output"]?["dir"]?.stringValue ?? "runs", relativeTo: workingDirectory)
+        // The name goes into Slurm job names: the file's stem, reduced to the characters `name` allows.
+        let stem = URL(fileURLWithPath: doc.path).deletingPathExtension().lastPathComponent
         let name =
-            spec["name"]?.stringValue ?? URL(fileURLWithPath: doc.path).deletingPathExtension().lastPathComponent
+            spec["name"]?.stringValue
+            ?? String(stem.map { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) ? $0 : "_" })
         let slurm: SlurmSettings
         do { slurm = try SlurmSettings.decode(spec["slurm"] ?? .object(JSONObject())) } catch {
             // The schema validated the section and filled its defaults, so this is a defect in Lethe.
