@@ -170,6 +170,30 @@ public struct SlurmExecutor {
         return ids
     }
 
+    /// The jobs a sweep submitted (`slurm/jobs.json` in `sweepFolder`: job name -> id), if any.
+    public static func submittedJobs(sweepFolder: String) -> [(name: String, id: String)] {
+        guard let json = (try? RunStore.json(sweepFolder + "/slurm", "jobs.json")) ?? nil, let object = json.objectValue
+        else { return [] }
+        return object.keys.sorted().compactMap { key in object[key]?.stringValue.map { (key, $0) } }
+    }
+
+    /// What Slurm says of `jobs` now: per job name, its tasks counted by state (PENDING, RUNNING, ...),
+    /// or nil when squeue cannot be asked. A job Slurm no longer lists has ended.
+    public static func queueStates(_ jobs: [(name: String, id: String)]) -> [String: [String: Int]]? {
+        guard !jobs.isEmpty else { return [:] }
+        let (code, out, _) = shell(["squeue", "-h", "-r", "-o", "%i %T", "-j", jobs.map(\.id).joined(separator: ",")])
+        guard code == 0 else { return nil }
+        var states: [String: [String: Int]] = [:]
+        for line in out.split(separator: "\n") {
+            let fields = line.split(separator: " ")
+            guard fields.count == 2 else { continue }
+            let id = fields[0].split(separator: "_").first.map(String.init) ?? ""
+            guard let job = jobs.first(where: { $0.id == id }) else { continue }
+            states[job.name, default: [:]][String(fields[1]), default: 0] += 1
+        }
+        return states
+    }
+
     /// Runs a program (found on PATH), returning its exit code, output and error text.
     public static func shell(_ arguments: [String]) -> (Int32, String, String) {
         let p = Process()

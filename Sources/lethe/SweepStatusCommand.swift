@@ -7,7 +7,7 @@ struct SweepStatus: ParsableCommand {
         commandName: "status",
         abstract: "List a sweep's members and shared stages and the state of each.",
         discussion:
-            "States: finished, running (a process builds it now), interrupted (resumes from the step shown), waiting for a shared stage, pending. It reads the runs folder, so it works for either executor."
+            "States: finished, running (a process builds it now), interrupted (resumes from the step shown), waiting for a shared stage, pending. It reads the runs folder, so it works for either executor; after `--executor slurm` it also says what squeue reports of the submitted jobs."
     )
 
     @Argument(help: "Sweep spec (kind: sweep).", completion: .file(extensions: ["yaml", "yml"]))
@@ -25,6 +25,23 @@ struct SweepStatus: ParsableCommand {
                         [$0.kind.rawValue, String($0.configHash.prefix(16)), SweepRecord.state(of: $0.runDirectory)]
                     }
                 ).render(.text))
+        }
+        let submitted = SlurmExecutor.submittedJobs(sweepFolder: plan.directory)
+        if !submitted.isEmpty {
+            print("")
+            if let queue = SlurmExecutor.queueStates(submitted) {
+                for job in submitted {
+                    let states = queue[job.name].map { counts in
+                        counts.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key.lowercased())" }.joined(
+                            separator: ", ")
+                    }
+                    print("Slurm job \(job.id) (\(job.name)): \(states ?? "no longer queued (ended)")")
+                }
+            } else {
+                print(
+                    "Slurm jobs \(submitted.map(\.id).joined(separator: ", ")) were submitted; squeue cannot be asked from here"
+                )
+            }
         }
         print("")
         let states = plan.memberStates()

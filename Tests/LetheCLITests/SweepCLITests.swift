@@ -145,6 +145,8 @@ import Testing
             environment: SlurmCluster.environment)
         #expect(submit.code == 0, "\(submit.out)\(submit.err)")
         #expect(submit.out.contains("submitted members.sbatch as Slurm job"))
+        let queued = try CLI.run(["sweep", "status", "sweep.yaml"], in: folder, environment: SlurmCluster.environment)
+        #expect(queued.code == 0 && queued.out.contains("(members): "), "\(queued.out)")
         let results = try #require(Self.sweepFolder(folder))
         let deadline = Date().addingTimeInterval(600)
         var table = ""
@@ -158,6 +160,8 @@ import Testing
         #expect(jobs.contains("\"members\"") && jobs.contains("\"collect\""))
         let logs = try FileManager.default.contentsOfDirectory(atPath: results + "/slurm/logs")
         #expect(logs.filter { $0.contains("members") }.count == 4, "\(logs)")
+        let ended = try CLI.run(["sweep", "status", "sweep.yaml"], in: folder, environment: SlurmCluster.environment)
+        #expect(ended.out.contains("(members): no longer queued (ended)"), "\(ended.out)")
     }
 }
 
