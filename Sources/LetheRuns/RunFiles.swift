@@ -50,10 +50,7 @@ public enum RunFiles {
             git["dirty"] = .bool(
                 !(shell("git", "-C", source, "status", "--porcelain", "--untracked-files=no") ?? "").isEmpty)
         }
-        let cpu =
-            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("model name") }?
-            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        let cpu = CPUInfo.field("model name") ?? "unknown"
         return .object(
             JSONObject([
                 ("tool", .string("lethe " + LetheVersion.current)), ("git", .object(git)),

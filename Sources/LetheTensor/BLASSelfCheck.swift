@@ -97,13 +97,7 @@ public enum BLASSelfCheck {
     }
 
     static var cpuName: String {
-        cpuInfo("model name") ?? "an unknown CPU"
-    }
-
-    static func cpuInfo(_ field: String) -> String? {
-        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix(field) }?
-            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
+        CPUInfo.field("model name") ?? "an unknown CPU"
     }
 
     /// What decides the kernel and its bits: CPU, its flags, the kernel name, OpenBLAS's settings, the
@@ -123,7 +117,7 @@ public enum BLASSelfCheck {
         }
         let parts =
             [
-                cpuName, cpuInfo("cpu family") ?? "", cpuInfo("model\t") ?? "", cpuInfo("flags") ?? "",
+                cpuName, CPUInfo.field("cpu family") ?? "", CPUInfo.field("model") ?? "", CPUInfo.field("flags") ?? "",
                 Numerics.blasCore, library, "threads=\(threads)",
             ] + env
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
@@ -135,5 +129,17 @@ public enum BLASSelfCheck {
         let env = ProcessInfo.processInfo.environment
         guard let base = env["XDG_CACHE_HOME"] ?? env["HOME"].map({ $0 + "/.cache" }) else { return nil }
         return base + "/lethe/blas-check/" + key
+    }
+}
+
+/// The first processor's fields in /proc/cpuinfo (`model name`, `cpu family`, `model`, `flags`, ...).
+public enum CPUInfo {
+    /// The value of the field named exactly `name`; nil when there is none (or no /proc/cpuinfo).
+    public static func field(_ name: String) -> String? {
+        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first {
+                $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == name
+            }?
+            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
     }
 }

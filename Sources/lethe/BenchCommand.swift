@@ -257,13 +257,6 @@ extension Numerics.Mode: ExpressibleByArgument {}
 
 /// The CPU as `lethe bench` reports it: name, vendor family and model, and its widest vector extension.
 enum CPUFacts {
-    static func field(_ name: String) -> String? {
-        (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first {
-                $0.split(separator: ":").first?.trimmingCharacters(in: .whitespaces) == name
-            }?
-            .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
-    }
 
     /// AMD's core generation from the family and model numbers (family 25: Zen 3, or Zen 4 for models
     /// 0x10-0x1f, 0x60-0x7f and 0xa0-0xaf).
@@ -279,14 +272,14 @@ enum CPUFacts {
     }
 
     static var summary: String {
-        let flags = Set((field("flags") ?? "").split(separator: " ").map(String.init))
+        let flags = Set((CPUInfo.field("flags") ?? "").split(separator: " ").map(String.init))
         let vector = flags.contains("avx512f") ? "AVX-512" : flags.contains("avx2") ? "AVX2" : "no AVX2"
-        let family = Int(field("cpu family") ?? "")
-        let vendor = field("vendor_id") ?? "?"
-        let model = Int(field("model") ?? "")
+        let family = Int(CPUInfo.field("cpu family") ?? "")
+        let vendor = CPUInfo.field("vendor_id") ?? "?"
+        let model = Int(CPUInfo.field("model") ?? "")
         let generation =
             vendor == "AuthenticAMD" ? amdGeneration(family: family, model: model).map { ", \($0)" } ?? "" : ""
         return
-            "\(field("model name") ?? "unknown"), \(vendor) family \(family.map(String.init) ?? "?") model \(field("model") ?? "?")\(generation), \(vector)"
+            "\(CPUInfo.field("model name") ?? "unknown"), \(vendor) family \(family.map(String.init) ?? "?") model \(CPUInfo.field("model") ?? "?")\(generation), \(vector)"
     }
 }

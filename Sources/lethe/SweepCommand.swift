@@ -73,7 +73,7 @@ struct SweepRun: ParsableCommand {
         let binary = SweepText.binary
         switch executor {
         case .local:
-            let (jobs, threads) = localShape(plan)
+            let (jobs, threads) = localShape(plan, pending: pending.count)
             if dryRun {
                 print(
                     "would run \(pending.count) job\(pending.count == 1 ? "" : "s"), \(jobs) at a time, \(threads) thread\(threads == 1 ? "" : "s") each:"
@@ -154,11 +154,11 @@ struct SweepRun: ParsableCommand {
 
     /// Members at once and threads each: --jobs (default the cores, capped by the planner's memory
     /// estimate of the largest member), the cores shared among them.
-    func localShape(_ plan: SweepPlan) -> (jobs: Int, threads: Int) {
+    func localShape(_ plan: SweepPlan, pending: Int) -> (jobs: Int, threads: Int) {
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let largest = plan.members.compactMap { $0.plan.memory?.total }.max() ?? 0
         let fit = largest > 0 ? max(1, Int(0.8 * MemoryEstimate.physicalMemory / largest)) : cores
-        let n = max(1, min(jobs ?? min(cores, fit), max(1, plan.pendingJobs.count)))
+        let n = max(1, min(jobs ?? min(cores, fit), max(1, pending)))
         return (n, max(1, cores / n))
     }
 }
