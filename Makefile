@@ -2,7 +2,7 @@
 #   make demo   set up, build, and run the main job on Fashion-MNIST
 #   make test   set up and run the whole test suite (what CI runs)
 
-SWIFT_RELEASE := -c release -Xcc -march=x86-64-v3
+SWIFT_RELEASE := -c release
 LETHE := .build/release/lethe
 DEMO_SPEC ?= configs/mae-ours.yaml
 

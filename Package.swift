@@ -1,8 +1,9 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Numeric targets are built with `-march=x86-64-v3` (AVX2/FMA) in release; not `native`, so a binary
-// built on one CI machine runs on another.
+// No target is built with `-march`: the C kernels exist once per instruction set (portable, AVX2,
+// AVX-512; Sources/CShims/isa_*.c) and the process picks the widest its CPU runs (LETHE_ISA names
+// another), so one binary runs, and runs fast, on every x86-64 CPU.
 /// Generic kernels must specialise for Float in the modules that call them.
 let numericSwiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))
@@ -31,7 +32,8 @@ let package = Package(
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(
             name: "CShims",
-            cSettings: [.unsafeFlags(["-O3", "-march=x86-64-v3"], .when(configuration: .release))],
+            exclude: ["kernels"],
+            cSettings: [.unsafeFlags(["-O3"], .when(configuration: .release))],
             linkerSettings: [.linkedLibrary("m")]
         ),
         .target(

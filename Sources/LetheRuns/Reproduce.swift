@@ -140,7 +140,9 @@ public struct Reproducer {
         let strict = plan.spec.numerics.mode == .strict
         var sameSetting = true
         for (key, label) in [
-            ("tool", "tool version"), ("blas", "BLAS kernel"), ("cpu", "CPU"), ("threads", "thread count"),
+            ("tool", "tool version"), ("blas", "BLAS kernel"), ("kernels", "Lethe's kernel instruction set"),
+            ("cpu", "CPU"),
+            ("threads", "thread count"),
         ] {
             if before?[key] != after?[key] {
                 if key != "threads" || !strict { sameSetting = false }

@@ -55,7 +55,8 @@ public enum RunFiles {
             JSONObject([
                 ("tool", .string("lethe " + LetheVersion.current)), ("git", .object(git)),
                 ("threads", .integer(threads)), ("numerics_mode", .string(mode.rawValue)),
-                ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("cpu", .string(cpu)),
+                ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("kernels", .string(Numerics.isa.rawValue)),
+                ("cpu", .string(cpu)),
                 ("os", .string(ProcessInfo.processInfo.operatingSystemVersionString)),
             ]))
     }

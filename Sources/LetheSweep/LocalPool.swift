@@ -158,7 +158,7 @@ public struct LocalPool {
         let header = "# lethe sweep job \(job.name): \(argv.joined(separator: " "))\n"
         if let handle = FileHandle(forWritingAtPath: logPath(job))
             ?? {
-                FileManager.default.createFile(atPath: logPath(job), contents: nil)
+                _ = FileManager.default.createFile(atPath: logPath(job), contents: nil)
                 return FileHandle(forWritingAtPath: logPath(job))
             }()
         {

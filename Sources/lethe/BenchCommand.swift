@@ -48,6 +48,12 @@ struct Bench: ParsableCommand {
 
     @Flag(
         help:
+            "Time the unlearning steps once per instruction set of Lethe's kernels this CPU runs (portable, AVX2, AVX-512), alternately, with ratios against the widest."
+    )
+    var kernels = false
+
+    @Flag(
+        help:
             "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory."
     )
     var endToEnd = false
@@ -82,6 +88,9 @@ struct Bench: ParsableCommand {
             "lethe bench: \(threads) thread(s), \(mode) mode, OpenBLAS \(Numerics.blasCore), best of ~\(seconds)s per measurement, \(rounds) round(s)"
         )
         print("CPU: \(CPUFacts.summary)")
+        print(
+            "Lethe kernels: \(Numerics.isa) (this CPU runs \(KernelISA.supported.map(\.rawValue).joined(separator: ", ")); \(KernelISA.environmentVariable) picks one)"
+        )
         let check: String
         do {
             try BLASSelfCheck.verify()
@@ -104,6 +113,10 @@ struct Bench: ParsableCommand {
         }
         if convolutions {
             convolutionRows(torch: torch)
+            return
+        }
+        if kernels {
+            try kernelSetRows(peak: peak)
             return
         }
         if !stepsOnly {
@@ -192,11 +205,7 @@ struct Bench: ParsableCommand {
         print(
             "unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
         )
-        for (name, make) in [
-            ("MAE", ReferenceSteps.mae), ("VQ autoencoder", ReferenceSteps.vqAutoencoder),
-            ("MAGE", ReferenceSteps.mage),
-            ("diffusion", ReferenceSteps.diffusion),
-        ] {
+        for (name, make) in ReferenceSteps.all {
             if let model, !Self.sameModel(model, name) { continue }
             let step = make()
             step.run()
@@ -216,6 +225,37 @@ struct Bench: ParsableCommand {
             }
             print(line)
         }
+    }
+
+    /// Every reference step timed in each instruction set of the kernels this CPU runs, the sets
+    /// taking turns within each round; the ratio of each narrower set's time to the widest's.
+    func kernelSetRows(peak: Double) throws {
+        let sets = KernelISA.supported
+        let widest = sets.last!
+        let before = Numerics.isa
+        defer { try? Numerics.use(isa: before) }
+        var header = "unlearning step (batch 32+32, Adam)  "
+        for isa in sets { header += "\(isa) ms".leftPadded(13) }
+        for isa in sets.dropLast() { header += "\(isa)/\(widest)".leftPadded(17) }
+        print(header)
+        for (name, make) in ReferenceSteps.all {
+            if let model, !Self.sameModel(model, name) { continue }
+            let step = make()
+            var times = [Double](repeating: .infinity, count: sets.count)
+            for _ in 0..<rounds {
+                for (i, isa) in sets.enumerated() {
+                    try Numerics.use(isa: isa)
+                    times[i] = min(times[i], best(step.run))
+                }
+            }
+            var line = step.name.padding(37)
+            for t in times { line += String(format: "%13.1f", t * 1e3) }
+            for t in times.dropLast() { line += String(format: "%17.2f", t / times.last!) }
+            print(line)
+        }
+        print(
+            "Each set's best over \(rounds) round(s), the sets in turn within a round; OpenBLAS (\(Numerics.blasCore)) is the same for all. A ratio > 1: the widest set is faster."
+        )
     }
 
     func best(_ body: () -> Void) -> Double {

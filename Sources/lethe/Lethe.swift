@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LetheRuns
 import LetheSpec
+import LetheTensor
 
 @main
 struct Lethe: ParsableCommand {
@@ -23,6 +24,12 @@ struct Lethe: ParsableCommand {
     /// of `Exit`.
     static func main() {
         StopSignals.install()
+        do {
+            try Numerics.useISA(from: ProcessInfo.processInfo.environment)
+        } catch {
+            printError("error: \(error)")
+            Foundation.exit(Exit.error.rawValue)
+        }
         let command: ParsableCommand
         do {
             command = try parseAsRoot()

@@ -45,6 +45,13 @@ enum ReferenceSteps {
         return Adam(encoder.map(\.tensor), lr: 1e-4)
     }
 
+    /// Every reference model's step, by the name `--model` matches.
+    static var all: [(name: String, make: () -> Step)] {
+        [
+            ("MAE", mae), ("VQ autoencoder", vqAutoencoder), ("MAGE", mage), ("diffusion", diffusion),
+        ]
+    }
+
     static func mae() -> Step {
         var (student, teacher, rng) = studentAndTeacher { MAE<Float>(MAEConfig(), rng: &$0) }
         let (xr, xf, noise) = (images(&rng), images(&rng), images(&rng))

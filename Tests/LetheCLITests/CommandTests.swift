@@ -255,6 +255,35 @@ extension ConcurrentRunTests {
         #expect(try String(contentsOfFile: eval, encoding: .utf8) != text)
     }
 
+    /// `LETHE_ISA` picks the instruction set of the kernels for a process: a bad value stops the tool
+    /// before any work (exit 2, what it takes); a run records the set in provenance.json, and a
+    /// reproduction in another set names it among the causes of a difference.
+    @Test func theKernelInstructionSetIsChosenRecordedAndCompared() throws {
+        var environment = ProcessInfo.processInfo.environment
+        environment["LETHE_ISA"] = "sse9"
+        let folder = CLI.folder()
+        try CLI.writeSpecs(in: folder)
+        let bad = try CLI.run(["run", "un.yaml"], in: folder, environment: environment)
+        #expect(bad.code == 2 && bad.err.contains("LETHE_ISA=sse9: no such instruction set (portable, avx2, avx512)"))
+        #expect(!FileManager.default.fileExists(atPath: folder + "/runs"), "nothing was written")
+        environment["LETHE_ISA"] = "portable"
+        let run = try CLI.run(["run", "un.yaml", "--threads", "1"], in: folder, environment: environment)
+        #expect(run.code == 0, "\(run.err)")
+        let unlearn = try #require(
+            CLI.runDirectories(folder).first {
+                FileManager.default.fileExists(atPath: folder + "/runs/" + $0 + "/report.html")
+            })
+        let provenance = try String(contentsOfFile: folder + "/runs/" + unlearn + "/provenance.json", encoding: .utf8)
+        #expect(provenance.contains("\"kernels\": \"portable\""), "\(provenance)")
+        #if arch(x86_64)
+            // Every x86-64 CPU this runs on has AVX2 at least, the default set for a process.
+            environment["LETHE_ISA"] = nil
+            let again = try CLI.run(
+                ["reproduce", String(unlearn.prefix(8)), "--threads", "1"], in: folder, environment: environment)
+            #expect(again.out.contains("Lethe's kernel instruction set: \"portable\" then, \"avx"), "\(again.out)")
+        #endif
+    }
+
     /// Pointing --scratch at the runs folder itself must not delete a single run.
     @Test func reproduceIntoTheRunsFolderDeletesNothing() throws {
         let folder = Self.shared

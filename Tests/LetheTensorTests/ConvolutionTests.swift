@@ -94,10 +94,11 @@ import Testing
         #expect(worst(b.grad!, gb) < 1e-9)
     }
 
-    /// The Float path (C kernels) against the Double path checked above.
-    @Test(arguments: cases)
-    func floatKernelsMatchTheDoublePath(_ t: Case) {
-        let f = Self.run(Float.self, t)
+    /// The Float path (C kernels, in every instruction set this CPU runs) against the Double path
+    /// checked above.
+    @Test(arguments: cases, KernelISA.supported)
+    func floatKernelsMatchTheDoublePath(_ t: Case, isa: KernelISA) throws {
+        let f = try Numerics.with(isa: isa) { Self.run(Float.self, t) }
         let d = Self.run(Double.self, t)
         for (i, name) in ["out", "x", "w", "b"].enumerated() {
             let (a, e) = (f[i], d[i])
@@ -110,9 +111,10 @@ import Testing
     /// F(4x4, 3x3) rounds more than the direct sum (coefficients up to 8 and 1/24): at the reference
     /// models' widest layer (64 -> 64 channels, 16x16) Float must still stay within 2e-5 of the Double
     /// path (which the test above pins to the direct sum).
-    @Test func winogradFloatStaysCloseAtTheWidestReferenceLayer() {
+    @Test(arguments: KernelISA.supported)
+    func winogradFloatStaysCloseAtTheWidestReferenceLayer(isa: KernelISA) throws {
         let t = Case(stride: 1, padding: 1, size: 16, c: 64, o: 64, k: 3, path: "winograd")
-        let (f, d) = (Self.run(Float.self, t), Self.run(Double.self, t))
+        let (f, d) = (try Numerics.with(isa: isa) { Self.run(Float.self, t) }, Self.run(Double.self, t))
         for (i, name) in ["out", "x", "w", "b"].enumerated() {
             let scale = max(1, d[i].map(abs).max() ?? 1)
             let err = zip(f[i], d[i]).map { abs($0 - $1) }.max() ?? 0

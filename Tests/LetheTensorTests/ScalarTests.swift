@@ -23,9 +23,14 @@ import Testing
 }
 
 @Suite struct FloatKernelTests {
-    /// The vectorised Float kernels agree with the generic Double path, forward and backward.
-    @Test(arguments: ["gelu", "silu"])
-    func floatActivationKernelsMatchTheDoublePath(name: String) {
+    /// The vectorised Float kernels, in every instruction set this CPU runs, agree with the generic
+    /// Double path, forward and backward.
+    @Test(arguments: ["gelu", "silu"], KernelISA.supported)
+    func floatActivationKernelsMatchTheDoublePath(name: String, isa: KernelISA) throws {
+        try Numerics.with(isa: isa) { activationsMatch(name) }
+    }
+
+    func activationsMatch(_ name: String) {
         var rng = Philox(seed: 21)
         let values = (0..<5000).map { _ in 4 * rng.normal() }
         let xf = Tensor<Float>(values.map(Float.init), shape: [5000], requiresGrad: true)
@@ -41,15 +46,17 @@ import Testing
         }
     }
 
-    /// Ops with Float-only fast paths (C kernels, fused attention, contiguous broadcast reductions)
-    /// agree with the generic Double path, forward and every input's gradient, on shapes big enough
-    /// to cross the kernels' vector tails and chunk boundaries.
-    @Test(arguments: [
-        "layer norm", "layer norm plain", "group norm", "softmax", "self attention",
-        "conv 3x3 pad 1", "add per channel", "add bias row", "mul per channel",
-    ])
-    func floatFastPathsMatchTheDoublePath(name: String) {
-        let (fo, fg) = Self.evaluate(Float.self, name)
+    /// Ops with Float-only fast paths (C kernels in every instruction set this CPU runs, fused
+    /// attention, contiguous broadcast reductions) agree with the generic Double path, forward and
+    /// every input's gradient, on shapes big enough to cross the kernels' vector tails and chunk
+    /// boundaries.
+    @Test(
+        arguments: [
+            "layer norm", "layer norm plain", "group norm", "softmax", "self attention",
+            "conv 3x3 pad 1", "add per channel", "add bias row", "mul per channel", "sum", "mean squared error",
+        ], KernelISA.supported)
+    func floatFastPathsMatchTheDoublePath(name: String, isa: KernelISA) throws {
+        let (fo, fg) = try Numerics.with(isa: isa) { Self.evaluate(Float.self, name) }
         let (dOut, dGrads) = Self.evaluate(Double.self, name)
         let scale = dOut.map(abs).max() ?? 1
         let outErr = zip(fo, dOut).map { abs($0 - $1) }.max() ?? 0
@@ -111,6 +118,12 @@ import Testing
         case "add bias row":
             inputs = [r([7, 3, 19]), r([1, 19])]
             f = { $0[0] + $0[1] - $0[1] * 3 }
+        case "sum":
+            inputs = [r([3, 1001])]
+            f = { ($0[0] * $0[0]).sum() }
+        case "mean squared error":
+            inputs = [r([5, 777]), r([5, 777])]
+            f = { $0[0].mseLoss($0[1]) }
         default:
             inputs = [r([4, 6, 5, 5]), r([6, 1, 1])]
             f = { $0[0] * $0[1] }
@@ -127,9 +140,15 @@ private extension Array {
     var splat: (Element, Element, Element) { (self[0], self[1], self[2]) }
 }
 
-/// The vectorised exp behind GELU, SiLU and softmax, held to the README's "about 1 ulp".
+/// The vectorised exp behind GELU, SiLU and softmax, held to the README's "about 1 ulp" in every
+/// instruction set this CPU runs.
 @Suite struct VectorExpTests {
-    @Test func withinTwoUlpOfLibm() {
+    @Test(arguments: KernelISA.supported)
+    func withinTwoUlpOfLibm(isa: KernelISA) throws {
+        try Numerics.with(isa: isa) { Self.expWithinTwoUlp() }
+    }
+
+    static func expWithinTwoUlp() {
         var worst: Float = 0
         for i in 0...20_000 {
             let x = -87 + Float(i) * (175.0 / 20_000)

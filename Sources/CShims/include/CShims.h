@@ -24,6 +24,20 @@ void lethe_stop_die(int sig);
 
 #include <stddef.h>
 
+/// The instruction sets the kernels below are built for (dispatch.c): every kernel exists once per
+/// set and calls the one chosen for the process, by default the widest the CPU runs.
+enum {
+    LETHE_ISA_PORTABLE = 0,   /* the target's baseline (SSE2 on x86-64) */
+    LETHE_ISA_AVX2 = 1,       /* x86-64-v3: AVX2 + FMA */
+    LETHE_ISA_AVX512 = 2,     /* x86-64-v4: AVX-512 F/BW/CD/DQ/VL */
+};
+/// The widest set this CPU (and its OS) runs.
+int lethe_isa_best(void);
+/// The set the kernels use now.
+int lethe_isa_active(void);
+/// Use `isa` from now on; 0 (and no change) if this CPU cannot run it.
+int lethe_isa_use(int isa);
+
 /// GELU (erf form) and SiLU for float32, forward and backward, written so compilers vectorise them.
 /// y = x * (1 + erf(x / sqrt 2)) / 2; dx = g * (Phi(x) + x * phi(x)).
 void lethe_gelu_forward(const float *x, float *y, size_t n);
