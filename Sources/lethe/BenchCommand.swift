@@ -10,7 +10,9 @@ struct Bench: ParsableCommand {
             Build in release first (`make bench` does). Op rows run forward and backward; GFLOP/s counts the \
             matrix products the row executes (Winograd's reduced ones for 3x3 convolutions), against the sgemm \
             peak measured in the same run. Step rows run the paper's \
-            objective on the MAE, VQ autoencoder, MAGE and diffusion reference models; when the PyTorch reference \
+            objective on the MAE, VQ autoencoder, MAGE and diffusion reference models; pretraining rows one step of \
+            each model's own training, evaluation rows a batch of completions (the diffusion model's 100 DDPM \
+            steps); when the PyTorch reference \
             environment exists (bench/torch/setup.sh), bench/torch/bench_steps.py times the same work and the \
             ratio PyTorch / Lethe is printed (>= 1: Lethe is at least as fast). The two sides are timed \
             alternately, --rounds times per row, each keeping its best, so that both see the same machine.
@@ -36,6 +38,15 @@ struct Bench: ParsableCommand {
 
     @Flag(help: "Only the full unlearning steps of the reference models.")
     var stepsOnly = false
+
+    @Flag(help: "Only the pretraining steps of the reference models (the whole model, or MAGE's transformer).")
+    var pretraining = false
+
+    @Flag(
+        help:
+            "Only the evaluation's completions of the reference models (completions per second; the diffusion model's 100 DDPM steps)."
+    )
+    var evaluation = false
 
     @Option(help: "Only this reference model's step or run (MAE, VQ autoencoder, MAGE or diffusion).")
     var model: String?
@@ -119,11 +130,27 @@ struct Bench: ParsableCommand {
             try kernelSetRows(peak: peak)
             return
         }
-        if !stepsOnly {
+        let everything = !stepsOnly && !pretraining && !evaluation
+        if everything {
             opRows(peak: peak, torch: torch)
             print("")
         }
-        referenceSteps(peak: peak, torch: torch)
+        if everything || stepsOnly {
+            workRows(
+                "unlearning step (batch 32+32, Adam)", kind: "step", ReferenceSteps.all, peak: peak, torch: torch)
+        }
+        if everything || pretraining {
+            if everything || stepsOnly { print("") }
+            workRows(
+                "pretraining step (batch 32, Adam)", kind: "pretrain", ReferenceSteps.pretraining, peak: peak,
+                torch: torch)
+        }
+        if everything || evaluation {
+            if everything || pretraining { print("") }
+            workRows(
+                "completions (batch 32; DDPM batch 8)", kind: "complete", ReferenceSteps.completions, peak: peak,
+                torch: torch, completions: true)
+        }
         if let torch {
             print(
                 "PyTorch \(torch.version), \(threads) thread(s): the same work, timed alternately with Lethe's (\(rounds) round(s), "
@@ -197,22 +224,26 @@ struct Bench: ParsableCommand {
         row("gelu", "[32,64,32,32]") { e.gelu().sum().backward() }
     }
 
-    /// One unlearning step per reference model, beside PyTorch's time for the same work.
-    /// GFLOP/s of a step counts the products it actually executes (`BLAS.flops`: the gemms, with
-    /// Winograd's reduced products rather than the convolution sum's count, and the multiply-adds of
-    /// the direct convolution kernels), against the sgemm peak.
-    func referenceSteps(peak: Double, torch: TorchReference?) {
+    /// One piece of work per reference model (`kind`: an unlearning step, a pretraining step, a batch
+    /// of completions), beside PyTorch's time for the same work. GFLOP/s counts the products the work
+    /// actually executes (`BLAS.flops`: the gemms, with Winograd's reduced products rather than the
+    /// convolution sum's count, and the multiply-adds of the direct convolution kernels), against the
+    /// sgemm peak. With `completions`, each side's images per second too.
+    func workRows(
+        _ title: String, kind: String, _ work: [(name: String, make: () -> ReferenceSteps.Step)], peak: Double,
+        torch: TorchReference?, completions: Bool = false
+    ) {
         print(
-            "unlearning step (batch 32+32, Adam)   parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
-        )
-        for (name, make) in ReferenceSteps.all {
+            title.padding(37) + "parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
+                + (completions ? "   Lethe img/s   PyTorch img/s" : ""))
+        for (name, make) in work {
             if let model, !Self.sameModel(model, name) { continue }
             let step = make()
             step.run()
             let before = BLAS.flops
             step.run()
             let flops = Double(BLAS.flops - before)
-            let (elapsed, reference) = alternate("step", step.name, torch: torch, step.run)
+            let (elapsed, reference) = alternate(kind, step.name, torch: torch, step.run)
             let t = elapsed * 1e3
             let rate = flops / elapsed / 1e9
             var line =
@@ -222,6 +253,12 @@ struct Bench: ParsableCommand {
                 line += String(format: "   %10.1f   %13.2f", reference, reference / t)
             } else {
                 line += "            —               —"
+            }
+            if completions {
+                line += String(format: "   %11.1f", Double(step.images) / elapsed)
+                line +=
+                    reference.map { String(format: "   %13.1f", Double(step.images) / ($0 / 1e3)) }
+                    ?? "               —"
             }
             print(line)
         }

@@ -10,6 +10,8 @@ enum ReferenceSteps {
     struct Step {
         var name: String
         var parameters: Int
+        /// The images one call of `run` completes (evaluation rows).
+        var images = batch
         var run: () -> Void
     }
 

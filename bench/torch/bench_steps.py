@@ -1,8 +1,10 @@
-"""PyTorch side of `lethe bench`: one unlearning step of the paper's objective on each reference model.
+"""PyTorch side of `lethe bench`: one unlearning step of the paper's objective on each reference model,
+one pretraining step of each and a batch of its completions.
 
-Same models (architecture and parameter count) and the same work as Sources/lethe/ReferenceSteps.swift:
-batch 32 retain + 32 forget, 32x32 images, centre crop of 25%, Adam lr 1e-4 on the encoder, a frozen
-teacher. Prints one JSON object per model: {"model", "parameters", "threads", "ms"} (best step time);
+Same models (architecture and parameter count) and the same work as Sources/lethe/ReferenceSteps.swift
+and ReferenceWork.swift: batch 32 retain + 32 forget, 32x32 images, centre crop of 25%, Adam lr 1e-4 on
+the encoder, a frozen teacher; pretraining on each model's own loss (batch 32, Adam lr 1e-4 over what
+it trains); completions of batch 32 without gradient (the diffusion model's 100 DDPM steps, on a batch of 8). Prints one JSON object per model: {"model", "parameters", "threads", "ms"} (best step time);
 with --serve, answers `lethe bench`'s timing requests one at a time (see serve()).
 """
 import argparse
@@ -83,6 +85,42 @@ class MAE(nn.Module):
         return self.norm(t)
 
 
+def restore(x, mask_token, visible, count):
+    """Lethe's TokenOrder.restore (MAE's ids_restore): the visible tokens' latents (B, V, C) and a mask
+    token at every other of `count` positions, each put back at its position -> (B, count, C)."""
+    b, v, c = x.shape
+    tokens = torch.cat([x, mask_token.expand(b, count - v, c)], dim=1) if v < count else x
+    order = []
+    for vis in visible.tolist():
+        shown = set(vis)
+        position = [0] * count
+        for i, p in enumerate(vis + [p for p in range(count) if p not in shown]):
+            position[p] = i
+        order.append(position)
+    return torch.gather(tokens, 1, torch.tensor(order).unsqueeze(-1).expand(-1, -1, c))
+
+
+def gather_tokens(x, indices):
+    return torch.gather(x, 1, indices.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+
+
+def mae_decode(model, latent, visible):
+    h = restore(model.decoder_embed(latent), model.mask_token, visible, 64) + model.decoder_pos_embed
+    for blk in model.decoder_blocks:
+        h = blk(h)
+    return model.decoder_pred(model.decoder_norm(h))
+
+
+def patchify(x):
+    b = x.shape[0]
+    return x.reshape(b, 1, 8, 4, 8, 4).permute(0, 2, 4, 3, 5, 1).reshape(b, 64, 16)
+
+
+def unpatchify(p):
+    b = p.shape[0]
+    return p.reshape(b, 8, 8, 4, 4, 1).permute(0, 5, 1, 3, 2, 4).reshape(b, 1, 32, 32)
+
+
 class ConvStage(nn.Module):
     def __init__(self, cin, cout, down=False, up=False):
         super().__init__()
@@ -118,17 +156,37 @@ class VQDecoder(nn.Module):
         self.up = nn.ModuleList([ConvStage(64, 64, up=True), ConvStage(64, 32, up=True)])
         self.conv_out = nn.Conv2d(32, 1, 3, padding=1)
 
+    def forward(self, z):
+        h = self.conv_in(z)
+        for s in self.up:
+            h = s(h)
+        return self.conv_out(h)
+
 
 class Quantize(nn.Module):
     def __init__(self):
         super().__init__()
         self.embedding = nn.Embedding(256, 32)
 
+    def forward(self, z):
+        """z_e -> z_q (straight-through), the VQ loss ||sg[z_e] - e||^2 + 0.25 ||z_e - sg[e]||^2."""
+        b, d, h, w = z.shape
+        rows = z.permute(0, 2, 3, 1).reshape(-1, d)
+        e = self.embedding.weight
+        codes = e[(e.pow(2).sum(1) - 2 * rows @ e.t()).argmin(1)]
+        loss = F.mse_loss(codes, rows.detach()) + 0.25 * F.mse_loss(rows, codes.detach())
+        q = rows + (codes - rows).detach()
+        return q.reshape(b, h, w, d).permute(0, 3, 1, 2), loss
+
 
 class VQGAN(nn.Module):
     def __init__(self):
         super().__init__()
         self.encoder, self.quantize, self.decoder = VQEncoder(), Quantize(), VQDecoder()
+
+    def reconstruction_loss(self, masked, target):
+        q, vq = self.quantize(self.encoder(masked))
+        return F.mse_loss(self.decoder(q), target) + vq
 
 
 class TokenEmbedding(nn.Module):
@@ -171,6 +229,16 @@ class MAGE(nn.Module):
         for blk in self.blocks:
             h = blk(h)
         return self.norm(h)
+
+    def decode(self, latent, visible):
+        h = restore(self.decoder_embed(latent), self.mask_token, visible, 64) + self.decoder_pos_embed_learned
+        for blk in self.decoder_blocks:
+            h = blk(h)
+        return self.decoder_pred(self.decoder_norm(h))
+
+    def render(self, tokens):
+        codes = self.tokenizer.quantize.embedding.weight[tokens.reshape(-1)]
+        return self.tokenizer.decoder(codes.reshape(tokens.shape[0], 8, 8, 32).permute(0, 3, 1, 2))
 
 
 class ResBlock(nn.Module):
@@ -222,6 +290,28 @@ class UNet(nn.Module):
                 h = level.resample(h)
         feats.append(self.mid(h, emb))
         return feats
+
+    def decode(self, feats, emb):
+        h = feats[-1]
+        for j, level in enumerate(self.up):
+            h = level.res(torch.cat([h, feats[len(feats) - 2 - j]], dim=1), emb)
+            if level.resample is not None:
+                h = level.resample(F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+    def forward(self, xt, cond, t):
+        emb = self.timestep_embedding(t)
+        return self.decode(self.encode(xt, cond, emb), emb)
+
+
+def alpha_bar():
+    """Lethe's default schedule (scaled_linear, 100 steps): beta from 1e-4 to 0.02, times 1000 / T."""
+    betas = [min(0.999, 1e-3 + (0.2 - 1e-3) * i / 99) for i in range(100)]
+    out, a = [], 1.0
+    for b in betas:
+        a *= 1 - b
+        out.append(a)
+    return out
 
 
 def crop_mask():
@@ -326,6 +416,139 @@ def diffusion_step():
     return "diffusion", student, step
 
 
+HOLE = sorted(r * 8 + c for r in range(2, 6) for c in range(2, 6))
+
+
+def visible_patches():
+    return torch.tensor([i for i in range(64) if i not in HOLE]).repeat(B, 1)
+
+
+def all_trainable_adam(model):
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if isinstance(model, MAE):
+        model.pos_embed.requires_grad_(False)
+        model.decoder_pos_embed.requires_grad_(False)
+    return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+
+def mae_pretrain():
+    model = MAE()
+    x = torch.rand(B, 1, 32, 32)
+    visible = torch.tensor([i for i in range(64) if i % 4 == 0]).repeat(B, 1)
+    hidden = torch.tensor([i for i in range(64) if i % 4 != 0]).repeat(B, 1)
+    opt = all_trainable_adam(model)
+
+    def step():
+        opt.zero_grad()
+        pred = mae_decode(model, model.encode(x, visible), visible)
+        F.mse_loss(gather_tokens(pred, hidden), gather_tokens(patchify(x), hidden)).backward()
+        opt.step()
+    return "MAE", model, step
+
+
+def vq_autoencoder_pretrain():
+    model = VQGAN()
+    x = torch.rand(B, 1, 32, 32)
+    masked = x * crop_mask()
+    opt = all_trainable_adam(model)
+
+    def step():
+        opt.zero_grad()
+        model.reconstruction_loss(masked, x).backward()
+        opt.step()
+    return "VQ autoencoder", model, step
+
+
+def mage_pretrain():
+    model = MAGE()
+    x = torch.rand(B, 1, 32, 32)
+    visible, hidden = visible_patches(), torch.tensor(HOLE).repeat(B, 1)
+    transformer = [p for n, p in model.named_parameters() if not n.startswith("tokenizer.")]
+    opt = encoder_adam(model, transformer)
+
+    def step():
+        opt.zero_grad()
+        tokens = model.tokenize(x)
+        logits = gather_tokens(model.decode(model.encode(tokens, visible), visible), hidden)
+        F.cross_entropy(logits.reshape(-1, 256), torch.gather(tokens, 1, hidden).reshape(-1)).backward()
+        opt.step()
+    return "MAGE", model, step
+
+
+def diffusion_pretrain():
+    model = UNet()
+    hole = 1 - crop_mask()
+    y0, eps = torch.rand(B, 1, 32, 32) * 2 - 1, torch.randn(B, 1, 32, 32)
+    t = torch.randint(0, 100, (B,))
+    a = torch.tensor(alpha_bar())[t].reshape(B, 1, 1, 1)
+    yt = y0 * a.sqrt() + eps * (1 - a).sqrt()
+    inp, cond = yt * hole + y0 * (1 - hole), y0 * (1 - hole)
+    opt = all_trainable_adam(model)
+
+    def step():
+        opt.zero_grad()
+        ((model(inp, cond, t) - eps) * hole).square().mean().backward()
+        opt.step()
+    return "diffusion", model, step
+
+
+def mae_complete():
+    model = MAE()
+    masked, visible = torch.rand(B, 1, 32, 32) * crop_mask(), visible_patches()
+
+    @torch.no_grad()
+    def complete():
+        unpatchify(mae_decode(model, model.encode(masked, visible), visible))
+    return "MAE", model, complete
+
+
+def vq_autoencoder_complete():
+    model = VQGAN()
+    masked = torch.rand(B, 1, 32, 32) * crop_mask()
+
+    @torch.no_grad()
+    def complete():
+        model.decoder(model.quantize(model.encoder(masked))[0])
+    return "VQ autoencoder", model, complete
+
+
+def mage_complete():
+    model = MAGE()
+    masked, visible = torch.rand(B, 1, 32, 32) * crop_mask(), visible_patches()
+    hole = torch.tensor(HOLE)
+
+    @torch.no_grad()
+    def complete():
+        tokens = model.tokenize(masked)
+        logits = model.decode(model.encode(tokens, visible), visible)
+        tokens[:, hole] = logits[:, hole].argmax(-1)
+        model.render(tokens)
+    return "MAGE", model, complete
+
+
+DDPM_BATCH = 8  # 100 UNet passes make a batch of 32 take many seconds
+
+
+def diffusion_complete():
+    model = UNet()
+    hole = 1 - crop_mask()
+    y0 = torch.rand(DDPM_BATCH, 1, 32, 32) * 2 - 1
+    cond, ab = y0 * (1 - hole), alpha_bar()
+
+    @torch.no_grad()
+    def complete():
+        y = torch.randn(DDPM_BATCH, 1, 32, 32)
+        for t in range(99, -1, -1):
+            eps = model(y * hole + y0 * (1 - hole), cond, torch.full((DDPM_BATCH,), t))
+            a, a_prev = ab[t], ab[t - 1] if t > 0 else 1.0
+            x0 = ((y - eps * math.sqrt(1 - a)) / math.sqrt(a)).clamp(-1, 1)
+            beta = 1 - a / a_prev
+            mean = x0 * (math.sqrt(a_prev) * beta / (1 - a)) + y * (math.sqrt(a / a_prev) * (1 - a_prev) / (1 - a))
+            y = mean + torch.randn_like(y) * math.sqrt(beta * (1 - a_prev) / (1 - a)) if t > 0 else mean
+    return "diffusion", model, complete
+
+
 def best_ms(fn, seconds):
     fn()
     best, start = float("inf"), time.perf_counter()
@@ -390,23 +613,29 @@ def onednn_version():
 
 
 STEPS = {"MAE": mae_step, "VQ autoencoder": vq_autoencoder_step, "MAGE": mage_step, "diffusion": diffusion_step}
+PRETRAIN = {"MAE": mae_pretrain, "VQ autoencoder": vq_autoencoder_pretrain, "MAGE": mage_pretrain,
+            "diffusion": diffusion_pretrain}
+COMPLETE = {"MAE": mae_complete, "VQ autoencoder": vq_autoencoder_complete, "MAGE": mage_complete,
+            "diffusion": diffusion_complete}
+WORK = {"step": STEPS, "pretrain": PRETRAIN, "complete": COMPLETE}
 
 
 def serve():
     """Times on request, so that `lethe bench` can alternate its own measurements with these ones and
     both sides see the same machine: reads lines `step<TAB>NAME<TAB>SECONDS` or `op<TAB>NAME<TAB>SECONDS`
-    from stdin and answers each with one JSON line {"model" or "op", "ms", "torch"} (best time over
-    SECONDS, after one warm-up call). Models are built on first use, each from seed 0."""
-    steps, ops, convs = {}, None, {}
+    (or `pretrain` / `complete` for a pretraining step / a batch of completions, by model name) from stdin
+    and answers each with one JSON line {"model" or "op", "ms", "torch"} (best time over SECONDS, after
+    one warm-up call). Models are built on first use, each from seed 0."""
+    work, ops, convs = {}, None, {}
     print(json.dumps({"ready": True, "torch": torch.__version__, "onednn": onednn_version(),
                       "mkldnn": torch.backends.mkldnn.is_available()}), flush=True)
     for line in sys.stdin:
         kind, name, seconds = line.rstrip("\n").split("\t")
-        if kind == "step":
-            if name not in steps:
+        if kind in WORK:
+            if (kind, name) not in work:
                 torch.manual_seed(0)
-                steps[name] = STEPS[name]()[2]
-            fn, key = steps[name], "model"
+                work[(kind, name)] = WORK[kind][name]()[2]
+            fn, key = work[(kind, name)], "model"
         elif kind == "conv":
             if name not in convs:
                 torch.manual_seed(0)
@@ -436,11 +665,13 @@ def main():
         for name, fn in op_functions().items():
             print(json.dumps({"op": name, "ms": best_ms(fn, args.seconds), "torch": torch.__version__}), flush=True)
         return
-    for name, make in STEPS.items():
-        torch.manual_seed(0)
-        _, model, step = make()
-        print(json.dumps({"model": name, "parameters": sum(p.numel() for p in model.parameters()),
-                          "threads": args.threads, "ms": best_ms(step, args.seconds), "torch": torch.__version__}), flush=True)
+    for kind, table in WORK.items():
+        for name, make in table.items():
+            torch.manual_seed(0)
+            _, model, step = make()
+            print(json.dumps({"work": kind, "model": name, "parameters": sum(p.numel() for p in model.parameters()),
+                              "threads": args.threads, "ms": best_ms(step, args.seconds),
+                              "torch": torch.__version__}), flush=True)
 
 
 if __name__ == "__main__":
