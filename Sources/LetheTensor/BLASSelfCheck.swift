@@ -142,4 +142,26 @@ public enum CPUInfo {
             }?
             .split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) }
     }
+
+    /// The core generation of an AMD or Intel server-class x86 CPU from its vendor, family and model
+    /// numbers (what a benchmark's numbers need beside them); nil for a model not listed.
+    /// AMD family 25: Zen 3, or Zen 4 for models 0x10-0x1f, 0x60-0x7f and 0xa0-0xaf; family 26: Zen 5.
+    /// Intel family 6: Skylake-SP / Cascade Lake / Cooper Lake (0x55), Ice Lake-SP (0x6a, 0x6c),
+    /// Sapphire Rapids (0x8f), Emerald Rapids (0xcf), Granite Rapids (0xad, 0xae), Sierra Forest (0xaf).
+    public static func generation(vendor: String, family: Int?, model: Int?) -> String? {
+        switch (vendor, family, model) {
+        case ("AuthenticAMD", 23?, _): return "Zen/Zen 2"
+        case ("AuthenticAMD", 25?, let m?):
+            return (0x10...0x1f).contains(m) || (0x60...0x7f).contains(m) || (0xa0...0xaf).contains(m)
+                ? "Zen 4" : "Zen 3"
+        case ("AuthenticAMD", 26?, _): return "Zen 5"
+        case ("GenuineIntel", 6?, 0x55?): return "Skylake-SP/Cascade Lake/Cooper Lake"
+        case ("GenuineIntel", 6?, 0x6a?), ("GenuineIntel", 6?, 0x6c?): return "Ice Lake-SP"
+        case ("GenuineIntel", 6?, 0x8f?): return "Sapphire Rapids"
+        case ("GenuineIntel", 6?, 0xcf?): return "Emerald Rapids"
+        case ("GenuineIntel", 6?, 0xad?), ("GenuineIntel", 6?, 0xae?): return "Granite Rapids"
+        case ("GenuineIntel", 6?, 0xaf?): return "Sierra Forest"
+        default: return nil
+        }
+    }
 }

@@ -335,27 +335,13 @@ extension Numerics.Mode: ExpressibleByArgument {}
 /// The CPU as `lethe bench` reports it: name, vendor family and model, and its widest vector extension.
 enum CPUFacts {
 
-    /// AMD's core generation from the family and model numbers (family 25: Zen 3, or Zen 4 for models
-    /// 0x10-0x1f, 0x60-0x7f and 0xa0-0xaf).
-    static func amdGeneration(family: Int?, model: Int?) -> String? {
-        switch (family, model) {
-        case (23?, _): return "Zen/Zen 2"
-        case (25?, let m?):
-            return (0x10...0x1f).contains(m) || (0x60...0x7f).contains(m) || (0xa0...0xaf).contains(m)
-                ? "Zen 4" : "Zen 3"
-        case (26?, _): return "Zen 5"
-        default: return nil
-        }
-    }
-
     static var summary: String {
         let flags = Set((CPUInfo.field("flags") ?? "").split(separator: " ").map(String.init))
         let vector = flags.contains("avx512f") ? "AVX-512" : flags.contains("avx2") ? "AVX2" : "no AVX2"
         let family = Int(CPUInfo.field("cpu family") ?? "")
         let vendor = CPUInfo.field("vendor_id") ?? "?"
         let model = Int(CPUInfo.field("model") ?? "")
-        let generation =
-            vendor == "AuthenticAMD" ? amdGeneration(family: family, model: model).map { ", \($0)" } ?? "" : ""
+        let generation = CPUInfo.generation(vendor: vendor, family: family, model: model).map { ", \($0)" } ?? ""
         return
             "\(CPUInfo.field("model name") ?? "unknown"), \(vendor) family \(family.map(String.init) ?? "?") model \(CPUInfo.field("model") ?? "?")\(generation), \(vector)"
     }

@@ -59,3 +59,21 @@ import Testing
         }
     }
 }
+
+/// The CPU generation a benchmark names beside its numbers.
+@Suite struct CPUGenerationTests {
+    @Test(arguments: [
+        ("AuthenticAMD", 25, 0x01, "Zen 3"), ("AuthenticAMD", 25, 0x11, "Zen 4"), ("AuthenticAMD", 25, 0x61, "Zen 4"),
+        ("AuthenticAMD", 26, 0x02, "Zen 5"), ("GenuineIntel", 6, 106, "Ice Lake-SP"),
+        ("GenuineIntel", 6, 0x8f, "Sapphire Rapids"), ("GenuineIntel", 6, 0x55, "Skylake-SP/Cascade Lake/Cooper Lake"),
+    ])
+    func namesTheGeneration(vendor: String, family: Int, model: Int, name: String) {
+        #expect(CPUInfo.generation(vendor: vendor, family: family, model: model) == name)
+    }
+
+    @Test func anUnlistedModelHasNoName() {
+        #expect(CPUInfo.generation(vendor: "GenuineIntel", family: 6, model: 0x3c) == nil)
+        #expect(CPUInfo.generation(vendor: "AuthenticAMD", family: nil, model: nil) == nil)
+        #expect(CPUInfo.generation(vendor: "HygonGenuine", family: 24, model: 1) == nil)
+    }
+}
