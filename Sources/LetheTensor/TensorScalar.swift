@@ -64,7 +64,7 @@ extension Float: TensorScalar {
         beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int
     ) {
         BLAS.count(m: m, n: n, k: k)
-        BLAS.call {
+        BLAS.call(BLAS.Product(m: m, n: n, k: k, transA: transA, transB: transB)) {
             cblas_sgemm(
                 CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
                 alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -125,7 +125,7 @@ extension Double: TensorScalar {
         beta: Double, c: UnsafeMutablePointer<Double>, ldc: Int
     ) {
         BLAS.count(m: m, n: n, k: k)
-        BLAS.call {
+        BLAS.call(BLAS.Product(m: m, n: n, k: k, transA: transA, transB: transB)) {
             cblas_dgemm(
                 CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
                 alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
@@ -204,7 +204,17 @@ public enum BLAS {
         Numerics.mode == .strict || lethe_serial_blas_depth() > 0 ? 1 : Numerics.threads
     }
 
-    @inline(__always) static func call(_ product: () -> Void) {
+    /// A BLAS or LAPACK call that is not a gemm of the tensor core (the statistics' products, the
+    /// self-check): gated the same way, never recorded.
+    @inline(__always) static func call(_ product: () -> Void) { run(product) }
+
+    /// A gemm of the tensor core, recorded by shape inside `recordingProducts`.
+    @inline(__always) static func call(_ shape: Product, _ product: () -> Void) {
+        if recording.load(ordering: .relaxed) { return timed(shape, product) }
+        run(product)
+    }
+
+    @inline(__always) private static func run(_ product: () -> Void) {
         let wanted = threads
         // Products that want the count OpenBLAS has run side by side under the shared lock; one that
         // wants another count changes it exclusively first (never while a product runs) and retries.
@@ -225,6 +235,45 @@ public enum BLAS {
     private static func setCount(_ n: Int) {
         openblas_set_num_threads(Int32(n))
         current = n
+    }
+
+    /// A product's shape as the caller asked for it (row-major; `transA`/`transB` as in `gemm`).
+    public struct Product: Hashable, Sendable, CustomStringConvertible {
+        public var m, n, k: Int
+        public var transA, transB: Bool
+        public var flops: Int { 2 * m * n * k }
+        public var description: String { "\(m)x\(n)x\(k) \(transA ? "T" : "N")\(transB ? "T" : "N")" }
+    }
+
+    /// Calls and seconds (summed over the threads that ran them) of the products of one shape.
+    public struct ProductTime: Sendable, Equatable {
+        public var calls = 0
+        public var seconds = 0.0
+    }
+
+    private static let recording = Atomic<Bool>(false)
+    private static let recorded = Mutex<[Product: ProductTime]>([:])
+
+    /// Runs `body` and returns how many products of each shape it ran through OpenBLAS and how long
+    /// they took, for `lethe bench --products` (where a step's time goes). Recording is process-wide:
+    /// products that other threads run meanwhile are counted too. Outside it a product pays one
+    /// relaxed atomic load.
+    public static func recordingProducts(_ body: () throws -> Void) rethrows -> [Product: ProductTime] {
+        recorded.withLock { $0 = [:] }
+        recording.store(true, ordering: .relaxed)
+        defer { recording.store(false, ordering: .relaxed) }
+        try body()
+        return recorded.withLock { $0 }
+    }
+
+    private static func timed(_ shape: Product, _ product: () -> Void) {
+        let start = DispatchTime.now().uptimeNanoseconds
+        run(product)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        recorded.withLock {
+            $0[shape, default: ProductTime()].calls += 1
+            $0[shape, default: ProductTime()].seconds += seconds
+        }
     }
 
     private static let executed = Atomic<Int>(0)

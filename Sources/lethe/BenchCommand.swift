@@ -65,6 +65,12 @@ struct Bench: ParsableCommand {
 
     @Flag(
         help:
+            "Where the time goes: every matrix product the selected work (the unlearning steps, or --pretraining / --evaluation) runs through OpenBLAS, by shape, with its calls, time and rate per step."
+    )
+    var products = false
+
+    @Flag(
+        help:
             "Time whole short unlearning runs (`lethe run` in its own process) against bench/torch/bench_run.py, with peak memory."
     )
     var endToEnd = false
@@ -128,6 +134,14 @@ struct Bench: ParsableCommand {
         }
         if kernels {
             try kernelSetRows(peak: peak)
+            return
+        }
+        if products {
+            let (title, work) =
+                pretraining
+                ? ("pretraining step", ReferenceSteps.pretraining)
+                : evaluation ? ("completions", ReferenceSteps.completions) : ("unlearning step", ReferenceSteps.all)
+            productRows(title, work)
             return
         }
         let everything = !stepsOnly && !pretraining && !evaluation
@@ -262,6 +276,45 @@ struct Bench: ParsableCommand {
             }
             print(line)
         }
+    }
+
+    /// The products of each piece of work by shape (`BLAS.recordingProducts`, over the runs of one
+    /// `best` measurement after a warm-up), the costliest first, with the time outside them.
+    func productRows(_ title: String, _ work: [(name: String, make: () -> ReferenceSteps.Step)]) {
+        for (name, make) in work {
+            if let model, !Self.sameModel(model, name) { continue }
+            let step = make()
+            step.run()
+            var runs = 0
+            let start = DispatchTime.now().uptimeNanoseconds
+            let shapes = BLAS.recordingProducts {
+                repeat {
+                    step.run()
+                    runs += 1
+                } while Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds
+            }
+            let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 / Double(runs)
+            let inProducts = shapes.values.reduce(0) { $0 + $1.seconds } / Double(runs)
+            print("")
+            print(
+                String(
+                    format:
+                        "%@ %@: %.1f ms a step (mean of %d), %.1f ms in OpenBLAS products (%.0f%%, summed over threads)",
+                    title, step.name, wall * 1e3, runs, inProducts * 1e3, 100 * inProducts / wall))
+            print("product (m x n x k, A B)        calls/step    ms/step   % of step   GFLOP/s")
+            for (shape, time) in shapes.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+                let share = time.seconds / Double(runs) / wall
+                if share < 0.005 { continue }
+                print(
+                    shape.description.padding(32)
+                        + String(
+                            format: "%10.0f  %9.2f   %8.1f%%  %8.1f", Double(time.calls) / Double(runs),
+                            time.seconds / Double(runs) * 1e3, 100 * share,
+                            Double(shape.flops * time.calls) / time.seconds / 1e9))
+            }
+        }
+        print("")
+        print("Shapes under 0.5% of a step left out. A row-major product C = op(A) op(B), A (m x k), B (k x n).")
     }
 
     /// Every reference step timed in each instruction set of the kernels this CPU runs, the sets
