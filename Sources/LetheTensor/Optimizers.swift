@@ -68,6 +68,9 @@ public struct SGD<T: TensorScalar>: Optimizer {
         self.buffers = Array(repeating: nil, count: parameters.count)
     }
 
+    // Specialised for Float: training calls it through `any Optimizer<Float>`, whose witness would
+    // otherwise run the generic body, every element operation through value witnesses.
+    @_specialize(where T == Float)
     public mutating func step() {
         let lr = T(learningRate)
         let mu = T(momentum)
@@ -145,6 +148,9 @@ public struct Adam<T: TensorScalar>: Optimizer {
         Adam(parameters, lr: lr, betas: betas, eps: eps, weightDecay: weightDecay, decoupled: true)
     }
 
+    // Specialised for Float: training calls it through `any Optimizer<Float>`, whose witness would
+    // otherwise run the generic body, every element operation through value witnesses.
+    @_specialize(where T == Float)
     public mutating func step() {
         stepCount += 1
         // Scalars are formed in Double, as Python forms them, then cast.
@@ -212,6 +218,7 @@ public struct Adam<T: TensorScalar>: Optimizer {
 /// `torch.nn.utils.clip_grad_norm_`: scales every gradient by max_norm / (total_norm + 1e-6) when the
 /// global L2 norm exceeds `maxNorm`. Returns the norm before clipping.
 @discardableResult
+@_specialize(where T == Float)
 public func clipGradNorm<T: TensorScalar>(_ parameters: [Tensor<T>], maxNorm: Double) -> Double {
     var total = 0.0
     for p in parameters { if let g = p.grad { for x in g { total += Double(x) * Double(x) } } }

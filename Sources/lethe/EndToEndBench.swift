@@ -36,7 +36,7 @@ extension Bench {
         let hasTorch = FileManager.default.isExecutableFile(atPath: torchPython)
         print("lethe bench --end-to-end: \(threads) thread(s), \(mode) mode; whole runs, each in its own process")
         print(
-            "model       steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
+            "model           steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
         for (arch, defaultSteps) in [("mae", 20), ("vq_autoencoder", 20), ("mage", 20), ("diffusion", 5)] {
             if let model, !Bench.sameModel(model, arch) { continue }
             let steps = runSteps ?? defaultSteps
@@ -84,7 +84,7 @@ extension Bench {
             guard run.status == 0 else { throw RunFailure(message: "the unlearning run failed:\n\(run.output)") }
             let letheMiB = run.output.split(separator: "\n").last { $0.hasPrefix("resources:") }
                 .flatMap { $0.split(separator: " ").last.flatMap { Double($0) } }
-            var line = arch.padding(12) + String(steps).padding(6) + String(format: "%9.1f", run.seconds)
+            var line = arch.padding(16) + String(steps).padding(6) + String(format: "%9.1f", run.seconds)
             if hasTorch {
                 let torch = try runProcess(
                     torchPython,
