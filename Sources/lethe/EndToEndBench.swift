@@ -36,7 +36,8 @@ extension Bench {
         let hasTorch = FileManager.default.isExecutableFile(atPath: torchPython)
         print("lethe bench --end-to-end: \(threads) thread(s), \(mode) mode; whole runs, each in its own process")
         print(
-            "model           steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch")
+            "model           steps   Lethe s   PyTorch s   PyTorch/Lethe   Lethe MiB   PyTorch MiB   memory Lethe/PyTorch"
+        )
         for (arch, defaultSteps) in [("mae", 20), ("vq_autoencoder", 20), ("mage", 20), ("diffusion", 5)] {
             if let model, !Bench.sameModel(model, arch) { continue }
             let steps = runSteps ?? defaultSteps
