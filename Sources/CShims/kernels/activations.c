@@ -56,8 +56,7 @@ void lethe_gelu_backward(const float *x, const float *g, float *dx, size_t n) {
 void lethe_softmax_rows(float *x, size_t rows, size_t n) {
     for (size_t r = 0; r < rows; r++) {
         float *row = x + r * n;
-        float mx = -INFINITY;
-        for (size_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+        float mx = row_max(row, n);
         for (size_t j = 0; j < n; j++) row[j] = vexpf(row[j] - mx);
         float z = 1.0f / lethe_sum(row, n);
         for (size_t j = 0; j < n; j++) row[j] *= z;

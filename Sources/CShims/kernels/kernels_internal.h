@@ -36,6 +36,20 @@ static inline float dot(const float *a, const float *b, size_t n) {
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+/* max of x (n >= 1): eight lanes so the loop vectorises (a running `>` select over one lane does
+   not); max is exact and order-free, so the value is the scalar loop's, NaNs skipped alike. */
+static inline float row_max(const float *x, size_t n) {
+    float acc[LANES];
+    for (int k = 0; k < LANES; k++) acc[k] = -INFINITY;
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int k = 0; k < LANES; k++) acc[k] = x[i + k] > acc[k] ? x[i + k] : acc[k];
+    for (int k = 0; i < n; i++, k++) acc[k] = x[i] > acc[k] ? x[i] : acc[k];
+    float m = acc[0];
+    for (int k = 1; k < LANES; k++) m = acc[k] > m ? acc[k] : m;
+    return m;
+}
+
 /* ---- exp for activations ----
    exp(x) = 2^n * p(r), x = n ln2 + r, |r| <= ln2 / 2, with a degree-6 polynomial (about 1 ulp over
    the clamped range). Branch-free, so loops over it vectorise. */
