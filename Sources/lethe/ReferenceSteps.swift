@@ -57,8 +57,7 @@ enum ReferenceSteps {
     static func mae() -> Step {
         var (student, teacher, rng) = studentAndTeacher { MAE<Float>(MAEConfig(), rng: &$0) }
         let (xr, xf, noise) = (images(&rng), images(&rng), images(&rng))
-        let hidden = Set((2..<6).flatMap { r in (2..<6).map { r * 8 + $0 } })
-        let visible = Array(repeating: (0..<64).filter { !hidden.contains($0) }, count: batch)
+        let visible = visiblePatches
         var adam = encoderOptimizer(student, encoder: student.encoderParameters)
         return Step(name: "MAE", parameters: student.parameterCount) {
             adam.zeroGrad()
@@ -93,8 +92,7 @@ enum ReferenceSteps {
         var (student, teacher, rng) = studentAndTeacher { MAGE<Float>(MAGEConfig(), rng: &$0) }
         let mask = cropMask()
         let (xr, xf, noise) = (images(&rng) * mask, images(&rng) * mask, images(&rng) * mask)
-        let hidden = Set((2..<6).flatMap { r in (2..<6).map { r * 8 + $0 } })
-        let visible = Array(repeating: (0..<64).filter { !hidden.contains($0) }, count: batch)
+        let visible = visiblePatches
         var adam = encoderOptimizer(student, encoder: student.encoderParameters)
         return Step(name: "MAGE", parameters: student.parameterCount) {
             adam.zeroGrad()

@@ -340,8 +340,7 @@ def mae_step():
     student = MAE()
     teacher = frozen_copy(student)
     xr, xf, noise = torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32), torch.rand(B, 1, 32, 32)
-    hidden = {r * 8 + c for r in range(2, 6) for c in range(2, 6)}
-    visible = torch.tensor([i for i in range(64) if i not in hidden]).repeat(B, 1)
+    visible = visible_patches()
     opt = encoder_adam(student, student.encoder_parameters())
 
     def step():
@@ -376,8 +375,7 @@ def mage_step():
     teacher = frozen_copy(student)
     m = crop_mask()
     xr, xf, noise = torch.rand(B, 1, 32, 32) * m, torch.rand(B, 1, 32, 32) * m, torch.rand(B, 1, 32, 32) * m
-    hidden = {r * 8 + c for r in range(2, 6) for c in range(2, 6)}
-    visible = torch.tensor([i for i in range(64) if i not in hidden]).repeat(B, 1)
+    visible = visible_patches()
     opt = encoder_adam(student, student.encoder_parameters())
 
     def step():
