@@ -137,11 +137,7 @@ struct Bench: ParsableCommand {
             return
         }
         if products {
-            let (title, work) =
-                pretraining
-                ? ("pretraining step", ReferenceSteps.pretraining)
-                : evaluation ? ("completions", ReferenceSteps.completions) : ("unlearning step", ReferenceSteps.all)
-            productRows(title, work)
+            for set in selectedWork(default: [.steps]) { productRows(set.name, set.work) }
             return
         }
         let everything = !stepsOnly && !pretraining && !evaluation
@@ -149,21 +145,9 @@ struct Bench: ParsableCommand {
             opRows(peak: peak, torch: torch)
             print("")
         }
-        if everything || stepsOnly {
-            workRows(
-                "unlearning step (batch 32+32, Adam)", kind: "step", ReferenceSteps.all, peak: peak, torch: torch)
-        }
-        if everything || pretraining {
-            if everything || stepsOnly { print("") }
-            workRows(
-                "pretraining step (batch 32, Adam)", kind: "pretrain", ReferenceSteps.pretraining, peak: peak,
-                torch: torch)
-        }
-        if everything || evaluation {
-            if everything || pretraining { print("") }
-            workRows(
-                "completions (batch 32; DDPM batch 8)", kind: "complete", ReferenceSteps.completions, peak: peak,
-                torch: torch, completions: true)
+        for (i, set) in selectedWork(default: [.steps, .pretraining, .completions]).enumerated() {
+            if i > 0 { print("") }
+            workRows(set, peak: peak, torch: torch)
         }
         if let torch {
             print(
@@ -238,19 +222,53 @@ struct Bench: ParsableCommand {
         row("gelu", "[32,64,32,32]") { e.gelu().sum().backward() }
     }
 
-    /// One piece of work per reference model (`kind`: an unlearning step, a pretraining step, a batch
-    /// of completions), beside PyTorch's time for the same work. GFLOP/s counts the products the work
+    /// A kind of work the reference models do, as the bench times it.
+    struct WorkSet {
+        /// What a row is, for the tables' headings.
+        var name: String
+        var heading: String
+        /// The request kind of bench_steps.py's server.
+        var kind: String
+        var work: [(name: String, make: () -> ReferenceSteps.Step)]
+        /// Whether each side's images per second are printed too.
+        var completions = false
+
+        static var steps: WorkSet {
+            WorkSet(
+                name: "unlearning step", heading: "unlearning step (batch 32+32, Adam)", kind: "step",
+                work: ReferenceSteps.all)
+        }
+        static var pretraining: WorkSet {
+            WorkSet(
+                name: "pretraining step", heading: "pretraining step (batch 32, Adam)", kind: "pretrain",
+                work: ReferenceSteps.pretraining)
+        }
+        static var completions: WorkSet {
+            WorkSet(
+                name: "completions", heading: "completions (batch 32; DDPM batch 8)", kind: "complete",
+                work: ReferenceSteps.completions, completions: true)
+        }
+    }
+
+    /// The kinds of work --steps-only, --pretraining and --evaluation select, in that order; `all`
+    /// when none is given.
+    func selectedWork(default all: [WorkSet]) -> [WorkSet] {
+        let chosen = [(stepsOnly, WorkSet.steps), (pretraining, .pretraining), (evaluation, .completions)]
+            .filter(\.0).map(\.1)
+        return chosen.isEmpty ? all : chosen
+    }
+
+    /// One piece of work per reference model (an unlearning step, a pretraining step, a batch of
+    /// completions), beside PyTorch's time for the same work. GFLOP/s counts the products the work
     /// actually executes (`BLAS.flops`: the gemms, with Winograd's reduced products rather than the
     /// convolution sum's count, and the multiply-adds of the direct convolution kernels), against the
-    /// sgemm peak. With `completions`, each side's images per second too.
-    func workRows(
-        _ title: String, kind: String, _ work: [(name: String, make: () -> ReferenceSteps.Step)], peak: Double,
-        torch: TorchReference?, completions: Bool = false
-    ) {
+    /// sgemm peak. For completions, each side's images per second too.
+    func workRows(_ set: WorkSet, peak: Double, torch: TorchReference?) {
+        let (kind, completions) = (set.kind, set.completions)
         print(
-            title.padding(37) + "parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
+            set.heading.padding(37) + "parameters   Lethe ms   GFLOP/s  % peak   PyTorch ms   PyTorch/Lethe"
                 + (completions ? "   Lethe img/s   PyTorch img/s" : ""))
-        for (name, make) in work {
+        for (name, make) in set.work {
             if let model, !Self.sameModel(model, name) { continue }
             let step = make()
             step.run()
@@ -278,8 +296,8 @@ struct Bench: ParsableCommand {
         }
     }
 
-    /// The products of each piece of work by shape (`BLAS.recordingProducts`, over the runs of one
-    /// `best` measurement after a warm-up), the costliest first, with the time outside them.
+    /// The products of each piece of work by shape (`BLAS.recordingProducts`, over as many runs as fit
+    /// in --seconds after a warm-up), the costliest first, with the share of the step outside them.
     func productRows(_ title: String, _ work: [(name: String, make: () -> ReferenceSteps.Step)]) {
         for (name, make) in work {
             if let model, !Self.sameModel(model, name) { continue }
