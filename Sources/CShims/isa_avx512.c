@@ -9,6 +9,7 @@
 #include <string.h>
 
 #define LETHE_ISA_SUFFIX _avx512
+#define LETHE_VECTOR_REGISTERS 32
 #include "kernels/isa_names.h"
 #pragma clang attribute push(__attribute__((target("arch=x86-64-v4"))), apply_to = function)
 #include "kernels/kernels_internal.h"

@@ -17,6 +17,11 @@
 
 #define LANES 8
 
+/* The vector registers the build may use (isa_avx512.c: 32), which sizes some register tiles. */
+#ifndef LETHE_VECTOR_REGISTERS
+#define LETHE_VECTOR_REGISTERS 16
+#endif
+
 static inline float sum_sq_dev(const float *x, size_t n, float c) {
     float acc[LANES] = {0};
     size_t i = 0;
