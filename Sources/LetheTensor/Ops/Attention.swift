@@ -106,24 +106,50 @@ extension Tensor {
         let n = count / d
         let k = codebook.shape[0]
         precondition(codebook.shape == [k, d], "codebook \(codebook.shape) for vectors of \(d)")
-        var dots = [T](repeating: 0, count: n * k)
-        gemm(storage, codebook.storage, into: &dots, m: n, n: k, k: d, transB: true)
         var norms = [T](repeating: 0, count: k)
         for j in 0..<k { for i in 0..<d { norms[j] += codebook.storage[j * d + i] * codebook.storage[j * d + i] } }
         var indices = [Int](repeating: 0, count: n)
-        var out = [T](repeating: 0, count: count)
-        for r in 0..<n {
-            var best = 0
-            var bestDist = T.infinity
-            for j in 0..<k {
-                let dist = norms[j] - 2 * dots[r * k + j]  // ||z||^2 is the same for every j
-                if dist < bestDist {
-                    bestDist = dist
-                    best = j
+        var out: [T] = unwrittenArray(count: count)
+        // Fixed blocks of rows, each its own single-threaded product (depth d is small, and OpenBLAS split
+        // over threads ran the whole 2048 x 256 x 32 product at a quarter of its one-thread rate), then
+        // its rows' nearest codes: the blocks fixed, so the codes do not depend on the thread count.
+        let blockRows = 256
+        storage.withUnsafeBufferPointer { z in
+            codebook.storage.withUnsafeBufferPointer { e in
+                norms.withUnsafeBufferPointer { sq in
+                    indices.withUnsafeMutableBufferPointer { idx in
+                        out.withUnsafeMutableBufferPointer { o in
+                            let p = UncheckedSendable(
+                                (z.baseAddress!, e.baseAddress!, sq.baseAddress!, idx.baseAddress!, o.baseAddress!))
+                            Parallel.blocksWithSerialBLAS((n + blockRows - 1) / blockRows) { block in
+                                let (z, e, sq, idx, o) = p.value
+                                let r0 = block * blockRows
+                                let rows = min(blockRows, n - r0)
+                                var dots: [T] = unwrittenArray(count: rows * k)
+                                dots.withUnsafeMutableBufferPointer { dp in
+                                    let dots = dp.baseAddress!
+                                    gemm(
+                                        z + r0 * d, e, dots, m: rows, n: k, k: d, transA: false, transB: true,
+                                        beta: 0, parallel: false)
+                                    for r in 0..<rows {
+                                        var best = 0
+                                        var bestDist = T.infinity
+                                        for j in 0..<k {
+                                            let dist = sq[j] - 2 * dots[r * k + j]  // ||z||^2 is the same for every j
+                                            if dist < bestDist {
+                                                bestDist = dist
+                                                best = j
+                                            }
+                                        }
+                                        idx[r0 + r] = best
+                                        (o + (r0 + r) * d).initialize(from: e + best * d, count: d)
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
-            indices[r] = best
-            for i in 0..<d { out[r * d + i] = codebook.storage[best * d + i] }
         }
         let q = Tensor.make(out, shape: shape, inputs: [self]) { [self] g in accumulate(g) }
         return (q, indices)

@@ -267,17 +267,40 @@ extension Tensor {
     @_specialize(where T == Float)
     public func upsampleNearest2x() -> Tensor {
         let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
-        var out = [T](repeating: 0, count: count * 4)
-        for p in 0..<(n * c) {
-            for y in 0..<(2 * h) {
-                for x in 0..<(2 * w) { out[p * 4 * h * w + y * 2 * w + x] = storage[p * h * w + (y / 2) * w + x / 2] }
+        let out: [T] = filledArray(count: count * 4) { o in
+            storage.withUnsafeBufferPointer { x in
+                let p = UncheckedSendable((x.baseAddress!, o.baseAddress!))
+                Parallel.run(n * c) { plane in
+                    let (src, dst) = (p.value.0 + plane * h * w, p.value.1 + plane * 4 * h * w)
+                    for y in 0..<(2 * h) {
+                        let (from, to) = (src + (y / 2) * w, dst + y * 2 * w)
+                        for x in 0..<w {
+                            to[2 * x] = from[x]
+                            to[2 * x + 1] = from[x]
+                        }
+                    }
+                }
             }
         }
         return Tensor.make(out, shape: [n, c, 2 * h, 2 * w], inputs: [self]) { [self] g in
-            var gx = [T](repeating: 0, count: count)
-            for p in 0..<(n * c) {
-                for y in 0..<(2 * h) {
-                    for x in 0..<(2 * w) { gx[p * h * w + (y / 2) * w + x / 2] += g[p * 4 * h * w + y * 2 * w + x] }
+            // Each input pixel sums its four outputs in the order (2i, 2j), (2i, 2j+1), (2i+1, 2j), (2i+1, 2j+1).
+            let gx: [T] = filledArray(count: count) { gx in
+                g.withUnsafeBufferPointer { gp in
+                    let p = UncheckedSendable((gp.baseAddress!, gx.baseAddress!))
+                    Parallel.run(n * c) { plane in
+                        let (src, dst) = (p.value.0 + plane * 4 * h * w, p.value.1 + plane * h * w)
+                        for i in 0..<h {
+                            let (top, bottom, row) = (src + 2 * i * 2 * w, src + (2 * i + 1) * 2 * w, dst + i * w)
+                            for j in 0..<w {
+                                var s: T = 0
+                                s += top[2 * j]
+                                s += top[2 * j + 1]
+                                s += bottom[2 * j]
+                                s += bottom[2 * j + 1]
+                                row[j] = s
+                            }
+                        }
+                    }
                 }
             }
             accumulate(gx)
