@@ -15,7 +15,8 @@ extension Tensor {
         precondition(
             shared || Array(b.shape.dropLast(2)) == Array(shape.dropLast(2)),
             "matmul batch dimensions differ: \(shape) x \(b.shape)")
-        var out = [T](repeating: 0, count: batch * m * n)
+        // Every product below has beta = 0 and writes its whole output (k = 0 included): no zero-fill.
+        var out: [T] = unwrittenArray(count: batch * m * n)
         let a = self
         if shared {
             // One gemm over all batch rows: (B*M, K) x (K, N).
@@ -27,7 +28,7 @@ extension Tensor {
         }
         return Tensor.make(out, shape: Array(shape.dropLast()) + [n], inputs: [a, b]) { g in
             if a.requiresGrad {
-                var ga = [T](repeating: 0, count: a.count)
+                var ga: [T] = unwrittenArray(count: a.count)
                 if shared {
                     gemm(g, b.storage, into: &ga, m: batch * m, n: k, k: n, transB: true)
                 } else {
@@ -38,7 +39,7 @@ extension Tensor {
                 a.accumulate(ga)
             }
             if b.requiresGrad {
-                var gb = [T](repeating: 0, count: b.count)
+                var gb: [T] = unwrittenArray(count: b.count)
                 if shared {
                     gemm(a.storage, g, into: &gb, m: k, n: n, k: batch * m, transA: true)
                 } else {
@@ -97,12 +98,12 @@ extension Tensor {
         /// The input and weight gradients one after the other, each product over all threads.
         func linearBackwardInOrder(_ g: [T]) {
             if x.requiresGrad {
-                var gx = [T](repeating: 0, count: x.count)
+                var gx: [T] = unwrittenArray(count: x.count)
                 gemm(g, weight.storage, into: &gx, m: rows, n: inF, k: outF)  // (rows, out) x (out, in)
                 x.accumulate(gx)
             }
             if weight.requiresGrad {
-                var gw = [T](repeating: 0, count: weight.count)
+                var gw: [T] = unwrittenArray(count: weight.count)
                 gemm(g, x.storage, into: &gw, m: outF, n: inF, k: rows, transA: true)  // (out, rows) x (rows, in)
                 weight.accumulate(gw)
             }
