@@ -46,6 +46,46 @@ import Testing
         }
     }
 
+    /// The nearest-codebook search runs in blocks of rows over the threads: over several blocks (and a
+    /// short last one) every code is the nearest by exact distance, the quantised rows are those codes,
+    /// and the codes are the same for 1 and 2 threads in both modes.
+    @Test func nearestCodebookOverSeveralBlocksFindsTheNearestCodeForAnyThreadCount() {
+        var rng = Philox(seed: 5)
+        let (rows, codes, width) = (700, 50, 8)
+        let z = Tensor<Float>((0..<(rows * width)).map { _ in Float(rng.normal()) }, shape: [rows, width])
+        let codebook = Tensor<Float>((0..<(codes * width)).map { _ in Float(rng.normal()) }, shape: [codes, width])
+        func search(threads: Int, mode: Numerics.Mode) -> (codes: [Int], quantized: [Float]) {
+            Numerics.exclusively {
+                Numerics.configure(threads: threads, mode: mode)
+                defer { Numerics.configure(threads: 1, mode: .fast) }
+                let (q, idx) = z.nearestCodebook(codebook)
+                return (idx, q.storage)
+            }
+        }
+        let reference = search(threads: 1, mode: .strict)
+        for (threads, mode) in [(2, Numerics.Mode.strict), (1, .fast), (2, .fast)] {
+            #expect(search(threads: threads, mode: mode).codes == reference.codes, "\(threads) threads, \(mode)")
+        }
+        var checked = 0
+        for r in 0..<rows {
+            let distances = (0..<codes).map { j in
+                (0..<width).reduce(0.0) { s, i in
+                    let d = Double(z.storage[r * width + i]) - Double(codebook.storage[j * width + i])
+                    return s + d * d
+                }
+            }
+            let order = distances.indices.sorted { distances[$0] < distances[$1] }
+            let code = reference.codes[r]
+            let (row, entry) = ((r * width)..<((r + 1) * width), (code * width)..<((code + 1) * width))
+            #expect(Array(reference.quantized[row]) == Array(codebook.storage[entry]))
+            // Float distances may swap two codes closer than their rounding; every other row is exact.
+            guard distances[order[1]] - distances[order[0]] > 1e-3 else { continue }
+            #expect(code == order[0], "row \(r)")
+            checked += 1
+        }
+        #expect(checked > rows * 9 / 10)
+    }
+
     /// Ops with Float-only fast paths (C kernels in every instruction set this CPU runs, fused
     /// attention, contiguous broadcast reductions) agree with the generic Double path, forward and
     /// every input's gradient, on shapes big enough to cross the kernels' vector tails and chunk
