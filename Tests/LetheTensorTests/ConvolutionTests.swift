@@ -9,7 +9,8 @@ import Testing
     /// tiles, which the C transforms run in vectors of 8, 4 and singly); direct (few input
     /// channels at stride 1, one channel, a 5x5 kernel; strides 2 and 3 with and without padding, a 4x4
     /// kernel at stride 2, output rows that are not whole vectors, channel counts that are not whole
-    /// register tiles); shifted products (stride 1, 32x32 and up, a 5x5 kernel); im2col (1x1, and a 5x5
+    /// register tiles; image rows packed by vectors, by overlapping vectors (9 wide) and singly (7 wide
+    /// at stride 2)); shifted products (stride 1, 32x32 and up, a 5x5 kernel); im2col (1x1, and a 5x5
     /// kernel on a small image).
     struct Case: Sendable, CustomTestStringConvertible {
         var stride, padding, size, c, o, k: Int
@@ -29,6 +30,8 @@ import Testing
         Case(stride: 2, padding: 0, size: 40, c: 10, o: 5, k: 3, path: "direct"),
         Case(stride: 2, padding: 1, size: 18, c: 5, o: 4, k: 4, path: "direct"),
         Case(stride: 3, padding: 1, size: 20, c: 3, o: 7, k: 3, path: "direct"),
+        Case(stride: 2, padding: 1, size: 7, c: 9, o: 5, k: 3, path: "direct"),
+        Case(stride: 1, padding: 1, size: 9, c: 2, o: 4, k: 3, path: "direct"),
         Case(stride: 1, padding: 2, size: 32, c: 8, o: 3, k: 5, path: "shifted"),
         Case(stride: 1, padding: 0, size: 12, c: 8, o: 5, k: 1, path: "im2col"),
         Case(stride: 1, padding: 2, size: 20, c: 8, o: 3, k: 5, path: "im2col"),

@@ -6,15 +6,65 @@
    (ho - 1) s + kh that outputs read and j < width = roundup8(wo) + (kw - 1) / s. Output pixel (oy, ox)
    then reads tap (ki, kj) at row oy s + ki, phase kj % s, column ox + kj / s: for 8 consecutive outputs
    of a row that is 8 consecutive floats, whatever the stride. A register tile holds 4 output channels
-   x 3 vectors of 8 output pixels (12 accumulators), fed per (channel, tap) by 3 loads and 4 weight
-   broadcasts. Every output is summed over (ci, ki, kj) in that order, the bias added last. */
+   x TILE_VECTORS vectors of 8 output pixels (3 with 16 vector registers: 12 accumulators, fed per
+   (channel, tap) by 3 loads and 4 weight broadcasts; 4 with AVX-512's 32: 16 accumulators, 4 loads),
+   so a 16-wide output (two vectors a row) has no 1-vector tail tiles. Every output is summed over
+   (ci, ki, kj) in that order, the bias added last, whatever the tile: its shape never changes a bit. */
+
+#if LETHE_VECTOR_REGISTERS >= 32
+#define TILE_VECTORS 4
+#else
+#define TILE_VECTORS 3
+#endif
+
+/* d[ph width + j] = row[j s + ph - pad], 0 outside the row. */
+static inline void pack_column(const float *row, size_t w, size_t s, size_t pad, size_t width, size_t j, float *d) {
+    for (size_t ph = 0; ph < s; ph++) {
+        long q = (long)(j * s + ph) - (long)pad;
+        d[ph * width + j] = q >= 0 && q < (long)w ? row[q] : 0.0f;
+    }
+}
+
+/* One image row into its s phases: d[ph width + j] = row[j s + ph - pad] (0 outside the row) for j < used,
+   zeros up to width. Read straight from the row, 8 outputs per phase at a time wherever all their
+   sources lie inside it (for s = 2 a pair of loads split into even and odd lanes), the last such block
+   placed flush with the row's end (overlapping the one before: same values), single values only at the
+   margins. A zero-padded copy of the row read back in vectors stalled on store-to-load forwarding: a
+   quarter of a stride-2 convolution's forward pass. */
+static inline __attribute__((always_inline)) void pack_row(const float *row, size_t w, size_t s, size_t pad, size_t used, size_t width, size_t first,
+                     size_t last, float *d) {
+    size_t done = first;
+    if (last != (size_t)-1) {
+        for (size_t j = first;; j += 8) {
+            size_t at = j < last ? j : last;
+            const float *src = row + at * s - pad;
+            if (s == 1) {
+                store8(d + at, load8(src));
+            } else {
+                v8f a = load8(src), b = load8(src + 8);
+                store8(d + at, __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14));
+                store8(d + width + at, __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15));
+            }
+            if (at == last) break;
+        }
+        done = last + 8;
+    }
+    for (size_t j = 0; j < first && j < used; j++) pack_column(row, w, s, pad, width, j, d);
+    for (size_t j = done; j < used; j++) pack_column(row, w, s, pad, width, j, d);
+    for (size_t ph = 0; ph < s; ph++) for (size_t j = used; j < width; j++) d[ph * width + j] = 0.0f;
+}
 
 void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t w, size_t s, size_t pad,
                        size_t kw, size_t rows, size_t wo, float *xp) {
     size_t width = roundup8(wo) + (kw - 1) / s, used = wo + (kw - 1) / s;   /* columns outputs read */
-    /* each image row goes through a zero-padded copy, so the phase split below needs no bounds */
-    size_t span = used * s > pad + w ? used * s : pad + w;
-    float *padded = callocCheck(span, sizeof(float));
+    /* the first column whose sources all lie right of column 0; the last start of a vector block whose
+       sources end inside the row ((size_t)-1: none) */
+    size_t first = (pad + s - 1) / s, last = (size_t)-1;
+    if ((s == 1 || s == 2) && used >= 8 && w + pad >= 8 * s) {
+        size_t end = (w + pad - 8 * s) / s;
+        if (end > used - 8) end = used - 8;
+        if (end >= first) last = end;
+    }
     for (size_t bc = 0; bc < images * c; bc++) {
         const float *plane = x + bc * h * w;
         float *dst = xp + bc * rows * s * width;
@@ -22,40 +72,40 @@ void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t
             long y = (long)r - (long)pad;
             float *d = dst + r * s * width;
             if (y < 0 || y >= (long)h) { for (size_t j = 0; j < s * width; j++) d[j] = 0.0f; continue; }
-            memcpy(padded + pad, plane + y * (long)w, w * sizeof(float));   /* the margins stay zero */
-            if (s == 1) {
-                for (size_t j = 0; j < used; j++) d[j] = padded[j];
-            } else if (s == 2) {
-                float *d1 = d + width;
-                for (size_t j = 0; j < used; j++) { d[j] = padded[2 * j]; d1[j] = padded[2 * j + 1]; }
-            } else {
-                for (size_t ph = 0; ph < s; ph++) for (size_t j = 0; j < used; j++) d[ph * width + j] = padded[j * s + ph];
-            }
-            for (size_t ph = 0; ph < s; ph++) for (size_t j = used; j < width; j++) d[ph * width + j] = 0.0f;
+            /* 4 KiB ahead of the row (the next rows, planes, images): each row is read once, from L3 or
+               memory, and the pack had waited on those loads (0.41 -> 0.27 ms of a 2 ms stride-2 pass) */
+            for (size_t k = 0; k < w; k += 16) __builtin_prefetch(plane + y * (long)w + 1024 + k);
+            /* constant strides, so each copy is compiled for its own */
+            if (s == 1) pack_row(plane + y * (long)w, w, 1, pad, used, width, first, last, d);
+            else if (s == 2) pack_row(plane + y * (long)w, w, 2, pad, used, width, first, last, d);
+            else pack_row(plane + y * (long)w, w, s, pad, used, width, first, last, d);
         }
     }
-    free(padded);
 }
 
 /* The register tile shared by the forward pass and the input gradient: acc[q][v] = sum over source
    channels ci and taps t of wp[(ci ntaps + t) 4 + q] * src[ci chan + base[v] + toff[t] ..+8], for OB <= 4
-   output channels and NV <= 3 vectors (12 accumulators, 3 loads and 4 broadcasts per channel and tap;
-   the weights packed in the order they are used). Summed over (ci, t) in order. */
+   output channels and NV <= 4 vectors (NV loads and 4 broadcasts per channel and tap; the weights
+   packed in the order they are used). Summed over (ci, t) in order. */
 static inline __attribute__((always_inline))
-void tile_accumulate(v8f acc[4][3], const float *src, size_t chan, size_t cin, const size_t *toff, size_t ntaps,
+void tile_accumulate(v8f acc[4][4], const float *src, size_t chan, size_t cin, const size_t *toff, size_t ntaps,
                      const float *wp, const size_t *base, const int OB, const int NV) {
-    for (int q = 0; q < OB; q++) for (int v = 0; v < NV; v++) acc[q][v] = splat8(0.0f);
-    const float *p0 = src + base[0], *p1 = src + base[NV > 1 ? 1 : 0], *p2 = src + base[NV > 2 ? 2 : 0];
-    for (size_t ci = 0; ci < cin; ci++, p0 += chan, p1 += chan, p2 += chan) {
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++)
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[q][v] = splat8(0.0f);
+    const float *p0 = src + base[0], *p1 = src + base[NV > 1 ? 1 : 0], *p2 = src + base[NV > 2 ? 2 : 0],
+                *p3 = src + base[NV > 3 ? 3 : 0];
+    for (size_t ci = 0; ci < cin; ci++, p0 += chan, p1 += chan, p2 += chan, p3 += chan) {
         for (size_t t = 0; t < ntaps; t++, wp += 4) {
             size_t off = toff[t];
-            v8f in[3];
+            v8f in[4];
             in[0] = load8(p0 + off);
             if (NV > 1) in[1] = load8(p1 + off);
             if (NV > 2) in[2] = load8(p2 + off);
-            for (int q = 0; q < OB; q++) {
+            if (NV > 3) in[3] = load8(p3 + off);
+            /* unrolled by request: past 12 accumulators clang's own threshold keeps them in memory */
+            _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++) {
                 v8f wv = splat8(wp[q]);
-                for (int v = 0; v < NV; v++) acc[q][v] += wv * in[v];
+                _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[q][v] += wv * in[v];
             }
         }
     }
@@ -77,22 +127,23 @@ void direct_tile(const float *xp, const float *wp, const float *bias, float *out
                  size_t s, size_t rows, size_t width, size_t wo, size_t hw, size_t o0, size_t pv0,
                  const size_t *toff, const int OB, const int NV) {
     size_t vpr = (wo + 7) / 8;
-    size_t at[3], n[3], base[3];
+    size_t at[4], n[4], base[4];
     for (int v = 0; v < NV; v++) {
         size_t oy = (pv0 + v) / vpr, x0 = (pv0 + v) % vpr * 8;
         at[v] = oy * wo + x0;
         n[v] = wo - x0 < 8 ? wo - x0 : 8;
         base[v] = oy * s * s * width + x0;
     }
-    v8f acc[4][3];
+    v8f acc[4][4];
     tile_accumulate(acc, xp, rows * s * width, c, toff, kk, wp, base, OB, NV);
-    for (int q = 0; q < OB; q++) {
+    /* constant indices only (unrolled; partial rows through a copy), so the accumulators stay in registers */
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++) {
         v8f add = splat8(bias ? bias[o0 + q] : 0.0f);
         float *plane = out + (o0 + q) * hw;
-        for (int v = 0; v < NV; v++) {
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {
             v8f r = acc[q][v] + add;
             if (n[v] == 8) store8(plane + at[v], r);
-            else for (size_t l = 0; l < n[v]; l++) plane[at[v] + l] = r[l];
+            else { float lanes[8]; store8(lanes, r); for (size_t l = 0; l < n[v]; l++) plane[at[v] + l] = lanes[l]; }
         }
     }
 }
@@ -116,6 +167,8 @@ void lethe_direct_forward(const float *xp, size_t images, size_t c, size_t o, si
             size_t o0 = 4 * ob, pv = 0;
             const float *w = wp + ob * c * kk * 4;
             if (o0 + 4 <= o) {
+                for (; pv + TILE_VECTORS <= vectors; pv += TILE_VECTORS)
+                    direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, pv, toff, 4, TILE_VECTORS);
                 for (; pv + 3 <= vectors; pv += 3) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, pv, toff, 4, 3);
                 for (; pv < vectors; pv++) direct_tile(xb, w, bias, out_b, c, kk, s, rows, width, wo, hw, o0, pv, toff, 4, 1);
             } else {   /* the last 1-3 channels: the padded block's extra rows are zeros, not stored */
@@ -146,15 +199,16 @@ static inline __attribute__((always_inline))
 void gradient_tile(const float *gk, size_t o, size_t chan, size_t gw, const size_t *toff, size_t ntaps, const float *wp,
                    float *gx, size_t h, size_t w, size_t s, size_t pad, size_t rho, size_t sigma, size_t c0,
                    const size_t *rowA, const size_t *colB, const size_t *count, const int OB, const int NV) {
-    size_t base[3];
+    size_t base[4];
     for (int v = 0; v < NV; v++) base[v] = rowA[v] * gw + colB[v];
-    v8f acc[4][3];
+    v8f acc[4][4];
     tile_accumulate(acc, gk, chan, o, toff, ntaps, wp, base, OB, NV);
-    for (int q = 0; q < OB; q++) {
+    _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++) {
         float *plane = gx + (c0 + q) * h * w;
-        for (int v = 0; v < NV; v++) {
-            float *row = plane + (s * rowA[v] + rho - pad) * w + s * colB[v] + sigma - pad;
-            for (size_t l = 0; l < count[v]; l++) row[l * s] = acc[q][v][l];
+        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {
+            float *row = plane + (s * rowA[v] + rho - pad) * w + s * colB[v] + sigma - pad, lanes[8];
+            store8(lanes, acc[q][v]);
+            for (size_t l = 0; l < count[v]; l++) row[l * s] = lanes[l];
         }
     }
 }
@@ -163,8 +217,8 @@ void gradient_tile(const float *gk, size_t o, size_t chan, size_t gw, const size
 static void partial_gradient_tile(const float *gk, size_t o, size_t chan, size_t gw, const size_t *toff, size_t ntaps,
                                   const float *wp, float *gx, size_t h, size_t w, size_t s, size_t pad, size_t rho,
                                   size_t sigma, size_t c0, const size_t *rowA, const size_t *colB, const size_t *count, size_t live) {
-    size_t base[3] = {rowA[0] * gw + colB[0], 0, 0};
-    v8f acc[4][3];
+    size_t base[4] = {rowA[0] * gw + colB[0], 0, 0, 0};
+    v8f acc[4][4];
     tile_accumulate(acc, gk, chan, o, toff, ntaps, wp, base, 4, 1);
     for (size_t q = 0; q < live; q++) {
         float *row = gx + (c0 + q) * h * w + (s * rowA[0] + rho - pad) * w + s * colB[0] + sigma - pad;
@@ -214,13 +268,17 @@ void lethe_direct_input_gradient(const float *g, size_t images, size_t c, size_t
             if (s * a0 + rho >= pad + h || s * b0 + sigma >= pad + w) continue;
             size_t a1 = (pad + h - 1 - rho) / s + 1, b1 = (pad + w - 1 - sigma) / s + 1;
             size_t per_row = (b1 - b0 + 7) / 8, vectors = (a1 - a0) * per_row;
-            size_t rowA[3], colB[3], count[3];
+            size_t rowA[4], colB[4], count[4];
             #define VEC(k, pv) do { rowA[k] = a0 + (pv) / per_row; colB[k] = b0 + (pv) % per_row * 8; \
                                    count[k] = b1 - colB[k] < 8 ? b1 - colB[k] : 8; } while (0)
             for (size_t cb = 0; cb < blocks; cb++) {
                 size_t c0 = 4 * cb, pv = 0;
                 const float *wcb = cls[k].wp + cb * o * ntaps * 4;
                 if (c0 + 4 <= c) {
+#if TILE_VECTORS == 4
+                    for (; pv + 4 <= vectors; pv += 4) { VEC(0, pv); VEC(1, pv + 1); VEC(2, pv + 2); VEC(3, pv + 3);
+                        gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad, rho, sigma, c0, rowA, colB, count, 4, 4); }
+#endif
                     for (; pv + 3 <= vectors; pv += 3) { VEC(0, pv); VEC(1, pv + 1); VEC(2, pv + 2);
                         gradient_tile(gk, o, chan, gw, to, ntaps, wcb, gxb, h, w, s, pad, rho, sigma, c0, rowA, colB, count, 4, 3); }
                     for (; pv < vectors; pv++) { VEC(0, pv);
