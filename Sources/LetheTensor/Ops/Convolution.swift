@@ -1,6 +1,7 @@
 // 2-D convolution over blocks of images, NCHW activations and (O, C, kH, kW) weights as in PyTorch.
-// Each convolution takes one of four paths, chosen from its shapes alone: Winograd F(4x4, 3x3)
-// (Winograd.swift), direct (few input channels, or strided), shifted products, or im2col + gemm.
+// Each convolution takes one of five paths, chosen from its shapes alone: Winograd F(4x4, 3x3)
+// (Winograd.swift), direct (few input channels, or strided), shifted products, pointwise (1x1: a
+// product per image), or im2col + gemm.
 
 import CShims
 
@@ -31,7 +32,9 @@ enum ConvAlgorithm: Sendable, Equatable {
     case direct
     /// One gemm per kernel tap over a zero-padded copy: other stride-1 convolutions from 32x32 outputs.
     case shifted
-    /// im2col + gemm: everything else (1x1 convolutions, larger kernels on small images).
+    /// 1x1, stride 1, no padding: one product per image, straight from the input into the output.
+    case pointwise
+    /// im2col + gemm: everything else (larger kernels on small images, padded or strided 1x1).
     case im2col
 }
 
@@ -45,19 +48,22 @@ struct ConvPlan {
     /// Images per block; fixed by the shapes alone, never by the thread count.
     var blockImages: Int
 
-    init(input: [Int], kernel: [Int], geo: Conv2dGeometry) {
+    /// `algorithm` overrides the choice (tests compare the paths with each other).
+    init(input: [Int], kernel: [Int], geo: Conv2dGeometry, algorithm: ConvAlgorithm? = nil) {
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
         (o, kh, kw) = (kernel[0], kernel[2], kernel[3])
         self.geo = geo
         ho = geo.outSize(h, kernel: kh)
         wo = geo.outSize(w, kernel: kw)
-        algorithm = Self.choose(c: c, kh: kh, kw: kw, stride: geo.stride, outputPixels: ho * wo)
+        self.algorithm =
+            algorithm
+            ?? Self.choose(c: c, kh: kh, kw: kw, stride: geo.stride, padding: geo.padding, outputPixels: ho * wo)
         blockImages = 1
         let perImage: Int
-        switch algorithm {
+        switch self.algorithm {
         case .winograd: perImage = winogradPerImage
         case .direct: perImage = directPerImage
-        case .shifted, .im2col: perImage = max(1, c * kh * kw * ho * wo)
+        case .shifted, .im2col, .pointwise: perImage = max(1, c * kh * kw * ho * wo)
         }
         blockImages = ConvPlan.blockImages(n: n, perImage: perImage)
     }
@@ -65,8 +71,9 @@ struct ConvPlan {
     /// The one place the algorithm is decided, from the shapes alone. Measured on the development
     /// machine (2026-11-27): shifted products win over im2col from 32x32 outputs (32 -> 32 channels:
     /// 1.5x at 16x16 loses, 2x at 32x32 wins).
-    static func choose(c: Int, kh: Int, kw: Int, stride: Int, outputPixels: Int) -> ConvAlgorithm {
+    static func choose(c: Int, kh: Int, kw: Int, stride: Int, padding: Int, outputPixels: Int) -> ConvAlgorithm {
         if stride == 1 && kh == 3 && kw == 3 && c >= 8 { return .winograd }
+        if stride == 1 && kh == 1 && kw == 1 && padding == 0 { return .pointwise }
         if (stride > 1 || c < 8) && !(kh == 1 && kw == 1 && stride == 1) { return .direct }
         if stride == 1 && outputPixels >= 1024 { return .shifted }
         return .im2col
@@ -121,7 +128,7 @@ struct ConvPlan {
         switch algorithm {
         case .winograd: return winogradKernel(weight)
         case .shifted: return taps(weight)
-        case .direct, .im2col: return weight
+        case .direct, .im2col, .pointwise: return weight
         }
     }
 
@@ -150,6 +157,18 @@ struct ConvPlan {
                     pad(x, images: images, into: padded)
                     shiftedProducts(UnsafePointer(padded), taps: kernel, images: images.count, into: q)
                     unpad(UnsafePointer(q), images: images, into: out, bias: bias)
+                }
+            }
+        case .pointwise:
+            // out[b] (O, HW) = W (O, C) x[b] (C, HW), written in place; the bias added after.
+            for b in images {
+                gemm(
+                    kernel, x + b * c * hw, out + b * o * hw, m: o, n: hw, k: c, transA: false, transB: false,
+                    beta: 0, parallel: false)
+                guard let bias else { continue }
+                for oc in 0..<o {
+                    let (row, add) = (out + (b * o + oc) * hw, bias[oc])
+                    for i in 0..<hw { row[i] += add }
                 }
             }
         case .im2col:
