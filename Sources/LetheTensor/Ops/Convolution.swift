@@ -48,19 +48,16 @@ struct ConvPlan {
     /// Images per block; fixed by the shapes alone, never by the thread count.
     var blockImages: Int
 
-    /// `algorithm` overrides the choice (tests compare the paths with each other).
-    init(input: [Int], kernel: [Int], geo: Conv2dGeometry, algorithm: ConvAlgorithm? = nil) {
+    init(input: [Int], kernel: [Int], geo: Conv2dGeometry) {
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
         (o, kh, kw) = (kernel[0], kernel[2], kernel[3])
         self.geo = geo
         ho = geo.outSize(h, kernel: kh)
         wo = geo.outSize(w, kernel: kw)
-        self.algorithm =
-            algorithm
-            ?? Self.choose(c: c, kh: kh, kw: kw, stride: geo.stride, padding: geo.padding, outputPixels: ho * wo)
+        algorithm = Self.choose(c: c, kh: kh, kw: kw, stride: geo.stride, padding: geo.padding, outputPixels: ho * wo)
         blockImages = 1
         let perImage: Int
-        switch self.algorithm {
+        switch algorithm {
         case .winograd: perImage = winogradPerImage
         case .direct: perImage = directPerImage
         case .shifted, .im2col, .pointwise: perImage = max(1, c * kh * kw * ho * wo)
