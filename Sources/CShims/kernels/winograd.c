@@ -110,6 +110,8 @@ void lethe_winograd_input(const float *x, size_t images, size_t c, size_t h, siz
     for (size_t b = 0; b < images; b++)
     for (size_t ci = 0; ci < c; ci++) {
         const float *plane = x + (b * c + ci) * h * w;
+        /* the next plane (the image is read once, from L3 or memory) while this one is transformed */
+        for (size_t k = 0; k < h * w; k += 16) __builtin_prefetch(plane + h * w + k);
         for (size_t ty = 0; ty < th; ty++) {           /* B^T d over rows, straight from the image */
             const float *r[6];
             for (int i = 0; i < 6; i++) {
