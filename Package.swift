@@ -37,8 +37,13 @@ let package = Package(
             linkerSettings: [.linkedLibrary("m")]
         ),
         .target(
+            name: "CSmallProducts",
+            cSettings: [.unsafeFlags(["-O2"], .when(configuration: .release))],
+            linkerSettings: [.linkedLibrary("xsmm"), .linkedLibrary("dl"), .linkedLibrary("rt")]
+        ),
+        .target(
             name: "LetheTensor",
-            dependencies: ["CBLAS", "CShims", "LetheJSON"],
+            dependencies: ["CBLAS", "CShims", "CSmallProducts", "LetheJSON"],
             swiftSettings: numericSwiftSettings,
             linkerSettings: [.linkedLibrary("m")]
         ),
@@ -74,7 +79,9 @@ let package = Package(
         .testTarget(name: "LetheFilesTests", dependencies: ["LetheFiles"]),
         .testTarget(name: "LetheJSONTests", dependencies: ["LetheJSON"]),
         .testTarget(name: "LetheSpecTests", dependencies: ["LetheSpec", "LetheData"]),
-        .testTarget(name: "LetheTensorTests", dependencies: ["LetheTensor"], swiftSettings: numericSwiftSettings),
+        .testTarget(
+            name: "LetheTensorTests", dependencies: ["CBLAS", "CSmallProducts", "LetheTensor"],
+            swiftSettings: numericSwiftSettings),
         .testTarget(
             name: "LetheModelsTests", dependencies: ["LetheModels"], exclude: ["Fixtures"],
             swiftSettings: numericSwiftSettings),

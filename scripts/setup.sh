@@ -2,7 +2,7 @@
 # Installs what Lethe needs on a fresh Debian machine: the C libraries it links and the default
 # data set. Swift packages are fetched by SwiftPM itself on the first build.
 set -euo pipefail
-packages=(libyaml-dev libopenblas-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config)
+packages=(libyaml-dev libopenblas-dev libxsmm-dev libpng-dev zlib1g-dev dataset-fashion-mnist pkg-config)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -56,6 +56,7 @@ public enum RunFiles {
                 ("tool", .string("lethe " + LetheVersion.current)), ("git", .object(git)),
                 ("threads", .integer(threads)), ("numerics_mode", .string(mode.rawValue)),
                 ("blas", .string("OpenBLAS \(Numerics.blasCore)")), ("kernels", .string(Numerics.isa.rawValue)),
+                ("small_products", .string(Numerics.smallProducts.rawValue)),
                 ("cpu", .string(cpu)),
                 ("os", .string(ProcessInfo.processInfo.operatingSystemVersionString)),
             ]))

@@ -65,6 +65,12 @@ extension Float: TensorScalar {
     ) {
         BLAS.count(m: m, n: n, k: k)
         BLAS.call(BLAS.Product(m: m, n: n, k: k, transA: transA, transB: transB)) {
+            if SmallProducts.run(
+                transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                beta: beta, c: c, ldc: ldc)
+            {
+                return
+            }
             cblas_sgemm(
                 CblasRowMajor, blasTrans(transA), blasTrans(transB), Int32(m), Int32(n), Int32(k),
                 alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))

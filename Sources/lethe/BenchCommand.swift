@@ -118,6 +118,12 @@ struct Bench: ParsableCommand {
         print(
             "OpenBLAS kernel \(Numerics.blasCore) (OPENBLAS_CORETYPE \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset: autodetected")); product self-check \(check)"
         )
+        let chosen = ProcessInfo.processInfo.environment[SmallProducts.environmentVariable].map {
+            "\(SmallProducts.environmentVariable)=\($0)"
+        }
+        print(
+            "Small products (m, n, k <= \(SmallProducts.limit)): \(Numerics.smallProducts) (\(chosen ?? "the default for OpenBLAS \(Numerics.blasCore)"); \(SmallProducts.environmentVariable)=openblas|libxsmm picks one)"
+        )
         let torch = TorchReference(python: torchPython, threads: threads)
         let peak = measureSgemmPeak()
         if threads > 1 {

@@ -26,6 +26,7 @@ struct Lethe: ParsableCommand {
         StopSignals.install()
         do {
             try Numerics.useISA(from: ProcessInfo.processInfo.environment)
+            try Numerics.useSmallProducts(from: ProcessInfo.processInfo.environment)
         } catch {
             printError("error: \(error)")
             Foundation.exit(Exit.error.rawValue)

@@ -57,23 +57,30 @@ final class MixedNet: Module<Float> {
         return model.parameters.map(\.storage)
     }
 
+    // Every comparison holds the numeric core across all the runs it compares, so that no test beside
+    // it can change a process-wide setting (the kernels' instruction set, the small products' library)
+    // between them.
     @Test func strictModeIsBitwiseIdenticalAcrossThreadCounts() {
-        let one = Self.train(threads: 1, mode: .strict)
-        let two = Self.train(threads: 2, mode: .strict)
-        let four = Self.train(threads: 4, mode: .strict)
-        #expect(one == two)
-        #expect(one == four)
-        // For the record: without strict mode, OpenBLAS's own threading changes the bits.
-        let fast1 = Self.train(threads: 1, mode: .fast).flatMap { $0 }
-        let fast2 = Self.train(threads: 2, mode: .fast).flatMap { $0 }
-        print(
-            "determinism: strict mode identical at 1, 2 and 4 threads; fast mode differs in \(zip(fast1, fast2).filter { $0 != $1 }.count) of \(fast1.count) parameters between 1 and 2 threads"
-        )
+        Numerics.exclusively {
+            let one = Self.train(threads: 1, mode: .strict)
+            let two = Self.train(threads: 2, mode: .strict)
+            let four = Self.train(threads: 4, mode: .strict)
+            #expect(one == two)
+            #expect(one == four)
+            // For the record: without strict mode, OpenBLAS's own threading changes the bits.
+            let fast1 = Self.train(threads: 1, mode: .fast).flatMap { $0 }
+            let fast2 = Self.train(threads: 2, mode: .fast).flatMap { $0 }
+            print(
+                "determinism: strict mode identical at 1, 2 and 4 threads; fast mode differs in \(zip(fast1, fast2).filter { $0 != $1 }.count) of \(fast1.count) parameters between 1 and 2 threads"
+            )
+        }
     }
 
     @Test func fastModeIsBitwiseReproducibleForAThreadCount() {
-        #expect(Self.train(threads: 2, mode: .fast) == Self.train(threads: 2, mode: .fast))
-        #expect(Self.train(threads: 1, mode: .fast) == Self.train(threads: 1, mode: .fast))
+        Numerics.exclusively {
+            #expect(Self.train(threads: 2, mode: .fast) == Self.train(threads: 2, mode: .fast))
+            #expect(Self.train(threads: 1, mode: .fast) == Self.train(threads: 1, mode: .fast))
+        }
     }
 
     /// The flaky-test regression: a fast-mode run at 2 threads must give the same bits while other work
@@ -81,6 +88,11 @@ final class MixedNet: Module<Float> {
     /// and products. Block-parallel ops used to set OpenBLAS's process-wide thread count to 1 and back,
     /// so the run's multi-threaded products sometimes ran single-threaded and differed in their last bits.
     @Test func fastModeBitsHoldWhileOtherWorkRunsBeside() {
+        Numerics.exclusively { fastModeBitsHoldWhileOtherWorkRunsBesideAlone() }
+    }
+
+    /// The background work does not take the numeric core: it is the "other work beside".
+    func fastModeBitsHoldWhileOtherWorkRunsBesideAlone() {
         let quiet = Self.train(threads: 2, mode: .fast)
         let stop = Atomic<Bool>(false)
         let done = DispatchSemaphore(value: 0)
@@ -120,8 +132,9 @@ final class MixedNet: Module<Float> {
     /// Adam steps the two may not: the conv bias feeds GroupNorm, which cancels it, so its true
     /// gradient is zero and Adam's normalised step turns rounding noise into full-size moves.)
     @Test func strictAndFastAgreeClosely() {
-        let strict = Self.gradients(threads: 2, mode: .strict)
-        let fast = Self.gradients(threads: 2, mode: .fast)
+        let (strict, fast) = Numerics.exclusively {
+            (Self.gradients(threads: 2, mode: .strict), Self.gradients(threads: 2, mode: .fast))
+        }
         #expect(TorchCrossCheckTests.relativeError(strict.output, fast.output) < 1e-5)
         let scale = fast.grads.map { g in g.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot() }.max() ?? 1
         for (s, f) in zip(strict.grads, fast.grads) {
