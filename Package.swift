@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(
             name: "LetheUnlearnTests", dependencies: ["LetheUnlearn", "LetheModels"],
             swiftSettings: numericSwiftSettings),
-        .testTarget(name: "LetheCLITests", dependencies: ["lethe"], exclude: ["Golden"]),
+        .testTarget(name: "LetheCLITests", dependencies: ["lethe", "LetheTensor"], exclude: ["Golden"]),
         .testTarget(name: "LetheFuzzTests", dependencies: ["LetheFuzz"]),
         .testTarget(name: "LetheSweepTests", dependencies: ["LetheSweep", "LetheSpec", "LetheRuns"]),
     ]

@@ -141,13 +141,15 @@ public struct Reproducer {
         var sameSetting = true
         for (key, label) in [
             ("tool", "tool version"), ("blas", "BLAS kernel"), ("kernels", "Lethe's kernel instruction set"),
-            ("cpu", "CPU"),
+            ("small_products", "small products' library"), ("cpu", "CPU"),
             ("threads", "thread count"),
         ] {
-            if before?[key] != after?[key] {
+            // Runs from before provenance named the small products' library ran them all on OpenBLAS.
+            let then = before?[key] ?? (key == "small_products" && before != nil ? .string("openblas") : nil)
+            if then != after?[key] {
                 if key != "threads" || !strict { sameSetting = false }
                 causes.append(
-                    "\(label): \(JSONText.scalar(before?[key] ?? .null)) then, \(JSONText.scalar(after?[key] ?? .null)) now"
+                    "\(label): \(JSONText.scalar(then ?? .null)) then, \(JSONText.scalar(after?[key] ?? .null)) now"
                 )
             }
         }

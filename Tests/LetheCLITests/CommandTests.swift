@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LetheTensor
 
 /// The `lethe` binary as a user runs it: exit codes, messages, and several processes sharing one
 /// runs folder.
@@ -255,9 +256,10 @@ extension ConcurrentRunTests {
         #expect(try String(contentsOfFile: eval, encoding: .utf8) != text)
     }
 
-    /// `LETHE_ISA` picks the instruction set of the kernels for a process: a bad value stops the tool
-    /// before any work (exit 2, what it takes); a run records the set in provenance.json, and a
-    /// reproduction in another set names it among the causes of a difference.
+    /// `LETHE_ISA` picks the instruction set of the kernels for a process, `LETHE_SMALL_PRODUCTS` the
+    /// library of its small products: a bad value stops the tool before any work (exit 2, what it
+    /// takes); a run records both in provenance.json, and a reproduction with others names them among
+    /// the causes of a difference.
     @Test func theKernelInstructionSetIsChosenRecordedAndCompared() throws {
         var environment = ProcessInfo.processInfo.environment
         environment["LETHE_ISA"] = "sse9"
@@ -265,7 +267,17 @@ extension ConcurrentRunTests {
         try CLI.writeSpecs(in: folder)
         let bad = try CLI.run(["run", "un.yaml"], in: folder, environment: environment)
         #expect(bad.code == 2 && bad.err.contains("LETHE_ISA=sse9: no such instruction set (portable, avx2, avx512)"))
+        environment["LETHE_ISA"] = nil
+        environment["LETHE_SMALL_PRODUCTS"] = "mkl"
+        let badLibrary = try CLI.run(["run", "un.yaml"], in: folder, environment: environment)
+        #expect(
+            badLibrary.code == 2
+                && badLibrary.err.contains("LETHE_SMALL_PRODUCTS=mkl: no such library (openblas, libxsmm)"),
+            "\(badLibrary.err)")
         #expect(!FileManager.default.fileExists(atPath: folder + "/runs"), "nothing was written")
+        // The library the default would not pick.
+        let other = SmallProducts.preferred(forBLASCore: Numerics.blasCore) == .openblas ? "libxsmm" : "openblas"
+        environment["LETHE_SMALL_PRODUCTS"] = other
         environment["LETHE_ISA"] = "portable"
         let run = try CLI.run(["run", "un.yaml", "--threads", "1"], in: folder, environment: environment)
         #expect(run.code == 0, "\(run.err)")
@@ -275,12 +287,15 @@ extension ConcurrentRunTests {
             })
         let provenance = try String(contentsOfFile: folder + "/runs/" + unlearn + "/provenance.json", encoding: .utf8)
         #expect(provenance.contains("\"kernels\": \"portable\""), "\(provenance)")
+        #expect(provenance.contains("\"small_products\": \"\(other)\""), "\(provenance)")
         #if arch(x86_64)
             // Every x86-64 CPU this runs on has AVX2 at least, the default set for a process.
             environment["LETHE_ISA"] = nil
+            environment["LETHE_SMALL_PRODUCTS"] = nil
             let again = try CLI.run(
                 ["reproduce", String(unlearn.prefix(8)), "--threads", "1"], in: folder, environment: environment)
             #expect(again.out.contains("Lethe's kernel instruction set: \"portable\" then, \"avx"), "\(again.out)")
+            #expect(again.out.contains("small products' library: \"\(other)\" then, \""), "\(again.out)")
         #endif
     }
 
