@@ -29,8 +29,9 @@ static inline void pack_column(const float *row, size_t w, size_t s, size_t pad,
    zeros up to width. Read straight from the row, 8 outputs per phase at a time wherever all their
    sources lie inside it (for s = 2 a pair of loads split into even and odd lanes), the last such block
    placed flush with the row's end (overlapping the one before: same values), single values only at the
-   margins. A zero-padded copy of the row read back in vectors stalled on store-to-load forwarding: a
-   quarter of a stride-2 convolution's forward pass. */
+   margins. (The pack had copied each row into a zero-padded buffer, split it value by value and divided
+   twice per row: with the row's loads waiting on L3, a quarter of a stride-2 forward pass; the
+   prefetch in lethe_direct_pack and the divisions hoisted out of the row gained the most.) */
 static inline __attribute__((always_inline)) void pack_row(const float *row, size_t w, size_t s, size_t pad, size_t used, size_t width, size_t first,
                      size_t last, float *d) {
     size_t done = first;
@@ -90,8 +91,7 @@ void lethe_direct_pack(const float *x, size_t images, size_t c, size_t h, size_t
 static inline __attribute__((always_inline))
 void tile_accumulate(v8f acc[4][4], const float *src, size_t chan, size_t cin, const size_t *toff, size_t ntaps,
                      const float *wp, const size_t *base, const int OB, const int NV) {
-    _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++)
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[q][v] = splat8(0.0f);
+    for (int q = 0; q < OB; q++) for (int v = 0; v < NV; v++) acc[q][v] = splat8(0.0f);
     const float *p0 = src + base[0], *p1 = src + base[NV > 1 ? 1 : 0], *p2 = src + base[NV > 2 ? 2 : 0],
                 *p3 = src + base[NV > 3 ? 3 : 0];
     for (size_t ci = 0; ci < cin; ci++, p0 += chan, p1 += chan, p2 += chan, p3 += chan) {
@@ -102,10 +102,9 @@ void tile_accumulate(v8f acc[4][4], const float *src, size_t chan, size_t cin, c
             if (NV > 1) in[1] = load8(p1 + off);
             if (NV > 2) in[2] = load8(p2 + off);
             if (NV > 3) in[3] = load8(p3 + off);
-            /* unrolled by request: past 12 accumulators clang's own threshold keeps them in memory */
-            _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++) {
+            for (int q = 0; q < OB; q++) {
                 v8f wv = splat8(wp[q]);
-                _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) acc[q][v] += wv * in[v];
+                for (int v = 0; v < NV; v++) acc[q][v] += wv * in[v];
             }
         }
     }
@@ -136,11 +135,11 @@ void direct_tile(const float *xp, const float *wp, const float *bias, float *out
     }
     v8f acc[4][4];
     tile_accumulate(acc, xp, rows * s * width, c, toff, kk, wp, base, OB, NV);
-    /* constant indices only (unrolled; partial rows through a copy), so the accumulators stay in registers */
-    _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++) {
+    /* partial rows through a copy: a lane picked by a variable index would keep the accumulators in memory */
+    for (int q = 0; q < OB; q++) {
         v8f add = splat8(bias ? bias[o0 + q] : 0.0f);
         float *plane = out + (o0 + q) * hw;
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < NV; v++) {
             v8f r = acc[q][v] + add;
             if (n[v] == 8) store8(plane + at[v], r);
             else { float lanes[8]; store8(lanes, r); for (size_t l = 0; l < n[v]; l++) plane[at[v] + l] = lanes[l]; }
@@ -203,9 +202,9 @@ void gradient_tile(const float *gk, size_t o, size_t chan, size_t gw, const size
     for (int v = 0; v < NV; v++) base[v] = rowA[v] * gw + colB[v];
     v8f acc[4][4];
     tile_accumulate(acc, gk, chan, o, toff, ntaps, wp, base, OB, NV);
-    _Pragma("clang loop unroll(full)") for (int q = 0; q < OB; q++) {
+    for (int q = 0; q < OB; q++) {   /* lanes through a copy, as in direct_tile */
         float *plane = gx + (c0 + q) * h * w;
-        _Pragma("clang loop unroll(full)") for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < NV; v++) {
             float *row = plane + (s * rowA[v] + rho - pad) * w + s * colB[v] + sigma - pad, lanes[8];
             store8(lanes, acc[q][v]);
             for (size_t l = 0; l < count[v]; l++) row[l * s] = lanes[l];
