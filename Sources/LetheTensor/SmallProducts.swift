@@ -40,11 +40,9 @@ public enum SmallProducts: String, CaseIterable, Sendable, CustomStringConvertib
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case unknown(String)
         public var description: String {
-            "\(SmallProducts.environmentVariable)=\(self.name): no such library (\(SmallProducts.allCases.map(\.rawValue).joined(separator: ", ")))"
-        }
-        var name: String {
             switch self {
-            case .unknown(let name): name
+            case .unknown(let name):
+                "\(SmallProducts.environmentVariable)=\(name): no such library (\(SmallProducts.allCases.map(\.rawValue).joined(separator: ", ")))"
             }
         }
     }

@@ -118,8 +118,9 @@ struct Bench: ParsableCommand {
         print(
             "OpenBLAS kernel \(Numerics.blasCore) (OPENBLAS_CORETYPE \(ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "unset: autodetected")); product self-check \(check)"
         )
-        let chosen = ProcessInfo.processInfo.environment[SmallProducts.environmentVariable].map {
-            "\(SmallProducts.environmentVariable)=\($0)"
+        // As `useSmallProducts` reads it: unset or empty leaves the default.
+        let chosen = ProcessInfo.processInfo.environment[SmallProducts.environmentVariable].flatMap {
+            $0.isEmpty ? nil : "\(SmallProducts.environmentVariable)=\($0)"
         }
         print(
             "Small products (m, n, k <= \(SmallProducts.limit)): \(Numerics.smallProducts) (\(chosen ?? "the default for OpenBLAS \(Numerics.blasCore)"); \(SmallProducts.environmentVariable)=openblas|libxsmm picks one)"
